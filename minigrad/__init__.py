@@ -1,0 +1,10 @@
+"""minigrad: AlexNet from scratch, with a hand-written forward and backward for every layer."""
+from . import backend, init, ops
+from .gradcheck import GradcheckResult, gradcheck
+from .init import manual_seed
+from .layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, LeakyReLU, Linear,
+                     LocalResponseNorm, MaxPool2d, Parameter, ReLU, Sequential, Sigmoid,
+                     SoftmaxCrossEntropy, Tanh)
+from .optim import SGD, Adam, ReduceLROnPlateau, StepLR, clip_grad_norm
+
+__version__ = "0.1.0"

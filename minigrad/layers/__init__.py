@@ -1,0 +1,9 @@
+from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .base import Layer, Parameter
+from .container import Sequential
+from .conv import Conv2d
+from .dropout import Dropout
+from .linear import Flatten, Linear
+from .loss import SoftmaxCrossEntropy
+from .norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
+from .pool import MaxPool2d

@@ -1,0 +1,78 @@
+"""Elementwise nonlinearities: ReLU (section 3.1), its leaky cousin, sigmoid and tanh."""
+from ..backend import array_module
+from .base import Layer
+
+
+class ReLU(Layer):
+    """f(x) = max(0, x); its derivative is 1 where x > 0 and 0 elsewhere (0 at the kink itself)."""
+
+    def __init__(self):
+        self.mask = None
+
+    def forward(self, x):
+        self.check_input(x, None, "(any shape)")
+        self.mask = x > 0                    # all that backward needs
+        return x * self.mask
+
+    def backward(self, dy):
+        mask = self.saved(self.mask)
+        self.check_grad(dy, mask.shape)
+        return dy * mask
+
+
+class LeakyReLU(Layer):
+    """f(x) = x for x > 0, negative_slope * x otherwise: a unit that is never completely dead."""
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = negative_slope
+        self.slope = None
+
+    def describe(self):
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+    def forward(self, x):
+        self.check_input(x, None, "(any shape)")
+        xp = array_module(x)
+        self.slope = xp.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
+        return x * self.slope
+
+    def backward(self, dy):
+        slope = self.saved(self.slope)
+        self.check_grad(dy, slope.shape)
+        return dy * slope
+
+
+class Sigmoid(Layer):
+    """s(x) = 1 / (1 + e^-x), s' = s (1 - s): at most 1/4, which is why deep sigmoid nets vanish."""
+
+    def __init__(self):
+        self.y = None
+
+    def forward(self, x):
+        self.check_input(x, None, "(any shape)")
+        xp = array_module(x)
+        # Written through tanh so that neither large positive nor large negative x overflows.
+        self.y = 0.5 * (1 + xp.tanh(0.5 * x))
+        return self.y
+
+    def backward(self, dy):
+        y = self.saved(self.y)
+        self.check_grad(dy, y.shape)
+        return dy * y * (1 - y)
+
+
+class Tanh(Layer):
+    """tanh(x), with derivative 1 - tanh(x)^2."""
+
+    def __init__(self):
+        self.y = None
+
+    def forward(self, x):
+        self.check_input(x, None, "(any shape)")
+        self.y = array_module(x).tanh(x)
+        return self.y
+
+    def backward(self, dy):
+        y = self.saved(self.y)
+        self.check_grad(dy, y.shape)
+        return dy * (1 - y * y)

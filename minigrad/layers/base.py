@@ -1,0 +1,149 @@
+"""Parameter and Layer: the two types every layer in minigrad is made of.
+
+Gradient semantics, stated once: `backward(dy)` returns the gradient with respect to the layer's input,
+freshly computed, and ADDS (+=) the gradients of its parameters into `p.grad`, as PyTorch does, until
+`zero_grad()` clears them. So two backward passes without a `zero_grad()` in between sum their
+gradients, which is what gradient accumulation over several small batches needs.
+"""
+import numpy as np
+
+from .. import backend
+
+
+class Parameter:
+    """A trainable array `data`, its gradient `grad` (same shape, zeros until a backward) and a name."""
+
+    def __init__(self, data, name=""):
+        self.data = data
+        self.grad = backend.array_module(data).zeros_like(data)
+        self.name = name
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def __repr__(self):
+        return f"Parameter({self.name!r}, shape={tuple(self.data.shape)}, dtype={self.data.dtype})"
+
+
+class Layer:
+    """Base of every layer: parameters, train/eval mode, dtype and device moves, error helpers.
+
+    Subclasses implement `forward(x)` and `backward(dy)`. Arrays that are not parameters but belong to
+    the layer's state (BatchNorm's running statistics) are named in `buffers`.
+    """
+
+    buffers = ()
+    training = True
+
+    # --- parameters -----------------------------------------------------------------------------
+    def named_parameters(self):
+        """(name, Parameter) pairs in the order the layer defined them."""
+        return [(p.name, p) for p in vars(self).values() if isinstance(p, Parameter)]
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def state_dict(self):
+        """name -> NumPy array copy of every parameter and buffer."""
+        state = {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        state.update({name: backend.to_numpy(getattr(self, name)).copy() for name in self.buffers})
+        return state
+
+    def load_state_dict(self, state):
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"{self.describe()}.load_state_dict: missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        params = dict(self.named_parameters())
+        for name, value in state.items():
+            if tuple(np.shape(value)) != own[name].shape:
+                raise ValueError(f"{self.describe()}.load_state_dict: {name!r} expected shape "
+                                 f"{own[name].shape}, got {tuple(np.shape(value))}")
+            target = params[name].data if name in params else getattr(self, name)
+            xp = backend.array_module(target)
+            target[...] = xp.asarray(value, dtype=target.dtype)
+        return self
+
+    # --- modes, dtypes, devices -------------------------------------------------------------------
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def astype(self, dtype):
+        """Cast every parameter, gradient and buffer to `dtype`; returns the layer."""
+        for p in self.parameters():
+            p.data, p.grad = p.data.astype(dtype), p.grad.astype(dtype)
+        for name in self.buffers:
+            setattr(self, name, getattr(self, name).astype(dtype))
+        return self
+
+    def to(self, device):
+        """Move parameters, gradients and buffers to "cpu" or "cuda"; returns the layer."""
+        backend.check_device(device)
+        for p in self.parameters():
+            p.data, p.grad = backend.to_device(p.data, device), backend.to_device(p.grad, device)
+        for name in self.buffers:
+            setattr(self, name, backend.to_device(getattr(self, name), device))
+        return self
+
+    # --- random state (dropout masks), so that a run can be replayed exactly ----------------------
+    def get_rng_state(self):
+        return None
+
+    def set_rng_state(self, state):
+        pass
+
+    # --- errors that name the layer ---------------------------------------------------------------
+    def describe(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return self.describe()
+
+    def check_input(self, x, ndim, layout):
+        """Raise ValueError unless x is a floating array with `ndim` dimensions (any when None)."""
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            raise ValueError(f"{self.describe()}: expected an array of shape {layout}, "
+                             f"got {type(x).__name__}")
+        if ndim is not None and x.ndim != ndim:
+            raise ValueError(f"{self.describe()}: expected a {ndim}-D input {layout}, "
+                             f"got shape {tuple(x.shape)}")
+        if x.dtype.kind != "f":
+            raise ValueError(f"{self.describe()}: expected a floating-point input, got dtype {x.dtype}")
+        params = self.parameters()
+        if params and x.dtype != params[0].data.dtype:
+            raise ValueError(f"{self.describe()}: expected {params[0].data.dtype} input (the dtype of "
+                             f"its parameters), got {x.dtype}; cast one with .astype()")
+        if params and backend.device_of(x) != backend.device_of(params[0].data):
+            raise ValueError(f"{self.describe()}: expected an input on {backend.device_of(params[0].data)} "
+                             f"(where its parameters are), got one on {backend.device_of(x)}")
+
+    def saved(self, *values):
+        """Return what forward saved for backward, or raise if backward came first."""
+        if any(v is None for v in values):
+            raise RuntimeError(f"{self.describe()}: backward called before forward")
+        return values if len(values) > 1 else values[0]
+
+    def check_grad(self, dy, shape):
+        if tuple(dy.shape) != tuple(shape):
+            raise ValueError(f"{self.describe()}.backward: expected a gradient of shape {tuple(shape)} "
+                             f"(the forward output), got {tuple(dy.shape)}")
+
+
+def pair(value, what, layer):
+    """Normalise an int or (h, w) pair, as kernel_size, stride and padding are given."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, (int, np.integer)) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{layer}: {what} must be an int or a pair of ints, got {value!r}")

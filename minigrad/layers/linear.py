@@ -1,0 +1,58 @@
+"""Linear (fully connected) and Flatten."""
+import numpy as np
+
+from .. import init
+from .base import Layer, Parameter
+
+
+class Linear(Layer):
+    """y = x @ W.T + b with W (out_features, in_features), as PyTorch lays it out."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        for what, value in [("in_features", in_features), ("out_features", out_features)]:
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Linear: {what} must be a positive int, got {value!r}")
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(np.zeros((out_features, in_features), np.float32), "weight")
+        self.bias = Parameter(np.zeros(out_features, np.float32), "bias") if bias else None
+        init.he_normal(self)
+        self.x = None
+
+    def describe(self):
+        return f"Linear({self.in_features}, {self.out_features})"
+
+    def forward(self, x):
+        self.check_input(x, 2, "(N, in_features)")
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"{self.describe()}: expected {self.in_features} input features, "
+                             f"got input of shape {tuple(x.shape)}")
+        self.x = x
+        y = x @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, dy):
+        x = self.saved(self.x)
+        self.check_grad(dy, (x.shape[0], self.out_features))
+        self.weight.grad += dy.T @ x                     # dL/dW = dy^T x
+        if self.bias is not None:
+            self.bias.grad += dy.sum(axis=0)
+        return dy @ self.weight.data                     # dL/dx = dy W
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W), the step between the last pool and fc6."""
+
+    def __init__(self):
+        self.x_shape = None
+
+    def forward(self, x):
+        if not hasattr(x, "ndim") or x.ndim < 2:
+            raise ValueError(f"Flatten: expected an input with a batch axis and at least 2 dimensions, "
+                             f"got {getattr(x, 'shape', type(x).__name__)}")
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self.saved(self.x_shape))

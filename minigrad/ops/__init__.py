@@ -1,0 +1,38 @@
+"""The hot primitives, dispatched on the array that comes in: ops.cpu for NumPy, ops.gpu for CuPy."""
+import importlib
+
+from ..backend import is_gpu_array
+from . import cpu
+from .cpu import output_size
+
+
+def _impl(x):
+    return importlib.import_module(".gpu", __name__) if is_gpu_array(x) else cpu
+
+
+def im2col(x, kernel_size, stride, padding):
+    return _impl(x).im2col(x, kernel_size, stride, padding)
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding):
+    return _impl(cols).col2im(cols, x_shape, kernel_size, stride, padding)
+
+
+def maxpool_forward(x, kernel_size, stride, padding):
+    return _impl(x).maxpool_forward(x, kernel_size, stride, padding)
+
+
+def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
+    return _impl(dy).maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding)
+
+
+def lrn_forward(a, size, alpha, beta, k):
+    return _impl(a).lrn_forward(a, size, alpha, beta, k)
+
+
+def lrn_backward(dy, a, b, scale, size, alpha, beta):
+    return _impl(dy).lrn_backward(dy, a, b, scale, size, alpha, beta)
+
+
+__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward",
+           "output_size"]

@@ -1,0 +1,113 @@
+"""The hot primitives on the CPU: im2col/col2im, max pooling, local response normalisation.
+
+Each function is written against `xp` (NumPy here), whole-array, with loops only over the few offsets
+of a kernel window, never over pixels. Shapes and conventions (shared with ops/gpu.py, whose CUDA
+kernels the GPU tests compare with these):
+
+- im2col(x (N, C, H, W)) -> cols (C*kh*kw, N*OH*OW): row (c, i, j) holds input channel c shifted by
+  kernel offset (i, j); column (n, oh, ow) is one output position. Rows are channel-major, so the rows
+  of group g are one contiguous block, which makes a grouped convolution a batched GEMM.
+- max pooling keeps `argmax` (N, C, OH, OW), int32: the window-local index i*kw + j of the first
+  maximum in row-major order, as Caffe and PyTorch choose among ties.
+- Output sizes round down: OH = (H + 2*ph - kh) // sh + 1 (PyTorch's rule; AlexNet's 55, 27, 13 and 6
+  are exact under either rounding).
+"""
+import numpy as np
+
+from ..backend import array_module
+
+
+def output_size(size, kernel, stride, padding):
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _padded(x, padding, value=0.0):
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    xp = array_module(x)
+    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _windows(x_padded, kernel_size, stride, out_hw, order):
+    """A strided view of every kernel window, without copying. `order` permutes (N, C, OH, OW, kh, kw)."""
+    xp = array_module(x_padded)
+    sn, sc, sh, sw = x_padded.strides
+    shape = x_padded.shape[:2] + tuple(out_hw) + tuple(kernel_size)
+    strides = (sn, sc, sh * stride[0], sw * stride[1], sh, sw)
+    view = xp.lib.stride_tricks.as_strided(x_padded, shape, strides)
+    return view.transpose(order)
+
+
+def im2col(x, kernel_size, stride, padding):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw) = kernel_size, stride
+    OH, OW = output_size(H, kh, sh, padding[0]), output_size(W, kw, sw, padding[1])
+    # (C, kh, kw, N, OH, OW): one reshape copies the windows into the column matrix.
+    windows = _windows(_padded(x, padding), kernel_size, stride, (OH, OW), (1, 4, 5, 0, 2, 3))
+    return windows.reshape(C * kh * kw, N * OH * OW)
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding):
+    """The adjoint of im2col: each input pixel sums every column entry that was copied from it."""
+    N, C, H, W = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    OH, OW = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    xp = array_module(cols)
+    cols = cols.reshape(C, kh, kw, N, OH, OW)
+    dx_padded = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dx_padded[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw] += cols[:, i, j].transpose(1, 0, 2, 3)
+    return dx_padded[:, :, ph:ph + H, pw:pw + W]
+
+
+def maxpool_forward(x, kernel_size, stride, padding):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw) = kernel_size, stride
+    OH, OW = output_size(H, kh, sh, padding[0]), output_size(W, kw, sw, padding[1])
+    xp = array_module(x)
+    windows = _windows(_padded(x, padding, -np.inf), kernel_size, stride, (OH, OW), (0, 1, 2, 3, 4, 5))
+    windows = windows.reshape(N, C, OH, OW, kh * kw)
+    argmax = windows.argmax(axis=-1).astype(np.int32)      # first maximum in row-major order
+    y = xp.take_along_axis(windows, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
+    return y, argmax
+
+
+def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
+    """Route each window's gradient to its one maximum; overlapping windows add up."""
+    N, C, H, W = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    OH, OW = dy.shape[2:]
+    xp = array_module(dy)
+    dx_padded = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            routed = xp.where(argmax == i * kw + j, dy, 0)
+            dx_padded[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw] += routed
+    return dx_padded[:, :, ph:ph + H, pw:pw + W]
+
+
+def channel_window_sum(t, size):
+    """s[:, c] = sum of t[:, j] for |j - c| <= size // 2, clipped at the first and last channel."""
+    xp = array_module(t)
+    half, C = size // 2, t.shape[1]
+    s = t.copy()
+    for offset in range(1, half + 1):
+        s[:, offset:] += t[:, :C - offset]
+        s[:, :C - offset] += t[:, offset:]
+    return s
+
+
+def lrn_forward(a, size, alpha, beta, k):
+    """b = a / (k + alpha * sum_j a_j^2)^beta over `size` neighbouring channels (section 3.3)."""
+    scale = k + alpha * channel_window_sum(a * a, size)
+    return a * scale ** -beta, scale
+
+
+def lrn_backward(dy, a, b, scale, size, alpha, beta):
+    """da_j = dy_j scale_j^-beta - 2 alpha beta a_j sum_{i near j} dy_i b_i / scale_i.
+
+    The window is symmetric, so "the i whose window holds j" is again the window around j.
+    """
+    return dy * scale ** -beta - (2 * alpha * beta) * a * channel_window_sum(dy * b / scale, size)
