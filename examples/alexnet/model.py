@@ -38,14 +38,15 @@ PRESETS = {
 def alexnet(preset="paper", num_classes=1000, image_size=None, seed=0):
     """The network as a Sequential with named layers ("conv1", "relu1", "norm1", "pool1", ...).
 
+    preset: "paper", "small", or a Preset of your own (the tests build a tiny one).
     image_size: 224 (padding 2 on conv1, as torchvision) or 227 (no padding, as Caffe) for the paper;
     defaults to the preset's size. Output sizes follow from the layers; fc6 is sized to match.
     """
-    if preset not in PRESETS:
-        raise ValueError(f"alexnet: preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    if not isinstance(preset, Preset) and preset not in PRESETS:
+        raise ValueError(f"alexnet: preset must be one of {sorted(PRESETS)} or a Preset, got {preset!r}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"alexnet: num_classes must be an int >= 2, got {num_classes!r}")
-    p = PRESETS[preset]
+    p = preset if isinstance(preset, Preset) else PRESETS[preset]
     image_size = p.image_size if image_size is None else image_size
     k1, kernel1, stride1 = p.conv1
     c2, c3, c4, c5 = p.channels
