@@ -6,8 +6,10 @@ The hand-written backward is compared with what finite differences of the forwar
 
 with L = sum(forward(x) * R) for a fixed random R (so every output element matters), or the loss
 itself for a loss layer. The error of one element is |analytic - numeric| / max(|analytic|, |numeric|,
-floor), with floor a small fraction of the tensor's largest gradient so that elements whose gradient is
-~0 are compared absolutely rather than magnified. The layer is deep-copied and cast to float64 first,
+floor). The floor keeps elements whose gradient is ~0 from being magnified: it is the larger of a
+thousandth of the tensor's largest gradient and the resolution of the difference quotient itself
+(rounding of L, about 10 * machine epsilon * |L| / eps, divided by the tolerance), below which a
+numerical derivative says nothing. The layer is deep-copied and cast to float64 first,
 so the caller's layer, its gradients and its random generators are left exactly as they were.
 """
 import copy
@@ -39,7 +41,7 @@ class GradcheckResult:
                 f"(tolerance {self.tol:.0e}); per tensor: {per_tensor}")
 
 
-def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-6, samples=None, seed=0):
+def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-5, samples=None, seed=0):
     """Check `layer.backward` against central differences of `layer.forward` at input `x`.
 
     labels: for a loss layer (forward(x, labels) returns a float, backward() takes no gradient).
@@ -69,6 +71,7 @@ def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-6, samples=None, seed=0
         y = layer.forward(x)
         weights = xp.asarray(rng.standard_normal(y.shape))
         dx = layer.backward(weights)
+    resolution = 10 * np.finfo(np.float64).eps * max(1.0, abs(evaluate())) / eps
     tensors = [("input", x, dx)] + [(name, p.data, p.grad.copy()) for name, p in layer.named_parameters()]
 
     worst, where, errors = 0.0, "nowhere", {}
@@ -89,7 +92,7 @@ def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-6, samples=None, seed=0
         picked = np.fromiter(numeric, dtype=np.int64)
         a = analytic.reshape(-1)[picked]
         n = np.fromiter(numeric.values(), dtype=np.float64)
-        floor = max(1e-3 * max(np.abs(a).max(initial=0.0), np.abs(n).max(initial=0.0)), 1e-10)
+        floor = max(1e-3 * max(np.abs(a).max(initial=0.0), np.abs(n).max(initial=0.0)), resolution / tol)
         rel = np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), floor)
         errors[name] = float(rel.max(initial=0.0))
         if errors[name] > worst or where == "nowhere":

@@ -93,7 +93,7 @@ def channel_window_sum(t, size):
     xp = array_module(t)
     half, C = size // 2, t.shape[1]
     s = t.copy()
-    for offset in range(1, half + 1):
+    for offset in range(1, min(half, C - 1) + 1):      # a window wider than C is clipped
         s[:, offset:] += t[:, :C - offset]
         s[:, :C - offset] += t[:, offset:]
     return s

@@ -1,0 +1,77 @@
+"""Direct, obvious implementations of each layer's forward (loops where loops are clearest).
+
+They share no code with minigrad: a test that compares the two can see a bug in either.
+"""
+import math
+
+import numpy as np
+
+
+def conv2d(x, w, b, stride, padding, groups):
+    N, C, H, W = x.shape
+    OC, Cg, kh, kw = w.shape
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), x.dtype)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    out = np.zeros((N, OC, OH, OW), x.dtype)
+    OCg = OC // groups
+    for n in range(N):
+        for oc in range(OC):
+            g = oc // OCg
+            for i in range(OH):
+                for j in range(OW):
+                    window = xp[n, g * Cg:(g + 1) * Cg, i * sh:i * sh + kh, j * sw:j * sw + kw]
+                    out[n, oc, i, j] = (window * w[oc]).sum() + (b[oc] if b is not None else 0)
+    return out
+
+
+def maxpool2d(x, kernel, stride, padding):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    xp = np.full((N, C, H + 2 * ph, W + 2 * pw), -np.inf, x.dtype)
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    out = np.zeros((N, C, OH, OW), x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(OH):
+                for j in range(OW):
+                    out[n, c, i, j] = xp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw].max()
+    return out
+
+
+def lrn(a, size, alpha, beta, k):
+    """b_i = a_i / (k + alpha sum_{j=max(0,i-n/2)}^{min(N-1,i+n/2)} a_j^2)^beta, as printed in 3.3."""
+    N, C = a.shape[:2]
+    b = np.empty_like(a)
+    for i in range(C):
+        lo, hi = max(0, i - size // 2), min(C - 1, i + size // 2)
+        energy = sum(a[:, j] ** 2 for j in range(lo, hi + 1))
+        b[:, i] = a[:, i] / (k + alpha * energy) ** beta
+    return b
+
+
+def linear(x, w, b):
+    out = np.zeros((x.shape[0], w.shape[0]), x.dtype)
+    for n in range(x.shape[0]):
+        for o in range(w.shape[0]):
+            out[n, o] = sum(x[n, i] * w[o, i] for i in range(w.shape[1])) + (b[o] if b is not None else 0)
+    return out
+
+
+def softmax_cross_entropy(logits, labels):
+    total = 0.0
+    for row, label in zip(logits, labels):
+        m = max(row)
+        log_sum = m + math.log(sum(math.exp(v - m) for v in row))
+        total += log_sum - row[label]
+    return total / len(labels)
+
+
+def batchnorm(x, gamma, beta, axes, eps):
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    shape = [1] * x.ndim
+    shape[1] = -1
+    return gamma.reshape(shape) * (x - mean) / np.sqrt(var + eps) + beta.reshape(shape)

@@ -1,0 +1,52 @@
+"""The gradient checker itself: a checker that never fails proves nothing."""
+import numpy as np
+
+import minigrad as mg
+
+
+class LinearForgetsTheBias(mg.Linear):
+    def backward(self, dy):
+        self.weight.grad += dy.T @ self.x
+        return dy @ self.weight.data
+
+
+class LinearWithTransposedInputGradient(mg.Linear):
+    def backward(self, dy):
+        super().backward(dy)
+        return (dy @ self.weight.data)[::-1]          # rows swapped: wrong for batch > 1
+
+
+class ReLUThatLeaks(mg.ReLU):
+    def backward(self, dy):
+        return dy * (self.mask + 0.01)
+
+
+def test_a_wrong_parameter_gradient_is_caught_and_named(rng):
+    result = mg.gradcheck(LinearForgetsTheBias(3, 2), rng.standard_normal((4, 3)))
+    assert not result.passed
+    assert result.where.startswith("bias[") and result.errors["weight"] < 1e-6
+    assert "FAILED" in str(result)
+
+
+def test_a_wrong_input_gradient_is_caught(rng):
+    result = mg.gradcheck(LinearWithTransposedInputGradient(3, 2), rng.standard_normal((4, 3)))
+    assert not result.passed and result.where.startswith("input[")
+
+
+def test_a_slightly_wrong_gradient_is_caught(rng):
+    x = rng.uniform(0.1, 1, (3, 4)) * rng.choice([-1, 1], (3, 4))
+    assert not mg.gradcheck(ReLUThatLeaks(), x).passed
+
+
+def test_the_callers_layer_is_left_untouched(rng):
+    layer = mg.Linear(3, 2)
+    before = layer.weight.data.copy()
+    mg.gradcheck(layer, rng.standard_normal((4, 3)))
+    assert layer.weight.data.dtype == np.float32
+    np.testing.assert_array_equal(layer.weight.data, before)
+    assert not layer.weight.grad.any()
+
+
+def test_sampling_checks_a_subset(rng):
+    result = mg.gradcheck(mg.Linear(30, 20), rng.standard_normal((5, 30)), samples=10)
+    assert result.passed and set(result.errors) == {"input", "weight", "bias"}
