@@ -59,14 +59,15 @@ def kernel_dir_candidates():
     """Where kernels/*.cu may be, in the order they are tried:
 
     1. $MINIGRAD_KERNEL_DIR, when set;
-    2. kernels/ at the root of a checkout (the package is minigrad/ beside it; editable installs);
-    3. share/minigrad/kernels under the installation's data prefix, where setup.cfg's data_files puts
-       them in a wheel install: the environment's (sysconfig "data", sys.prefix) or the user's
-       (site.USER_BASE, for pip install --user).
+    2. kernels/ at the root of a checkout, beside the minigrad/ package (also editable installs);
+    3. share/minigrad/kernels, where setup.cfg's data_files puts them when a wheel is installed: beside
+       the package (pip install --target DIR), under the environment's data prefix (sysconfig
+       "data", sys.prefix: a virtualenv or the system) or the user's (site.USER_BASE: pip --user).
     """
     candidates = [Path(os.environ[KERNEL_DIR_VARIABLE])] if os.environ.get(KERNEL_DIR_VARIABLE) else []
-    candidates.append(Path(__file__).resolve().parents[2] / "kernels")
-    for prefix in (sysconfig.get_path("data"), sys.prefix, site.USER_BASE):
+    beside_package = Path(__file__).resolve().parents[2]
+    candidates.append(beside_package / "kernels")
+    for prefix in (beside_package, sysconfig.get_path("data"), sys.prefix, site.USER_BASE):
         if prefix:
             candidates.append(Path(prefix) / "share" / "minigrad" / "kernels")
     return list(dict.fromkeys(candidates))          # in order, without repeats
