@@ -2,8 +2,13 @@
 import numpy as np
 
 from .. import init, ops
-from ..backend import array_module
+from ..backend import array_module, is_gpu_array
 from .base import Layer, Parameter, pair
+
+
+# About 4k columns per chunk: each GEMM keeps several thousand columns (near BLAS's full speed)
+# while a chunk's column matrix stays a few tens of MB rather than gigabytes at batch 128.
+CPU_COLUMNS_PER_CHUNK = 4096
 
 
 class Conv2d(Layer):
@@ -12,6 +17,8 @@ class Conv2d(Layer):
     weight (out_channels, in_channels/groups, kh, kw), bias (out_channels,). With groups=G the channels
     split into G independent convolutions: the paper's two-GPU split (section 3.2) is groups=2.
     Default initialisation is He-normal with zero bias; the paper's is `mg.init.gaussian`.
+    Set `needs_input_grad = False` on a network's first layer: nobody needs d loss / d image, and
+    backward then skips col2im and returns None (PyTorch skips it too for inputs without grad).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
@@ -33,7 +40,8 @@ class Conv2d(Layer):
         self.weight = Parameter(np.zeros((out_channels, in_channels // groups, kh, kw), np.float32), "weight")
         self.bias = Parameter(np.zeros(out_channels, np.float32), "bias") if bias else None
         init.he_normal(self)
-        self.cols = self.x_shape = None
+        self.needs_input_grad = True
+        self.x = None
 
     def describe(self):
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -43,6 +51,14 @@ class Conv2d(Layer):
         N, _, H, W = x_shape
         return (N, self.out_channels, *(ops.output_size(s, k, st, p) for s, k, st, p in
                                         zip((H, W), self.kernel_size, self.stride, self.padding)))
+
+    def _chunks(self, x, columns_per_image):
+        """Slices of the batch to unfold at once. On the CPU a few thousand columns at a time: GEMMs
+        stay large while the column matrix stays in cache-sized pieces instead of (C*kh*kw, N*OH*OW)
+        for the whole batch; on a GPU the whole batch in one launch."""
+        N = x.shape[0]
+        step = N if is_gpu_array(x) else max(1, CPU_COLUMNS_PER_CHUNK // columns_per_image)
+        return [slice(start, min(start + step, N)) for start in range(0, N, step)]
 
     def forward(self, x):
         self.check_input(x, 4, "(N, C, H, W)")
@@ -54,24 +70,37 @@ class Conv2d(Layer):
             raise ValueError(f"{self.describe()}: kernel {self.kernel_size} is larger than the padded "
                              f"input {padded} (input shape {tuple(x.shape)})")
         N, OC, OH, OW = self.output_shape(x.shape)
-        G = self.groups
-        self.x_shape, self.cols = x.shape, ops.im2col(x, self.kernel_size, self.stride, self.padding)
-        # y_g = W_g @ cols_g for every group g at once: (G, OC/G, K) @ (G, K, N*OH*OW).
-        y = array_module(x).matmul(self.weight.data.reshape(G, OC // G, -1),
-                                   self.cols.reshape(G, -1, N * OH * OW))
-        y = y.reshape(OC, N, OH, OW)
+        xp, G = array_module(x), self.groups
+        weight = self.weight.data.reshape(G, OC // G, -1)                 # (G, OC/G, C/G*kh*kw)
+        y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
+        for batch in self._chunks(x, OH * OW):
+            n = batch.stop - batch.start
+            cols = ops.im2col(x[batch], self.kernel_size, self.stride, self.padding)
+            # y_g = W_g @ cols_g for every group g at once: (G, OC/G, K) @ (G, K, n*OH*OW).
+            y_chunk = xp.matmul(weight, cols.reshape(G, -1, n * OH * OW))
+            y[batch] = y_chunk.reshape(OC, n, OH, OW).transpose(1, 0, 2, 3)
         if self.bias is not None:
-            y += self.bias.data[:, None, None, None]
-        return y.transpose(1, 0, 2, 3)
+            y += self.bias.data[:, None, None]
+        self.x = x          # backward unfolds x again rather than keeping every column matrix alive
+        return y
 
     def backward(self, dy):
-        cols, x_shape = self.saved(self.cols, self.x_shape)
-        self.check_grad(dy, self.output_shape(x_shape))
-        xp, G, OC = array_module(dy), self.groups, self.out_channels
-        dy_g = dy.transpose(1, 0, 2, 3).reshape(G, OC // G, -1)        # (G, OC/G, N*OH*OW)
-        cols_g = cols.reshape(G, -1, dy_g.shape[-1])                      # (G, K, N*OH*OW)
-        self.weight.grad += xp.matmul(dy_g, cols_g.transpose(0, 2, 1)).reshape(self.weight.shape)
+        x = self.saved(self.x)
+        self.check_grad(dy, self.output_shape(x.shape))
+        xp, G, (N, OC, OH, OW) = array_module(dy), self.groups, dy.shape
+        weight = self.weight.data.reshape(G, OC // G, -1)
+        weight_grad = xp.zeros_like(weight)
+        dx = xp.empty_like(x) if self.needs_input_grad else None
+        for batch in self._chunks(x, OH * OW):
+            n = batch.stop - batch.start
+            cols = ops.im2col(x[batch], self.kernel_size, self.stride, self.padding)
+            cols_g = cols.reshape(G, -1, n * OH * OW)                         # (G, K, n*OH*OW)
+            dy_g = dy[batch].transpose(1, 0, 2, 3).reshape(G, OC // G, -1)    # (G, OC/G, n*OH*OW)
+            weight_grad += xp.matmul(dy_g, cols_g.transpose(0, 2, 1))         # dL/dW_g = dy_g cols_g^T
+            if dx is not None:                                                # dL/dcols_g = W_g^T dy_g
+                dcols = xp.matmul(weight.transpose(0, 2, 1), dy_g).reshape(cols.shape)
+                dx[batch] = ops.col2im(dcols, (n,) + x.shape[1:], self.kernel_size, self.stride, self.padding)
+        self.weight.grad += weight_grad.reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=(0, 2, 3))
-        dcols = xp.matmul(self.weight.data.reshape(G, OC // G, -1).transpose(0, 2, 1), dy_g)
-        return ops.col2im(dcols.reshape(cols.shape), x_shape, self.kernel_size, self.stride, self.padding)
+        return dx

@@ -1,8 +1,9 @@
 """The hot primitives on the CPU: im2col/col2im, max pooling, local response normalisation.
 
-Each function is written against `xp` (NumPy here), whole-array, with loops only over the few offsets
-of a kernel window, never over pixels. Shapes and conventions (shared with ops/gpu.py, whose CUDA
-kernels the GPU tests compare with these):
+Each primitive comes twice: `*_reference`, whole-array NumPy with loops only over the few offsets of a
+kernel window (the obvious version, which the tests trust), and the version the layers call, a Numba
+kernel over both cores (ops/cpu_kernels.py) that the tests compare with its reference. Shapes and
+conventions (shared with ops/gpu.py, whose CUDA kernels the GPU tests compare with these):
 
 - im2col(x (N, C, H, W)) -> cols (C*kh*kw, N*OH*OW): row (c, i, j) holds input channel c shifted by
   kernel offset (i, j); column (n, oh, ow) is one output position. Rows are channel-major, so the rows
@@ -15,6 +16,7 @@ kernels the GPU tests compare with these):
 import numpy as np
 
 from ..backend import array_module
+from . import cpu_kernels as kernels
 
 
 def output_size(size, kernel, stride, padding):
@@ -39,7 +41,7 @@ def _windows(x_padded, kernel_size, stride, out_hw, order):
     return view.transpose(order)
 
 
-def im2col(x, kernel_size, stride, padding):
+def im2col_reference(x, kernel_size, stride, padding):
     N, C, H, W = x.shape
     (kh, kw), (sh, sw) = kernel_size, stride
     OH, OW = output_size(H, kh, sh, padding[0]), output_size(W, kw, sw, padding[1])
@@ -48,7 +50,7 @@ def im2col(x, kernel_size, stride, padding):
     return windows.reshape(C * kh * kw, N * OH * OW)
 
 
-def col2im(cols, x_shape, kernel_size, stride, padding):
+def col2im_reference(cols, x_shape, kernel_size, stride, padding):
     """The adjoint of im2col: each input pixel sums every column entry that was copied from it."""
     N, C, H, W = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -62,7 +64,7 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     return dx_padded[:, :, ph:ph + H, pw:pw + W]
 
 
-def maxpool_forward(x, kernel_size, stride, padding):
+def maxpool_forward_reference(x, kernel_size, stride, padding):
     N, C, H, W = x.shape
     (kh, kw), (sh, sw) = kernel_size, stride
     OH, OW = output_size(H, kh, sh, padding[0]), output_size(W, kw, sw, padding[1])
@@ -74,7 +76,7 @@ def maxpool_forward(x, kernel_size, stride, padding):
     return y, argmax
 
 
-def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
+def maxpool_backward_reference(dy, argmax, x_shape, kernel_size, stride, padding):
     """Route each window's gradient to its one maximum; overlapping windows add up."""
     N, C, H, W = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -99,15 +101,70 @@ def channel_window_sum(t, size):
     return s
 
 
-def lrn_forward(a, size, alpha, beta, k):
+def lrn_forward_reference(a, size, alpha, beta, k):
     """b = a / (k + alpha * sum_j a_j^2)^beta over `size` neighbouring channels (section 3.3)."""
     scale = k + alpha * channel_window_sum(a * a, size)
     return a * scale ** -beta, scale
 
 
-def lrn_backward(dy, a, b, scale, size, alpha, beta):
+def lrn_backward_reference(dy, a, b, scale, size, alpha, beta):
     """da_j = dy_j scale_j^-beta - 2 alpha beta a_j sum_{i near j} dy_i b_i / scale_i.
 
     The window is symmetric, so "the i whose window holds j" is again the window around j.
     """
     return dy * scale ** -beta - (2 * alpha * beta) * a * channel_window_sum(dy * b / scale, size)
+
+
+# --- The versions the layers call: Numba kernels (ops/cpu_kernels.py) on contiguous arrays ---------------
+
+
+def _contiguous(x):
+    return np.ascontiguousarray(x)
+
+
+def im2col(x, kernel_size, stride, padding):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    OH, OW = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    cols = np.empty((C * kh * kw, N * OH * OW), dtype=x.dtype)
+    kernels.im2col(_contiguous(x), kh, kw, sh, sw, ph, pw, OH, OW, cols)
+    return cols
+
+
+def col2im(cols, x_shape, kernel_size, stride, padding):
+    N, C, H, W = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    dx = np.empty(x_shape, dtype=cols.dtype)
+    kernels.col2im(_contiguous(cols), kh, kw, sh, sw, ph, pw, output_size(H, kh, sh, ph), output_size(W, kw, sw, pw), dx)
+    return dx
+
+
+def maxpool_forward(x, kernel_size, stride, padding):
+    N, C, H, W = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    OH, OW = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    y, argmax = np.empty((N, C, OH, OW), x.dtype), np.empty((N, C, OH, OW), np.int32)
+    kernels.maxpool_forward(_contiguous(x), kh, kw, sh, sw, ph, pw, y, argmax)
+    return y, argmax
+
+
+def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    kernels.maxpool_backward(_contiguous(dy), _contiguous(argmax), kh, kw, sh, sw, ph, pw, dx)
+    return dx
+
+
+def lrn_forward(a, size, alpha, beta, k):
+    a = _contiguous(a)
+    b, scale = np.empty_like(a), np.empty_like(a)
+    kernels.lrn_forward(a, size, a.dtype.type(alpha), a.dtype.type(beta), a.dtype.type(k), b, scale)
+    return b, scale
+
+
+def lrn_backward(dy, a, b, scale, size, alpha, beta):
+    dy = _contiguous(dy)
+    da, ratio = np.empty_like(dy), np.empty_like(dy)
+    kernels.lrn_backward(dy, _contiguous(a), _contiguous(b), _contiguous(scale), size, dy.dtype.type(alpha),
+                         dy.dtype.type(beta), ratio, da)
+    return da

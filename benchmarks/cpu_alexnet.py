@@ -1,0 +1,279 @@
+"""One training step of the paper's AlexNet on the CPU, minigrad and PyTorch side by side.
+
+    python benchmarks/cpu_alexnet.py [--batch 32] [--repeats 7] [--threads 2] [--memory-batch 128]
+
+Both frameworks get the same weights, the same batch and the same number of threads; their steps are
+timed alternately in this one process (median of --repeats after warm-up), then the forward pass alone
+(eval mode), then each layer's forward and backward in isolation. The GEMM floor is the step's
+multiply-add count divided by the rate NumPy's float32 GEMM reaches on large square matrices here.
+Peak memory of a --memory-batch step is measured in two fresh subprocesses (peak RSS, VmHWM).
+The report is printed and written to benchmarks/results/cpu_alexnet_<host>.md. PyTorch is optional
+for this script only: without it minigrad's numbers are printed alone.
+"""
+import argparse
+import os
+from collections import OrderedDict
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def set_threads(n):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def parse():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-batch", type=int, default=128)
+    parser.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
+    parser.add_argument("--peak-memory-of", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+ARGS = parse()
+set_threads(ARGS.threads)
+import numpy as np  # noqa: E402  (after the thread variables are set)
+
+sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
+import minigrad as mg  # noqa: E402
+from model import alexnet  # noqa: E402
+
+try:
+    import torch
+    import torch.nn as nn
+    torch.set_num_threads(ARGS.threads)
+except ImportError:
+    torch = None
+
+
+def torch_alexnet(net):
+    """The same network in PyTorch, with minigrad's weights. PyTorch's LRN divides alpha by n."""
+    layers = []
+    for name, layer in net.named_layers():
+        if isinstance(layer, mg.Conv2d):
+            t = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                          layer.padding, groups=layer.groups)
+        elif isinstance(layer, mg.Linear):
+            t = nn.Linear(layer.in_features, layer.out_features)
+        elif isinstance(layer, mg.ReLU):
+            t = nn.ReLU()
+        elif isinstance(layer, mg.LocalResponseNorm):
+            t = nn.LocalResponseNorm(layer.size, alpha=layer.alpha * layer.size, beta=layer.beta, k=layer.k)
+        elif isinstance(layer, mg.MaxPool2d):
+            t = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+        elif isinstance(layer, mg.Flatten):
+            t = nn.Flatten()
+        elif isinstance(layer, mg.Dropout):
+            t = nn.Dropout(layer.p)
+        else:
+            raise TypeError(f"no PyTorch twin for {layer!r}")
+        if hasattr(layer, "weight"):
+            with torch.no_grad():
+                t.weight.copy_(torch.from_numpy(layer.weight.data))
+                t.bias.copy_(torch.from_numpy(layer.bias.data))
+        layers.append((name, t))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def multiply_adds_per_image(net, size=224):
+    """Multiply-adds of one forward pass of one image, from the layer shapes."""
+    total, x = 0, np.zeros((1, 3, size, size), np.float32)
+    net.eval()
+    for layer in net:
+        y = layer.forward(x)
+        if isinstance(layer, mg.Conv2d):
+            total += y.size * layer.weight.data[0].size
+        elif isinstance(layer, mg.Linear):
+            total += layer.weight.data.size
+        x = y
+    net.train()
+    return total
+
+
+def gemm_rate(n=4096, repeats=5):
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = a.copy()
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def minigrad_step(net, opt, ce, x, y):
+    opt.zero_grad()
+    ce.forward(net.forward(x), y)
+    net.backward(ce.backward())
+    opt.step()
+
+
+def torch_step(net, opt, x, y):
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    opt.step()
+
+
+def alternate(fns, repeats, warmup=2):
+    """Run each function in turn, `repeats` times after `warmup`; return the median of each."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(_timed(fn))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def layer_times(net, tnet, x, repeats=3):
+    """Forward and backward time of each layer in isolation, on the input it sees in the network."""
+    rows = []
+    mx, tx = x, torch.from_numpy(x) if torch else None
+    for (name, layer), tlayer in zip(net.named_layers(), tnet if torch else [None] * len(net)):
+        y = layer.forward(mx)
+        dy = np.ones_like(y)
+        forward = min(_timed(lambda: layer.forward(mx)) for _ in range(repeats))
+        backward = min(_timed(lambda: (layer.forward(mx), layer.backward(dy))) for _ in range(repeats)) - forward
+        row = [name, forward, backward]
+        if torch:
+            tin = tx.detach().requires_grad_(name != "conv1")
+            tdy = torch.ones(tuple(y.shape))
+            tforward = min(_timed(lambda: tlayer(tin)) for _ in range(repeats))
+            def fb():
+                out = tlayer(tin)
+                out.backward(tdy)
+            tbackward = min(_timed(fb) for _ in range(repeats)) - tforward
+            row += [tforward, tbackward]
+            tx = tlayer(tin).detach()
+        rows.append(row)
+        mx = y
+    return rows
+
+
+def peak_memory(framework, batch):
+    """Peak RSS (MiB) of a fresh process that builds the network and takes two steps."""
+    out = subprocess.run([sys.executable, __file__, "--peak-memory-of", framework, "--memory-batch", str(batch),
+                          "--threads", str(ARGS.threads)], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def report_peak_memory():
+    net = alexnet("paper")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((ARGS.memory_batch, 3, 224, 224), dtype=np.float32)
+    y = rng.integers(0, 1000, ARGS.memory_batch)
+    if ARGS.peak_memory_of == "minigrad":
+        net["conv1"].needs_input_grad = False
+        opt, ce = mg.SGD(net.parameters(), lr=0.01), mg.SoftmaxCrossEntropy()
+        for _ in range(2):
+            minigrad_step(net, opt, ce, x, y)
+    else:
+        tnet = torch_alexnet(net)
+        del net
+        opt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        for _ in range(2):
+            torch_step(tnet, opt, tx, ty)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            print(int(line.split()[1]) / 1024)
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    flags = open("/proc/cpuinfo").read()
+    return (f"{cpu}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in flags else 'no AVX-512'}; "
+            f"Python {platform.python_version()}, NumPy {np.__version__}"
+            + (f", PyTorch {torch.__version__}" if torch else ", no PyTorch") + f"; {ARGS.threads} threads")
+
+
+def main():
+    if ARGS.peak_memory_of:
+        return report_peak_memory()
+    lines = [f"# AlexNet (paper preset) training step on the CPU, batch {ARGS.batch}, float32", "",
+             f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M')}", ""]
+
+    def say(text=""):
+        print(text, flush=True)
+        lines.append(text)
+
+    net = alexnet("paper")
+    net["conv1"].needs_input_grad = False     # nobody needs d loss / d image; PyTorch skips it too
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((ARGS.batch, 3, 224, 224), dtype=np.float32)
+    y = rng.integers(0, 1000, ARGS.batch)
+    opt, ce = mg.SGD(net.parameters(), lr=0.01), mg.SoftmaxCrossEntropy()
+    start = time.perf_counter()
+    minigrad_step(net, opt, ce, x, y)
+    say(f"minigrad first step (Numba compilation or cache load included): {time.perf_counter() - start:.2f} s")
+
+    steps = {}
+    forwards = {"minigrad": lambda: net.eval().forward(x)}
+    if torch:
+        tnet = torch_alexnet(net)
+        topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        steps["torch"] = lambda: torch_step(tnet.train(), topt, tx, ty)
+
+        def torch_forward():
+            with torch.no_grad():
+                tnet.eval()(tx)
+        forwards["torch"] = torch_forward
+    steps["minigrad"] = lambda: (net.train(), minigrad_step(net, opt, ce, x, y))
+    step = alternate(steps, ARGS.repeats)
+    forward = alternate(forwards, ARGS.repeats)
+    net.train()
+
+    flops_per_image = 2 * multiply_adds_per_image(net)
+    step_flops = 3 * flops_per_image * ARGS.batch
+    rate = gemm_rate()
+    floor = step_flops / rate
+    say(f"GEMM: {rate / 1e9:.0f} GFLOP/s (float32, 4096^2); step {step_flops / 1e9:.0f} GFLOP -> floor {floor:.3f} s; "
+        f"forward floor {floor / 3:.3f} s")
+    say()
+    say("| | minigrad | PyTorch | minigrad / PyTorch | GEMM floor / minigrad |")
+    say("|---|---|---|---|---|")
+    for what, times, fl in [("step", step, floor), ("forward (eval)", forward, floor / 3)]:
+        mine, theirs = times["minigrad"], times.get("torch")
+        say(f"| {what} | {mine:.3f} s | {f'{theirs:.3f} s' if theirs else '-'} | "
+            f"{f'{mine / theirs:.2f}x' if theirs else '-'} | {fl / mine:.0%} |")
+    say(f"\nimages/s: minigrad {ARGS.batch / step['minigrad']:.1f}"
+        + (f", PyTorch {ARGS.batch / step['torch']:.1f}" if torch else ""))
+
+    if not ARGS.no_layers:
+        rows = layer_times(net, tnet if torch else None, x)
+        total = sum(r[1] + r[2] for r in rows)
+        say("\nPer layer, in isolation (ms); share = minigrad layer's part of the sum:")
+        say("| layer | mg fwd | mg bwd | torch fwd | torch bwd | mg share |")
+        say("|---|---|---|---|---|---|")
+        for r in rows:
+            t = f"{r[3] * 1e3:.1f} | {r[4] * 1e3:.1f}" if torch else "- | -"
+            say(f"| {r[0]} | {r[1] * 1e3:.1f} | {r[2] * 1e3:.1f} | {t} | {(r[1] + r[2]) / total:.1%} |")
+
+    if ARGS.memory_batch:
+        mem = {"minigrad": peak_memory("minigrad", ARGS.memory_batch)}
+        if torch:
+            mem["torch"] = peak_memory("torch", ARGS.memory_batch)
+        say(f"\nPeak RSS of a batch-{ARGS.memory_batch} step: minigrad {mem['minigrad']:.0f} MiB"
+            + (f", PyTorch {mem['torch']:.0f} MiB, ratio {mem['minigrad'] / mem['torch']:.2f}x" if torch else ""))
+
+    out = ROOT / "benchmarks" / "results" / f"cpu_alexnet_{platform.node() or 'machine'}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Numba kernels for the CPU primitives, parallel over both cores with `prange`.
+
+Each kernel writes every element of its output (no reliance on zeroed memory) and mirrors a NumPy
+reference in ops/cpu.py that the tests compare it with. `cache=True` stores the compiled machine code
+beside this file (or in NUMBA_CACHE_DIR), so only a machine's first run pays for compilation.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")
+def _valid_range(pad, offset, stride, size, count):
+    """The output positions o in [0, count) whose input o * stride - pad + offset lies in [0, size)."""
+    first = max(0, (pad - offset + stride - 1) // stride)
+    last = min(count, (size - 1 + pad - offset) // stride + 1)
+    return first, max(first, last)
+
+
+@njit(parallel=True, cache=True)
+def im2col(x, kh, kw, sh, sw, ph, pw, OH, OW, cols):
+    """cols[(c, i, j), (n, oh, ow)] = x[n, c, oh*sh - ph + i, ow*sw - pw + j], 0 in the padding."""
+    N, C, H, W = x.shape
+    for row in prange(C * kh * kw):
+        c, i, j = row // (kh * kw), (row // kw) % kh, row % kw
+        ow_first, ow_last = _valid_range(pw, j, sw, W, OW)
+        for n in range(N):
+            for oh in range(OH):
+                out = cols[row, (n * OH + oh) * OW:(n * OH + oh + 1) * OW]
+                h = oh * sh - ph + i
+                if h < 0 or h >= H:
+                    out[:] = 0
+                    continue
+                out[:ow_first] = 0
+                for ow in range(ow_first, ow_last):
+                    out[ow] = x[n, c, h, ow * sw - pw + j]
+                out[ow_last:] = 0
+
+
+@njit(parallel=True, cache=True)
+def col2im(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
+    """dx[n, c, h, w] = sum of the column entries copied from (h, w); one (n, c) plane per task."""
+    N, C, H, W = dx.shape
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        dx[n, c] = 0
+        for i in range(kh):
+            oh_first, oh_last = _valid_range(ph, i, sh, H, OH)
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                ow_first, ow_last = _valid_range(pw, j, sw, W, OW)
+                for oh in range(oh_first, oh_last):
+                    h, base = oh * sh - ph + i, (n * OH + oh) * OW
+                    for ow in range(ow_first, ow_last):
+                        dx[n, c, h, ow * sw - pw + j] += cols[row, base + ow]
+
+
+@njit(parallel=True, cache=True)
+def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
+    """Each window's maximum and the window-local index i*kw + j of its first occurrence."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        for oh in range(OH):
+            i_first, i_last = max(0, ph - oh * sh), min(kh, H + ph - oh * sh)
+            for ow in range(OW):
+                j_first, j_last = max(0, pw - ow * sw), min(kw, W + pw - ow * sw)
+                best, best_index = -np.inf, i_first * kw + j_first
+                for i in range(i_first, i_last):
+                    for j in range(j_first, j_last):
+                        value = x[n, c, oh * sh - ph + i, ow * sw - pw + j]
+                        if value > best:             # strictly greater: the first maximum wins ties
+                            best, best_index = value, i * kw + j
+                y[n, c, oh, ow] = best
+                argmax[n, c, oh, ow] = best_index
+
+
+@njit(parallel=True, cache=True)
+def maxpool_backward(dy, argmax, kh, kw, sh, sw, ph, pw, dx):
+    """Add each window's gradient to the one input that was its maximum."""
+    N, C, OH, OW = dy.shape
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        dx[n, c] = 0
+        for oh in range(OH):
+            for ow in range(OW):
+                k = argmax[n, c, oh, ow]
+                dx[n, c, oh * sh - ph + k // kw, ow * sw - pw + k % kw] += dy[n, c, oh, ow]
+
+
+@njit(parallel=True, cache=True)
+def lrn_forward(a, size, alpha, beta, k, b, scale):
+    """scale = k + alpha * (sum of a^2 over `size` channels), b = a * scale^-beta (section 3.3)."""
+    N, C = a.shape[0], a.shape[1]
+    half = size // 2
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        energy = a[n, c] * a[n, c]
+        for j in range(max(0, c - half), min(C, c + half + 1)):
+            if j != c:
+                energy += a[n, j] * a[n, j]
+        scale[n, c] = k + alpha * energy
+        b[n, c] = a[n, c] * scale[n, c] ** -beta
+
+
+@njit(parallel=True, cache=True)
+def lrn_backward(dy, a, b, scale, size, alpha, beta, ratio, da):
+    """da_c = dy_c scale_c^-beta - 2 alpha beta a_c sum_{i near c} dy_i b_i / scale_i.
+
+    `ratio` is scratch space for dy * b / scale, computed once per element before the window sums.
+    """
+    N, C = a.shape[0], a.shape[1]
+    half = size // 2
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        ratio[n, c] = dy[n, c] * b[n, c] / scale[n, c]
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        window = ratio[n, c].copy()
+        for j in range(max(0, c - half), min(C, c + half + 1)):
+            if j != c:
+                window += ratio[n, j]
+        da[n, c] = dy[n, c] * scale[n, c] ** -beta - 2 * alpha * beta * a[n, c] * window

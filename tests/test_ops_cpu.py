@@ -1,0 +1,103 @@
+"""Each Numba kernel against its NumPy reference (ops/cpu.py), on drawn shapes and both dtypes."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+import minigrad as mg
+from minigrad.layers import conv as conv_module
+from minigrad.ops import cpu
+
+
+@st.composite
+def window_cases(draw, pool=False):
+    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    max_pad = (kernel[0] // 2, kernel[1] // 2) if pool else (3, 3)
+    case = dict(shape=(draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 11)), draw(st.integers(1, 11))),
+                kernel=kernel, stride=(draw(st.integers(1, 4)), draw(st.integers(1, 4))),
+                padding=(draw(st.integers(0, max_pad[0])), draw(st.integers(0, max_pad[1]))),
+                dtype=draw(st.sampled_from([np.float32, np.float64])), seed=draw(st.integers(0, 2**16)),
+                transposed=draw(st.booleans()))
+    assume(case["shape"][2] + 2 * case["padding"][0] >= kernel[0])
+    assume(case["shape"][3] + 2 * case["padding"][1] >= kernel[1])
+    return case
+
+
+def draw_input(case):
+    """A random input, sometimes a non-contiguous view (the kernels must not assume a layout)."""
+    rng = np.random.default_rng(case["seed"])
+    N, C, H, W = case["shape"]
+    if case["transposed"]:
+        return rng.standard_normal((C, N, H, W)).astype(case["dtype"]).transpose(1, 0, 2, 3)
+    return rng.standard_normal(case["shape"]).astype(case["dtype"])
+
+
+@given(window_cases())
+def test_im2col_and_col2im(case):
+    x = draw_input(case)
+    args = case["kernel"], case["stride"], case["padding"]
+    cols = cpu.im2col(x, *args)
+    np.testing.assert_array_equal(cols, cpu.im2col_reference(x, *args))
+    np.testing.assert_allclose(cpu.col2im(cols, x.shape, *args), cpu.col2im_reference(cols, x.shape, *args),
+                               rtol=1e-5, atol=1e-5)
+
+
+@given(window_cases(pool=True))
+def test_maxpool_forward_and_backward(case):
+    x = draw_input(case)
+    args = case["kernel"], case["stride"], case["padding"]
+    y, argmax = cpu.maxpool_forward(x, *args)
+    y_ref, argmax_ref = cpu.maxpool_forward_reference(x, *args)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    dy = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape).astype(x.dtype)
+    np.testing.assert_allclose(cpu.maxpool_backward(dy, argmax, x.shape, *args),
+                               cpu.maxpool_backward_reference(dy, argmax, x.shape, *args), rtol=1e-6, atol=1e-6)
+
+
+def test_maxpool_ties_pick_the_first_maximum():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    _, argmax = cpu.maxpool_forward(x, (3, 3), (1, 1), (1, 1))
+    # With padding 1 the first in-bounds element of the top-left window is its (1, 1) position.
+    assert argmax[0, 0, 0, 0] == 1 * 3 + 1 and argmax[0, 0, 1, 1] == 0
+
+
+@given(window_cases(), st.sampled_from([1, 3, 5, 7]), st.sampled_from([1e-4, 0.5, 1.0]))
+def test_lrn_forward_and_backward(case, size, alpha):
+    a = draw_input(case)
+    b, scale = cpu.lrn_forward(a, size, alpha, 0.75, 2.0)
+    b_ref, scale_ref = cpu.lrn_forward_reference(a, size, alpha, 0.75, 2.0)
+    tol = 1e-6 if a.dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(b, b_ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(scale, scale_ref, rtol=tol)
+    dy = np.random.default_rng(case["seed"] + 1).standard_normal(a.shape).astype(a.dtype)
+    np.testing.assert_allclose(cpu.lrn_backward(dy, a, b, scale, size, alpha, 0.75),
+                               cpu.lrn_backward_reference(dy, a, b, scale, size, alpha, 0.75), rtol=tol * 10, atol=tol * 10)
+
+
+@pytest.mark.parametrize("columns_per_chunk", [1, 7, 10_000])
+def test_conv_gives_the_same_answer_however_the_batch_is_chunked(monkeypatch, columns_per_chunk, rng):
+    monkeypatch.setattr(conv_module, "CPU_COLUMNS_PER_CHUNK", columns_per_chunk)
+    conv = mg.Conv2d(4, 6, 3, stride=2, padding=1, groups=2).astype(np.float64)
+    x = rng.standard_normal((5, 4, 7, 6))
+    y = conv.forward(x)
+    np.testing.assert_allclose(y, _unchunked_conv(conv, x), rtol=1e-12)
+    assert (result := mg.gradcheck(conv, x)).passed, result
+
+
+def _unchunked_conv(conv, x):
+    cols = cpu.im2col_reference(x, conv.kernel_size, conv.stride, conv.padding)
+    N, OC, OH, OW = conv.output_shape(x.shape)
+    y = np.matmul(conv.weight.data.reshape(conv.groups, OC // conv.groups, -1), cols.reshape(conv.groups, -1, N * OH * OW))
+    return y.reshape(OC, N, OH, OW).transpose(1, 0, 2, 3) + conv.bias.data[:, None, None]
+
+
+def test_first_layer_can_skip_the_input_gradient(rng):
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    full, skipping = mg.Conv2d(3, 4, 3), mg.Conv2d(3, 4, 3)
+    skipping.load_state_dict(full.state_dict())
+    skipping.needs_input_grad = False
+    dy = rng.standard_normal(full.forward(x).shape).astype(np.float32)
+    skipping.forward(x)
+    assert full.backward(dy) is not None and skipping.backward(dy) is None
+    np.testing.assert_array_equal(skipping.weight.grad, full.weight.grad)
+    np.testing.assert_array_equal(skipping.bias.grad, full.bias.grad)
