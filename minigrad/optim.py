@@ -10,7 +10,8 @@ velocity already accumulated keeps the old eps while PyTorch rescales it with th
 """
 import math
 
-from .backend import array_module, to_device, device_of
+from .backend import array_module, device_of, is_gpu_array, to_device
+from .ops import gpu
 
 
 def _check_params(params, who):
@@ -52,6 +53,9 @@ class SGD:
 
     def step(self):
         for p, v in zip(self.params, self.velocity):
+            if is_gpu_array(p.data):          # the same rule as one fused kernel (kernels/sgd.cu)
+                gpu.sgd_update(p.data, v, p.grad, self.lr, self.momentum, self.weight_decay)
+                continue
             v *= self.momentum
             v -= (self.weight_decay * self.lr) * p.data
             v -= self.lr * p.grad
