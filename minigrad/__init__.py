@@ -1,5 +1,6 @@
 """minigrad: AlexNet from scratch, with a hand-written forward and backward for every layer."""
 from . import backend, init, ops
+from .diagnostics import diagnose
 from .gradcheck import GradcheckResult, gradcheck
 from .init import manual_seed
 from .layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, LeakyReLU, Linear,
