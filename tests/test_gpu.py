@@ -14,6 +14,7 @@ kernel forgets to write fails the comparison.
 The layer, AlexNet and checkpoint tests need CuPy and a GPU. The launch-geometry and kernel-lookup
 tests need neither.
 """
+import importlib.util
 import os
 
 import numpy as np
@@ -364,3 +365,41 @@ def test_sgd_on_gpu_params_uses_the_fused_kernel_and_matches_the_cpu(monkeypatch
             optimiser.step()
     assert len(calls) == 3
     assert_close(backend.to_numpy(params[1].data), params[0].data, np.float32)
+
+
+# --- the GPU benchmark's CPU-independent parts -------------------------------------------------------
+def _benchmark():
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "gpu_alexnet.py")
+    spec = importlib.util.spec_from_file_location("gpu_alexnet", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_measures_the_paper_shapes_and_their_bytes():
+    bench, net = _benchmark(), alexnet("paper")
+    shapes = bench.layer_input_shapes(net, 256)
+    assert shapes["conv1"] == (256, 3, 224, 224) and shapes["pool1"] == (256, 96, 55, 55)
+    assert shapes["norm2"] == (256, 256, 27, 27) and shapes["pool5"] == (256, 256, 13, 13)
+    assert shapes["fc6"] == (256, 9216)
+    cases = {label: (op, moved) for label, op, _, moved in bench.kernel_cases(net, shapes)}
+    assert "conv1 col2im" not in cases                  # the first layer needs no input gradient
+    assert cases["conv1 im2col"] == ("im2col", (256 * 3 * 224 * 224 + 363 * 256 * 55 * 55) * 4)
+    assert cases["norm1 backward"] == ("lrn_backward", 5 * 256 * 96 * 55 * 55 * 4)
+    assert cases["pool2 forward"] == ("maxpool_forward", (256 * 256 * 27 * 27 + 256 * 256 * 13 * 13 * 2) * 4)
+    gemms = {label: (a, b) for label, a, b in bench.gemm_cases(net, shapes)}
+    assert gemms["conv2"] == ((2, 128, 1200), (2, 1200, 256 * 27 * 27))
+    assert gemms["fc6"] == ((256, 9216), (9216, 4096))
+
+
+def test_benchmark_pytorch_twin_computes_what_minigrad_computes():
+    torch = pytest.importorskip("torch")
+    bench, net = _benchmark(), alexnet("small", num_classes=10, seed=4)
+    for layer in net:
+        if isinstance(layer, mg.LocalResponseNorm):
+            layer.alpha = 0.5       # at the paper's 1e-4 a wrong alpha conversion would not show
+    twin = bench.torch_twin(net, torch.nn, torch).eval()
+    x = np.random.default_rng(5).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(net.eval().forward(x), expected, rtol=1e-4, atol=1e-5)
