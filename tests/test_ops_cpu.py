@@ -101,3 +101,15 @@ def test_first_layer_can_skip_the_input_gradient(rng):
     assert full.backward(dy) is not None and skipping.backward(dy) is None
     np.testing.assert_array_equal(skipping.weight.grad, full.weight.grad)
     np.testing.assert_array_equal(skipping.bias.grad, full.bias.grad)
+
+
+@given(st.integers(1, 300), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**16))
+def test_fused_sgd_update_matches_the_reference(size, dtype, seed):
+    rng = np.random.default_rng(seed)
+    w, v, g = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    w_ref, v_ref = w.copy(), v.copy()
+    cpu.sgd_update(w, v, g, 0.01, 0.9, 0.0005)
+    cpu.sgd_update_reference(w_ref, v_ref, g, 0.01, 0.9, 0.0005)
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    np.testing.assert_allclose(v, v_ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(w, w_ref, rtol=tol, atol=tol)

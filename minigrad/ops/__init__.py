@@ -34,5 +34,9 @@ def lrn_backward(dy, a, b, scale, size, alpha, beta):
     return _impl(dy).lrn_backward(dy, a, b, scale, size, alpha, beta)
 
 
-__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward",
+def sgd_update(w, v, grad, lr, momentum, weight_decay):
+    return _impl(w).sgd_update(w, v, grad, lr, momentum, weight_decay)
+
+
+__all__ = ["sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward",
            "output_size"]

@@ -115,6 +115,14 @@ def lrn_backward_reference(dy, a, b, scale, size, alpha, beta):
     return dy * scale ** -beta - (2 * alpha * beta) * a * channel_window_sum(dy * b / scale, size)
 
 
+def sgd_update_reference(w, v, grad, lr, momentum, weight_decay):
+    """The paper's rule (section 5), in place: v <- momentum v - weight_decay lr w - lr grad; w <- w + v."""
+    v *= momentum
+    v -= (weight_decay * lr) * w
+    v -= lr * grad
+    w += v
+
+
 # --- The versions the layers call: Numba kernels (ops/cpu_kernels.py) on contiguous arrays ---------------
 
 
@@ -168,3 +176,12 @@ def lrn_backward(dy, a, b, scale, size, alpha, beta):
     kernels.lrn_backward(dy, _contiguous(a), _contiguous(b), _contiguous(scale), size, dy.dtype.type(alpha),
                          dy.dtype.type(beta), ratio, da)
     return da
+
+
+def sgd_update(w, v, grad, lr, momentum, weight_decay):
+    """sgd_update_reference in one fused pass: 5 array streams instead of 10 and no temporaries."""
+    if not (w.flags.c_contiguous and v.flags.c_contiguous) or not w.shape == v.shape == grad.shape:
+        raise ValueError(f"sgd_update: expected C-contiguous weight and velocity and a gradient of one shape, "
+                         f"got {w.shape}, {v.shape}, {grad.shape}")
+    t = w.dtype.type
+    kernels.sgd_update(w.reshape(-1), v.reshape(-1), _contiguous(grad).reshape(-1), t(lr), t(momentum), t(weight_decay))

@@ -121,3 +121,11 @@ def lrn_backward(dy, a, b, scale, size, alpha, beta, ratio, da):
             if j != c:
                 window += ratio[n, j]
         da[n, c] = dy[n, c] * scale[n, c] ** -beta - 2 * alpha * beta * a[n, c] * window
+
+
+@njit(parallel=True, cache=True)
+def sgd_update(w, v, grad, lr, momentum, weight_decay):
+    """The paper's step (section 5) in one pass over flat arrays: v = m v - wd lr w - lr g; w += v."""
+    for i in prange(w.size):
+        v[i] = momentum * v[i] - weight_decay * lr * w[i] - lr * grad[i]
+        w[i] += v[i]
