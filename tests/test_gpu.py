@@ -204,6 +204,21 @@ def test_the_flag_sends_matmul_to_the_custom_sgemm(device, monkeypatch):
         gpu.use_custom_sgemm(False)
 
 
+@needs_gpu
+def test_tf32_is_opt_in():
+    linalg = importlib.import_module("cupy._core._routines_linalg")
+    if int(importlib.import_module("cupy").cuda.Device().compute_capability) < 80:
+        pytest.skip("TF32 needs compute capability 8.0 or later")
+    if os.environ.get("CUPY_TF32", "0") == "0":
+        assert linalg.get_compute_type(np.float32) != linalg.COMPUTE_TYPE_TF32
+    gpu.use_tf32(True)
+    try:
+        assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32
+    finally:
+        gpu.use_tf32(False)
+    assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_DEFAULT
+
+
 # --- launch geometry and arguments, without a GPU ------------------------------------------------------
 def test_launches_cover_every_element_and_type_every_scalar():
     shape, kernel, stride, padding = (2, 3, 9, 7), (3, 2), (2, 1), (1, 0)

@@ -15,8 +15,10 @@ Outputs are allocated by `empty`, which the GPU tests replace by one that fills 
 kernel that leaves an element unwritten then fails its comparison with the CPU.
 
 GEMM: `matmul` is cupy.matmul (cuBLAS) unless `use_custom_sgemm(True)` (or MINIGRAD_CUSTOM_SGEMM=1)
-selects the tiled teaching kernel of kernels/sgemm.cu for float32. `use_tf32(True)` lets cuBLAS run
-float32 GEMMs on tensor cores in TF32 (a 10-bit mantissa); float32 is the default.
+selects the tiled teaching kernel of kernels/sgemm.cu for float32. Conv2d and Linear call xp.matmul
+themselves, so today the flag reaches the benchmark and the tests, not the layers. `use_tf32(True)`
+lets cuBLAS run float32 GEMMs, the layers' included, on tensor cores in TF32 (a 10-bit mantissa);
+plain float32 is the default.
 """
 import functools
 import importlib
