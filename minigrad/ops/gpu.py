@@ -211,7 +211,6 @@ def sgemm_launch(a_shape, b_shape):
     batch = max(batch_a, batch_b)
     if batch > MAX_GRID_Z:
         raise ValueError(f"sgemm: at most {MAX_GRID_Z} matrices in a batch, got {batch}")
-    _int32(M * K, K * N, M * N)
     grid = (-(-N // SGEMM_TILE), -(-M // SGEMM_TILE), batch)
     strides = (M * K if batch_a > 1 else 0, K * N if batch_b > 1 else 0, M * N)
     out_shape = (batch, M, N) if max(len(a_shape), len(b_shape)) == 3 else (M, N)
