@@ -11,8 +11,9 @@ odd and non-square sizes, kernels, strides and paddings, batch 1, float32 and fl
 not contiguous. Every output is poisoned (NaN, or -1 for argmax) before the launch, so an element a
 kernel forgets to write fails the comparison.
 
-The layer, AlexNet and checkpoint tests need CuPy and a GPU. The launch-geometry and kernel-lookup
-tests need neither.
+An AlexNet training step also runs with every op sent to ops/gpu.py on the emulated kernels (the
+wiring between layers and kernels). The layer, AlexNet and checkpoint tests on CuPy arrays need a GPU.
+The launch-geometry, kernel-lookup and benchmark-helper tests need neither.
 """
 import importlib.util
 import os
@@ -334,6 +335,21 @@ def _alexnet_step(net, x, labels, device):
         net.backward(loss_fn.backward())
         optimiser.step()
     return losses, net.state_dict()
+
+
+def test_alexnet_steps_through_the_emulated_kernels_match_the_cpu(device, monkeypatch):
+    """Every op of a training step (im2col, col2im, pooling, LRN, the SGD update) through ops/gpu.py
+    as the layers call it, on the emulated kernels: the wiring between the layers and the kernels."""
+    if device.name != "emulated":
+        pytest.skip("on a GPU this is test_alexnet_training_steps_on_the_gpu_match_the_cpu")
+    rng = np.random.default_rng(6)
+    x, labels = rng.standard_normal((2, 3, 64, 64)).astype(np.float32), rng.integers(0, 10, 2)
+    cpu_losses, cpu_state = _alexnet_step(alexnet("small", num_classes=10, seed=5), x, labels, "cpu")
+    monkeypatch.setattr(ops, "_impl", lambda array: gpu)
+    gpu_losses, gpu_state = _alexnet_step(alexnet("small", num_classes=10, seed=5), x, labels, "cpu")
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-5)
+    for name, value in cpu_state.items():
+        np.testing.assert_allclose(gpu_state[name], value, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 @needs_gpu
