@@ -290,23 +290,27 @@ def _findings(report, layers):
                         f"BatchNorm; if it appeared during training, lower the learning rate or clip "
                         f"gradients (mg.clip_grad_norm).")
 
+    dead = []
     for row in rows:
         if row.dead_fraction is not None:
             units = row.output_shape[1]
             limit = 0.5 + DEAD_SIGMAS * 0.5 / math.sqrt(units)
             if row.dead_fraction > limit:
-                findings.append(f"dead_relu: {row.dead_fraction:.0%} of the {units} units of {row.name} are "
-                                f"off for every example of the batch (a zero-bias initialisation leaves at "
-                                f"most {limit:.0%}); they pass no gradient and will never recover. Check for "
-                                f"negative biases (set them to 0 or a small positive value), lower the "
-                                f"learning rate (one large step can push units below zero), use He "
-                                f"initialisation, BatchNorm before the ReLU, or LeakyReLU.")
-        if row.saturated_fraction is not None and row.saturated_fraction > SATURATED_FRACTION:
-            findings.append(f"saturated: {row.saturated_fraction:.0%} of the outputs of {row.name} "
-                            f"({row.kind}) are within {1 - SATURATION_LEVEL:.0%} of the ends of their range, "
-                            f"where the slope is under 2% of its peak, so little gradient passes. Scale the "
-                            f"weights down (Glorot initialisation), normalise the inputs, add BatchNorm "
-                            f"before the nonlinearity, or use ReLU.")
+                dead.append(f"{row.dead_fraction:.0%} of the {units} units of {row.name} (chance "
+                            f"allows {limit:.0%})")
+    if dead:
+        findings.append(f"dead_relu: {'; '.join(dead)} are off for every example of the batch; a zero-bias "
+                        f"initialisation leaves about half dead at most. They pass no gradient, so their "
+                        f"weights stop learning. Check for negative biases (set them to 0 "
+                        f"or a small positive value), lower the learning rate (one large step can push units "
+                        f"below zero for good), use He initialisation, BatchNorm before the ReLU, or LeakyReLU.")
+    saturated = [f"{row.saturated_fraction:.0%} of the outputs of {row.name} ({row.kind})" for row in rows
+                 if row.saturated_fraction is not None and row.saturated_fraction > SATURATED_FRACTION]
+    if saturated:
+        findings.append(f"saturated: {'; '.join(saturated)} are within {1 - SATURATION_LEVEL:.0%} of the ends "
+                        f"of their range, where the slope is under 2% of its peak, so little gradient passes. "
+                        f"Scale the weights down (Glorot initialisation), normalise the inputs, add BatchNorm "
+                        f"before the nonlinearity, or use ReLU.")
 
     weak = [row for row in weighted if row.sensitivity < VANISHING_SENSITIVITY]
     still = [row for row in weighted if row.grad_to_weight is not None
