@@ -12,7 +12,6 @@ for this script only: without it minigrad's numbers are printed alone.
 """
 import argparse
 import os
-from collections import OrderedDict
 import platform
 import statistics
 import subprocess
@@ -44,8 +43,10 @@ set_threads(ARGS.threads)
 import numpy as np  # noqa: E402  (after the thread variables are set)
 
 sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 import minigrad as mg  # noqa: E402
 from model import alexnet  # noqa: E402
+from torch_twin import torch_twin  # noqa: E402
 
 try:
     import torch
@@ -53,35 +54,6 @@ try:
     torch.set_num_threads(ARGS.threads)
 except ImportError:
     torch = None
-
-
-def torch_alexnet(net):
-    """The same network in PyTorch, with minigrad's weights. PyTorch's LRN divides alpha by n."""
-    layers = []
-    for name, layer in net.named_layers():
-        if isinstance(layer, mg.Conv2d):
-            t = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                          layer.padding, groups=layer.groups)
-        elif isinstance(layer, mg.Linear):
-            t = nn.Linear(layer.in_features, layer.out_features)
-        elif isinstance(layer, mg.ReLU):
-            t = nn.ReLU()
-        elif isinstance(layer, mg.LocalResponseNorm):
-            t = nn.LocalResponseNorm(layer.size, alpha=layer.alpha * layer.size, beta=layer.beta, k=layer.k)
-        elif isinstance(layer, mg.MaxPool2d):
-            t = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
-        elif isinstance(layer, mg.Flatten):
-            t = nn.Flatten()
-        elif isinstance(layer, mg.Dropout):
-            t = nn.Dropout(layer.p)
-        else:
-            raise TypeError(f"no PyTorch twin for {layer!r}")
-        if hasattr(layer, "weight"):
-            with torch.no_grad():
-                t.weight.copy_(torch.from_numpy(layer.weight.data))
-                t.bias.copy_(torch.from_numpy(layer.bias.data))
-        layers.append((name, t))
-    return nn.Sequential(OrderedDict(layers))
 
 
 def multiply_adds_per_image(net, size=224):
@@ -181,7 +153,7 @@ def report_peak_memory():
         for _ in range(2):
             minigrad_step(net, opt, ce, x, y)
     else:
-        tnet = torch_alexnet(net)
+        tnet = torch_twin(net, nn, torch)
         del net
         opt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
@@ -223,7 +195,7 @@ def main():
     steps = {}
     forwards = {"minigrad": lambda: net.eval().forward(x)}
     if torch:
-        tnet = torch_alexnet(net)
+        tnet = torch_twin(net, nn, torch)
         topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
         steps["torch"] = lambda: torch_step(tnet.train(), topt, tx, ty)

@@ -27,9 +27,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 import minigrad as mg  # noqa: E402
 from minigrad.ops import output_size  # noqa: E402
 from model import alexnet  # noqa: E402
+from torch_twin import torch_twin  # noqa: E402,F401  (also used by tests/test_gpu.py)
 
 
 # --- what the benchmark measures, computed without a GPU -------------------------------------------------
@@ -96,31 +98,6 @@ def gemm_cases(net, shapes):
         elif isinstance(layer, mg.Linear):
             cases.append((name, (shapes[name][0], layer.in_features), (layer.in_features, layer.out_features)))
     return cases
-
-
-def torch_twin(net, nn, torch):
-    """The same network in PyTorch with minigrad's weights. PyTorch's LRN divides alpha by n."""
-    layers = []
-    for name, layer in net.named_layers():
-        if isinstance(layer, mg.Conv2d):
-            twin = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                             layer.padding, groups=layer.groups)
-        elif isinstance(layer, mg.Linear):
-            twin = nn.Linear(layer.in_features, layer.out_features)
-        elif isinstance(layer, mg.LocalResponseNorm):
-            twin = nn.LocalResponseNorm(layer.size, alpha=layer.alpha * layer.size, beta=layer.beta, k=layer.k)
-        elif isinstance(layer, mg.MaxPool2d):
-            twin = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
-        elif isinstance(layer, mg.Dropout):
-            twin = nn.Dropout(layer.p)
-        else:
-            twin = {mg.ReLU: nn.ReLU, mg.Flatten: nn.Flatten}[type(layer)]()
-        if isinstance(layer, (mg.Conv2d, mg.Linear)):
-            with torch.no_grad():
-                twin.weight.copy_(torch.from_numpy(mg.backend.to_numpy(layer.weight.data)))
-                twin.bias.copy_(torch.from_numpy(mg.backend.to_numpy(layer.bias.data)))
-        layers.append((name, twin))
-    return nn.Sequential(OrderedDict(layers))
 
 
 # --- timing on the GPU --------------------------------------------------------------------------------

@@ -346,6 +346,7 @@ def test_alexnet_steps_through_the_emulated_kernels_match_the_cpu(device, monkey
     x, labels = rng.standard_normal((2, 3, 64, 64)).astype(np.float32), rng.integers(0, 10, 2)
     cpu_losses, cpu_state = _alexnet_step(alexnet("small", num_classes=10, seed=5), x, labels, "cpu")
     monkeypatch.setattr(ops, "_impl", lambda array: gpu)
+    monkeypatch.setattr(gpu, "matmul", np.matmul)     # cuBLAS's part: the emulator has no GEMM library
     gpu_losses, gpu_state = _alexnet_step(alexnet("small", num_classes=10, seed=5), x, labels, "cpu")
     np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-5)
     for name, value in cpu_state.items():

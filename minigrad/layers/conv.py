@@ -77,7 +77,7 @@ class Conv2d(Layer):
             n = batch.stop - batch.start
             cols = ops.im2col(x[batch], self.kernel_size, self.stride, self.padding)
             # y_g = W_g @ cols_g for every group g at once: (G, OC/G, K) @ (G, K, n*OH*OW).
-            y_chunk = xp.matmul(weight, cols.reshape(G, -1, n * OH * OW))
+            y_chunk = ops.matmul(weight, cols.reshape(G, -1, n * OH * OW))
             y[batch] = y_chunk.reshape(OC, n, OH, OW).transpose(1, 0, 2, 3)
         if self.bias is not None:
             y += self.bias.data[:, None, None]
@@ -96,9 +96,9 @@ class Conv2d(Layer):
             cols = ops.im2col(x[batch], self.kernel_size, self.stride, self.padding)
             cols_g = cols.reshape(G, -1, n * OH * OW)                         # (G, K, n*OH*OW)
             dy_g = dy[batch].transpose(1, 0, 2, 3).reshape(G, OC // G, -1)    # (G, OC/G, n*OH*OW)
-            weight_grad += xp.matmul(dy_g, cols_g.transpose(0, 2, 1))         # dL/dW_g = dy_g cols_g^T
+            weight_grad += ops.matmul(dy_g, cols_g.transpose(0, 2, 1))         # dL/dW_g = dy_g cols_g^T
             if dx is not None:                                                # dL/dcols_g = W_g^T dy_g
-                dcols = xp.matmul(weight.transpose(0, 2, 1), dy_g).reshape(cols.shape)
+                dcols = ops.matmul(weight.transpose(0, 2, 1), dy_g).reshape(cols.shape)
                 dx[batch] = ops.col2im(dcols, (n,) + x.shape[1:], self.kernel_size, self.stride, self.padding)
         self.weight.grad += weight_grad.reshape(self.weight.shape)
         if self.bias is not None:

@@ -1,7 +1,7 @@
 """Linear (fully connected) and Flatten."""
 import numpy as np
 
-from .. import init
+from .. import init, ops
 from .base import Layer, Parameter
 
 
@@ -27,7 +27,7 @@ class Linear(Layer):
             raise ValueError(f"{self.describe()}: expected {self.in_features} input features, "
                              f"got input of shape {tuple(x.shape)}")
         self.x = x
-        y = x @ self.weight.data.T
+        y = ops.matmul(x, self.weight.data.T)
         if self.bias is not None:
             y += self.bias.data
         return y
@@ -35,10 +35,10 @@ class Linear(Layer):
     def backward(self, dy):
         x = self.saved(self.x)
         self.check_grad(dy, (x.shape[0], self.out_features))
-        self.weight.grad += dy.T @ x                     # dL/dW = dy^T x
+        self.weight.grad += ops.matmul(dy.T, x)          # dL/dW = dy^T x
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
-        return dy @ self.weight.data                     # dL/dx = dy W
+        return ops.matmul(dy, self.weight.data)          # dL/dx = dy W
 
 
 class Flatten(Layer):

@@ -34,9 +34,15 @@ def lrn_backward(dy, a, b, scale, size, alpha, beta):
     return _impl(dy).lrn_backward(dy, a, b, scale, size, alpha, beta)
 
 
+def matmul(a, b):
+    """a @ b (stacked over leading axes): OpenBLAS through NumPy, cuBLAS through CuPy, or on the GPU the
+    hand-written tiled SGEMM when ops.gpu.use_custom_sgemm(True) selects it."""
+    return _impl(a).matmul(a, b)
+
+
 def sgd_update(w, v, grad, lr, momentum, weight_decay):
     return _impl(w).sgd_update(w, v, grad, lr, momentum, weight_decay)
 
 
-__all__ = ["sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward",
+__all__ = ["matmul", "sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward",
            "output_size"]

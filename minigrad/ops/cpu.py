@@ -126,6 +126,9 @@ def sgd_update_reference(w, v, grad, lr, momentum, weight_decay):
 # --- The versions the layers call: Numba kernels (ops/cpu_kernels.py) on contiguous arrays ---------------
 
 
+matmul = np.matmul
+
+
 def _contiguous(x):
     return np.ascontiguousarray(x)
 
