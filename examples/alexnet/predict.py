@@ -1,0 +1,46 @@
+"""The five most likely classes of each image, with their probabilities (the ten-crop average).
+
+    python examples/alexnet/predict.py photo1.jpg photo2.png --checkpoint runs/small-20260101-120000/best.npz
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import minigrad as mg  # noqa: E402
+from minigrad import data  # noqa: E402
+from train import load_checkpoint, model_from_checkpoint  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("--checkpoint", required=True, help="a .npz written by train.py, or a run folder")
+    parser.add_argument("--device", choices=mg.backend.DEVICES, default="cpu")
+    args = parser.parse_args(argv)
+    meta, arrays = load_checkpoint(args.checkpoint)
+    config, classes = meta["config"], meta["classes"]
+    model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
+    model.eval()
+    transform, loss_fn = data.EvalTransform(config["image_size"], mean, scale, ten_crop=True), mg.SoftmaxCrossEntropy()
+    status = 0
+    for path in args.images:
+        try:
+            image = data.load_image(path, config["resize"])
+        except (OSError, ValueError) as error:
+            print(f"{path}: cannot read it as an image ({error})")
+            status = 1
+            continue
+        crops = transform(image[None])[0]                           # (10, 3, s, s)
+        logits = model.forward(mg.backend.to_device(crops, args.device))
+        loss_fn.forward(logits, np.zeros(len(crops), np.int64))    # only for its softmax
+        probs = mg.backend.to_numpy(loss_fn.probs).mean(axis=0)
+        top = np.argsort(-probs)[:5]
+        print(f"{path}: " + ", ".join(f"{classes[i]} {probs[i]:.1%}" for i in top))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

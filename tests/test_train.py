@@ -1,0 +1,132 @@
+"""examples/alexnet/train.py, evaluate.py and predict.py end to end on tiny image folders: the outputs of
+a run, bit-identical resume, the NaN stop that keeps the last good checkpoint, and the checkpoint round trip."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "alexnet"
+sys.path.insert(0, str(EXAMPLES))
+import evaluate  # noqa: E402
+import predict  # noqa: E402
+import train  # noqa: E402
+
+
+def write_split(root, per_class, seed):
+    """Two classes a CNN tells apart at once and a colour histogram cannot: a bright vertical bar or a
+    bright horizontal bar, at a random place, on noise."""
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(("horizontal", "vertical")):
+        os.makedirs(root / name, exist_ok=True)
+        for i in range(per_class):
+            image = rng.integers(0, 120, (64, 64, 3)).astype(np.uint8)
+            at = rng.integers(8, 48)
+            if label:
+                image[:, at:at + 8] = 230
+            else:
+                image[at:at + 8, :] = 230
+            Image.fromarray(image).save(root / name / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bars")
+    write_split(root / "train", 96, 0)
+    write_split(root / "val", 24, 1)
+    return root
+
+
+def run(folder, out, *extra):
+    return train.main(["--data", str(folder), "--out", str(out), "--workers", "1", "--batch-size", "16",
+                       "--lr", "0.005", *extra])
+
+
+def test_a_tiny_run_learns_and_writes_its_outputs(folder, tmp_path):
+    assert run(folder, tmp_path, "--epochs", "3") == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    rows = metrics["epochs"]
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert set(rows[0]) == {"epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "seconds"}
+    assert rows[-1]["val_top1"] >= 0.9, rows                # chance is 0.5
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert metrics["classes"] == ["horizontal", "vertical"]
+    for name in ("last.npz", "best.npz", "curves.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_resume_is_bit_identical(folder, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run(folder, straight, "--epochs", "2") == 0
+    assert run(folder, resumed, "--epochs", "1") == 0
+    assert train.main(["--resume", str(resumed), "--epochs", "2", "--workers", "2"]) == 0
+    (meta_a, arrays_a), (meta_b, arrays_b) = train.load_checkpoint(straight), train.load_checkpoint(resumed)
+    assert sorted(arrays_a) == sorted(arrays_b)
+    assert any(key.startswith("velocity.") for key in arrays_a)
+    for key in arrays_a:
+        assert np.array_equal(arrays_a[key], arrays_b[key]), key
+    assert meta_a["dropout_rng"] == meta_b["dropout_rng"] and meta_a["scheduler"] == meta_b["scheduler"]
+    assert [r["val_loss"] for r in meta_a["history"]] == [r["val_loss"] for r in meta_b["history"]]
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(folder, tmp_path, capsys):
+    assert run(folder, tmp_path, "--epochs", "1") == 0
+    before = (tmp_path / "last.npz").read_bytes()
+    status = train.main(["--resume", str(tmp_path), "--epochs", "2", "--lr", "1e30"])
+    assert status == 0                                      # --lr is ignored on resume: it keeps 0.005
+    # Poison the run: a checkpoint whose learning rate is huge makes the loss overflow.
+    meta, arrays = train.load_checkpoint(tmp_path)
+    model, normalisation = train.model_from_checkpoint(meta, arrays)
+    import minigrad as mg
+    optimizer = mg.SGD(model.parameters(), lr=1e30)
+    scheduler = mg.ReduceLROnPlateau(optimizer)
+    model.set_rng_state(meta["dropout_rng"])
+    meta["config"]["epochs"] = 3
+    train.save_checkpoint(str(tmp_path / "last.npz"), model, optimizer, scheduler, normalisation, meta)
+    good = (tmp_path / "last.npz").read_bytes()
+    assert train.main(["--resume", str(tmp_path)]) == 1
+    assert "the training loss became" in capsys.readouterr().out
+    assert (tmp_path / "last.npz").read_bytes() == good != before
+
+
+def test_checkpoint_round_trip_evaluate_and_predict(folder, tmp_path, capsys):
+    assert run(folder, tmp_path, "--epochs", "2") == 0
+    meta, arrays = train.load_checkpoint(tmp_path / "best.npz")
+    model, (mean, pca, scale) = train.model_from_checkpoint(meta, arrays)
+    assert all(np.array_equal(value, arrays[f"model.{key}"]) for key, value in model.state_dict().items())
+    side = train.resize_for(train.PRESETS["small"].image_size)
+    assert mean.shape == (side, side, 3) and pca.eigenvectors.shape == (3, 3)
+    assert evaluate.main([str(tmp_path / "best.npz"), "--data", str(folder / "val"), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "centre crop: top-1 error" in printed and "10 crops: top-1 error" in printed
+    image = folder / "val" / "vertical" / "0.png"
+    assert predict.main([str(image), "--checkpoint", str(tmp_path / "best.npz")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{image}: vertical")
+    with pytest.raises(ValueError, match="does not exist"):
+        train.load_checkpoint(tmp_path / "missing.npz")
+
+
+def test_refuses_to_overwrite_a_run_and_explains_a_bad_folder(folder, tmp_path):
+    assert run(folder, tmp_path, "--epochs", "1") == 0
+    with pytest.raises(SystemExit, match="already holds a run"):
+        run(folder, tmp_path, "--epochs", "1")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="expected the layout"):
+        train.main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "x")])
+
+
+def test_quick_start_command_trains_on_the_embedded_synthetic_set(tmp_path):
+    # README's first Quick start command, on a reduced synthetic set (the option only shrinks the set).
+    result = subprocess.run([sys.executable, str(EXAMPLES / "train.py"), "--epochs", "1",
+                             "--synthetic-per-class", "12"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "done in" in result.stdout
+    assert (tmp_path / "data" / "synthetic-12" / "train" / "star").is_dir()
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"][0]["epoch"] == 1
