@@ -1,7 +1,7 @@
 """The embedded dataset: ten shape classes drawn on cluttered, noisy backgrounds, written as JPEG files.
 
-Each image holds one shape (its class) at a random position, scale, rotation and colour, on a random
-two-colour gradient with clutter (line segments and dots in random colours) and Gaussian pixel noise.
+Each image holds one bright shape (its class) at a random position, scale, rotation and colour, on a
+random dark two-colour gradient with clutter (line segments and dots in random colours) and Gaussian pixel noise.
 The class is the outline of the shape, never its colour or place, so a classifier must find edges and
 corners wherever they are: what convolutions with shared weights (section 3) are for. Softmax
 regression on the raw pixels stays well below 50% validation accuracy on it (tests/test_data.py checks
@@ -83,8 +83,8 @@ def _draw_shape(mask, name, center, radius, angle):
         draw.polygon(_polygon(center, radius, angle, SHAPES[name]), fill=255)
 
 
-def _random_color(rng):
-    return tuple(int(c) for c in rng.integers(0, 256, 3))
+def _random_color(rng, low=0, high=140):
+    return tuple(int(c) for c in rng.integers(low, high, 3))
 
 
 def render(label, rng, size=64):
@@ -93,32 +93,27 @@ def render(label, rng, size=64):
     ys, xs = np.mgrid[0:size, 0:size] / (size - 1)
     theta = rng.uniform(0, 2 * np.pi)
     t = np.clip(0.5 + (xs - 0.5) * np.cos(theta) + (ys - 0.5) * np.sin(theta), 0, 1)[..., None]
-    start, end = rng.integers(0, 256, (2, 3))
+    start, end = rng.integers(0, 110, (2, 3))          # dark: the shape is the bright thing
     image = Image.fromarray((start + t * (end - start)).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     # Clutter behind the shape: line segments and dots, none of them a class shape.
-    for _ in range(rng.integers(3, 9)):
-        x0, y0, x1, y1 = rng.uniform(0, size, 4)
-        draw.line((x0, y0, x1, y1), fill=_random_color(rng), width=int(rng.integers(1, 3)))
     for _ in range(rng.integers(2, 7)):
+        x0, y0, x1, y1 = rng.uniform(0, size, 4)
+        draw.line((x0, y0, x1, y1), fill=_random_color(rng), width=1)
+    for _ in range(rng.integers(1, 5)):
         x, y, r = *rng.uniform(0, size, 2), rng.uniform(1, 3)
         draw.ellipse((x - r, y - r, x + r, y + r), fill=_random_color(rng))
-    # The shape: radius 18%..38% of the side, anywhere it fits entirely, any rotation, any colour
-    # distinct enough from the background under it to be seen.
-    radius = rng.uniform(0.18, 0.38) * size
+    # The shape: radius 22%..40% of the side, anywhere it fits entirely, any rotation, any bright colour.
+    radius = rng.uniform(0.22, 0.40) * size
     center = tuple(rng.uniform(radius + 1, size - radius - 1, 2))
     mask = Image.new("L", (size, size), 0)
     _draw_shape(mask, CLASSES[label], center, radius, rng.uniform(0, 2 * np.pi))
-    under = np.asarray(image)[int(center[1]), int(center[0])].astype(int)
-    color = rng.integers(0, 256, 3)
-    while np.abs(color - under).sum() < 160:
-        color = rng.integers(0, 256, 3)
-    image.paste(tuple(int(c) for c in color), (0, 0), mask.filter(ImageFilter.SMOOTH))
+    image.paste(_random_color(rng, 150, 256), (0, 0), mask.filter(ImageFilter.SMOOTH))
     # A few clutter strokes in front, partly occluding it, then sensor noise.
-    for _ in range(rng.integers(0, 3)):
+    for _ in range(rng.integers(0, 2)):
         x0, y0, x1, y1 = rng.uniform(0, size, 4)
         draw.line((x0, y0, x1, y1), fill=_random_color(rng), width=1)
-    noisy = np.asarray(image, dtype=np.float32) + rng.normal(0, rng.uniform(4, 16), (size, size, 3))
+    noisy = np.asarray(image, dtype=np.float32) + rng.normal(0, rng.uniform(3, 10), (size, size, 3))
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
@@ -138,7 +133,7 @@ def generate(root=DEFAULT_ROOT, train_per_class=600, val_per_class=120, size=64,
     """Generate the dataset into `root` unless a complete copy with the same parameters is there.
     Returns `root`. Deterministic: the same parameters always give the same files."""
     params = {"classes": list(CLASSES), "train_per_class": train_per_class, "val_per_class": val_per_class,
-              "size": size, "seed": seed, "version": 1}
+              "size": size, "seed": seed, "version": 3}
     marker = os.path.join(root, MARKER)
     if os.path.exists(marker):
         with open(marker) as f:
