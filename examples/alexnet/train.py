@@ -279,16 +279,13 @@ def plot_curves(out, history):
 
 
 def run_diagnosis(model, loader, epoch, device, why):
-    """Print mg.diagnose's report on the first training batch of `epoch`, leaving the dropout random
-    state and the gradients as they were, so that the run continues exactly as without --diagnose."""
+    """Print mg.diagnose's report on the first training batch of `epoch` (diagnose changes no state of
+    the model, so the run continues exactly as without --diagnose)."""
     from minigrad.diagnostics import diagnose
 
     x, y = next(iter(loader.epoch(epoch)))
-    rng_state = model.get_rng_state()
     print(f"--diagnose ({why}):")
     print(diagnose(model, mg.backend.to_device(x, device), mg.backend.to_device(y, device)))
-    model.set_rng_state(rng_state)
-    model.zero_grad()
 
 
 # --- main -------------------------------------------------------------------------------------------
