@@ -4,8 +4,15 @@ Each kernel writes every element of its output (no reliance on zeroed memory) an
 reference in ops/cpu.py that the tests compare it with. `cache=True` stores the compiled machine code
 beside this file (or in NUMBA_CACHE_DIR), so only a machine's first run pays for compilation.
 """
+import numba
 import numpy as np
 from numba import njit, prange
+
+# Numba's OpenMP layer keeps its threads spinning after each parallel loop, and they fight OpenBLAS's
+# threads for the two cores: conv1's alternating im2col and GEMM ran 268 ms a batch instead of 70 ms
+# (benchmarks/results/). The workqueue layer sleeps between loops. It must not be entered from two
+# threads at once; minigrad launches its kernels from the training loop's thread only.
+numba.config.THREADING_LAYER = "workqueue"
 
 
 @njit(cache=True, inline="always")
@@ -14,26 +21,6 @@ def _valid_range(pad, offset, stride, size, count):
     first = max(0, (pad - offset + stride - 1) // stride)
     last = min(count, (size - 1 + pad - offset) // stride + 1)
     return first, max(first, last)
-
-
-@njit(parallel=True, cache=True)
-def im2col(x, kh, kw, sh, sw, ph, pw, OH, OW, cols):
-    """cols[(c, i, j), (n, oh, ow)] = x[n, c, oh*sh - ph + i, ow*sw - pw + j], 0 in the padding."""
-    N, C, H, W = x.shape
-    for row in prange(C * kh * kw):
-        c, i, j = row // (kh * kw), (row // kw) % kh, row % kw
-        ow_first, ow_last = _valid_range(pw, j, sw, W, OW)
-        for n in range(N):
-            for oh in range(OH):
-                out = cols[row, (n * OH + oh) * OW:(n * OH + oh + 1) * OW]
-                h = oh * sh - ph + i
-                if h < 0 or h >= H:
-                    out[:] = 0
-                    continue
-                out[:ow_first] = 0
-                for ow in range(ow_first, ow_last):
-                    out[ow] = x[n, c, h, ow * sw - pw + j]
-                out[ow_last:] = 0
 
 
 @njit(parallel=True, cache=True)
