@@ -9,7 +9,15 @@ import minigrad as mg
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional cross-check)")
 nn = torch.nn
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def float64_modules():
+    """PyTorch modules built here are float64; restore the default so that no other test sees it."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def compare(layer, module, x, rtol=1e-9):
