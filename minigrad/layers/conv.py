@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import init, ops
 from ..backend import array_module, is_gpu_array
+from ..ops.cpu_runtime import WORKERS
 from .base import Layer, Parameter, pair
 
 
@@ -54,12 +55,16 @@ class Conv2d(Layer):
                                         zip((H, W), self.kernel_size, self.stride, self.padding)))
 
     def _chunks(self, x, columns_per_image):
-        """Slices of the batch to unfold at once. On the CPU a few thousand columns at a time: GEMMs
-        stay large while the column matrix stays in cache-sized pieces instead of (C*kh*kw, N*OH*OW)
-        for the whole batch; on a GPU the whole batch in one launch."""
+        """Slices of the batch to unfold at once. On the CPU about CPU_COLUMNS_PER_CHUNK columns at a
+        time, in a multiple of the workers' count of equal slices so that every core gets the same
+        work (ops/cpu_runtime.py); on a GPU the whole batch in one launch."""
         N = x.shape[0]
-        step = N if is_gpu_array(x) else max(1, CPU_COLUMNS_PER_CHUNK // columns_per_image)
-        return [slice(start, min(start + step, N)) for start in range(0, N, step)]
+        count = 1
+        if not is_gpu_array(x):
+            count = -(-N * columns_per_image // CPU_COLUMNS_PER_CHUNK)    # ceil
+            count = min(N, -(-count // WORKERS) * WORKERS)
+        bounds = [N * i // count for i in range(count + 1)]
+        return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
     def forward(self, x):
         self.check_input(x, 4, "(N, C, H, W)")
@@ -74,12 +79,15 @@ class Conv2d(Layer):
         xp, G = array_module(x), self.groups
         weight = self.weight.data.reshape(G, OC // G, -1)                 # (G, OC/G, C/G*kh*kw)
         y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
-        for batch in self._chunks(x, OH * OW):
+
+        def convolve(batch):
             n = batch.stop - batch.start
             cols = ops.im2col(x[batch], self.kernel_size, self.stride, self.padding)
             # y_g = W_g @ cols_g for every group g at once: (G, OC/G, K) @ (G, K, n*OH*OW).
             y_chunk = ops.matmul(weight, cols.reshape(G, -1, n * OH * OW))
             y[batch] = y_chunk.reshape(OC, n, OH, OW).transpose(1, 0, 2, 3)
+
+        ops.parallel_map(convolve, self._chunks(x, OH * OW))
         if self.bias is not None:
             y += self.bias.data[:, None, None]
         self.x = x          # backward unfolds x again rather than keeping every column matrix alive
@@ -90,17 +98,20 @@ class Conv2d(Layer):
         self.check_grad(dy, self.output_shape(x.shape))
         xp, G, (N, OC, OH, OW) = array_module(dy), self.groups, dy.shape
         weight = self.weight.data.reshape(G, OC // G, -1)
-        weight_grad = xp.zeros_like(weight)
         dx = xp.empty_like(x) if self.needs_input_grad else None
-        for batch in self._chunks(x, OH * OW):
+
+        def backpropagate(batch):
+            """This chunk's dL/dW; its dL/dx goes straight into dx."""
             n = batch.stop - batch.start
             cols = ops.im2col(x[batch], self.kernel_size, self.stride, self.padding)
             cols_g = cols.reshape(G, -1, n * OH * OW)                         # (G, K, n*OH*OW)
             dy_g = dy[batch].transpose(1, 0, 2, 3).reshape(G, OC // G, -1)    # (G, OC/G, n*OH*OW)
-            weight_grad += ops.matmul(dy_g, cols_g.transpose(0, 2, 1))         # dL/dW_g = dy_g cols_g^T
             if dx is not None:                                                # dL/dcols_g = W_g^T dy_g
                 dcols = ops.matmul(weight.transpose(0, 2, 1), dy_g).reshape(cols.shape)
                 dx[batch] = ops.col2im(dcols, (n,) + x.shape[1:], self.kernel_size, self.stride, self.padding)
+            return ops.matmul(dy_g, cols_g.transpose(0, 2, 1))                 # dL/dW_g = dy_g cols_g^T
+
+        weight_grad = sum(ops.parallel_map(backpropagate, self._chunks(x, OH * OW)))
         self.weight.grad += weight_grad.reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=(0, 2, 3))

@@ -4,6 +4,7 @@ import importlib
 from ..backend import is_gpu_array
 from . import cpu
 from .cpu import output_size
+from .cpu_runtime import parallel_map
 
 
 def _impl(x):
@@ -34,15 +35,15 @@ def lrn_backward(dy, a, b, scale, size, alpha, beta):
     return _impl(dy).lrn_backward(dy, a, b, scale, size, alpha, beta)
 
 
-def matmul(a, b):
+def matmul(a, b, out=None):
     """a @ b (stacked over leading axes): OpenBLAS through NumPy, cuBLAS through CuPy, or on the GPU the
     hand-written tiled SGEMM when ops.gpu.use_custom_sgemm(True) selects it."""
-    return _impl(a).matmul(a, b)
+    return _impl(a).matmul(a, b, out)
 
 
 def sgd_update(w, v, grad, lr, momentum, weight_decay):
     return _impl(w).sgd_update(w, v, grad, lr, momentum, weight_decay)
 
 
-__all__ = ["matmul", "sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward",
+__all__ = ["matmul", "parallel_map", "sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward",
            "output_size"]

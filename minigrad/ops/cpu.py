@@ -2,7 +2,7 @@
 
 Each primitive but im2col comes twice: `*_reference`, whole-array NumPy with loops only over the few
 offsets of a kernel window (the obvious version, which the tests trust), and the version the layers
-call, a Numba kernel over both cores (ops/cpu_kernels.py) that the tests compare with its reference.
+call, a Numba kernel (ops/cpu_kernels.py) that the tests compare with its reference.
 im2col is one strided copy, which measured faster than its Numba kernel, so it exists once. Shapes and
 conventions (shared with ops/gpu.py, whose CUDA kernels the GPU tests compare with these):
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..backend import array_module
 from . import cpu_kernels as kernels
+from .cpu_runtime import matmul, parallel_map  # noqa: F401  (the CPU's GEMM and chunk map)
 
 
 def output_size(size, kernel, stride, padding):
@@ -127,9 +128,6 @@ def sgd_update_reference(w, v, grad, lr, momentum, weight_decay):
 
 
 # --- The versions the layers call: Numba kernels (ops/cpu_kernels.py) on contiguous arrays ---------------
-
-
-matmul = np.matmul
 
 
 def _contiguous(x):

@@ -1,4 +1,4 @@
-"""Numba kernels for the CPU primitives, parallel over both cores with `prange`.
+"""Numba kernels for the CPU primitives, parallel over the cores with `prange` (col2im excepted).
 
 Each kernel writes every element of its output (no reliance on zeroed memory) and mirrors a NumPy
 reference in ops/cpu.py that the tests compare it with. `cache=True` stores the compiled machine code
@@ -11,7 +11,7 @@ from numba import njit, prange
 # Numba's OpenMP layer keeps its threads spinning after each parallel loop, and they fight OpenBLAS's
 # threads for the two cores: conv1's alternating im2col and GEMM ran 268 ms a batch instead of 70 ms
 # (benchmarks/results/). The workqueue layer sleeps between loops. It must not be entered from two
-# threads at once; minigrad launches its kernels from the training loop's thread only.
+# threads at once; minigrad launches its parallel kernels from the training loop's thread only.
 numba.config.THREADING_LAYER = "workqueue"
 
 
@@ -23,11 +23,15 @@ def _valid_range(pad, offset, stride, size, count):
     return first, max(first, last)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def col2im(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
-    """dx[n, c, h, w] = sum of the column entries copied from (h, w); one (n, c) plane per task."""
+    """dx[n, c, h, w] = sum of the column entries copied from (h, w), one (n, c) plane at a time.
+
+    Serial, and without the GIL: Conv2d calls it from minigrad's workers, one batch chunk each
+    (ops/cpu_runtime.py), and Numba's parallel layer must not be entered from two threads at once.
+    """
     N, C, H, W = dx.shape
-    for plane in prange(N * C):
+    for plane in range(N * C):
         n, c = plane // C, plane % C
         dx[n, c] = 0
         for i in range(kh):
