@@ -59,7 +59,7 @@ class SGD:
 
     def zero_grad(self):
         for p in self.params:
-            p.grad[...] = 0
+            p.zero_grad()
 
     def state_dict(self):
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,

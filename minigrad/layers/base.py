@@ -7,16 +7,43 @@ gradients, which is what gradient accumulation over several small batches needs.
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, ops
 
 
 class Parameter:
-    """A trainable array `data`, its gradient `grad` (same shape, zeros until a backward) and a name."""
+    """A trainable array `data`, its gradient `grad` (same shape, zeros until a backward) and a name.
+
+    `zero_grad()` only marks the gradient as zero; `grad` writes the zeros when it is next read, and
+    `accumulate_grad_product` writes its product straight into the zeroed array instead. That spares
+    fc6 a 150 MB temporary and an add pass per step, and the optimiser a 240 MB memset.
+    """
 
     def __init__(self, data, name=""):
         self.data = data
         self.grad = backend.array_module(data).zeros_like(data)
         self.name = name
+
+    @property
+    def grad(self):
+        if self._grad_is_zero:
+            self._grad[...] = 0
+            self._grad_is_zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad, self._grad_is_zero = value, False
+
+    def zero_grad(self):
+        self._grad_is_zero = True
+
+    def accumulate_grad_product(self, a, b):
+        """grad += a @ b, the product written straight into grad when grad is zero."""
+        if self._grad_is_zero:
+            ops.matmul(a, b, out=self._grad)
+            self._grad_is_zero = False
+        else:
+            self._grad += ops.matmul(a, b)
 
     @property
     def shape(self):
@@ -46,7 +73,7 @@ class Layer:
 
     def zero_grad(self):
         for p in self.parameters():
-            p.grad[...] = 0
+            p.zero_grad()
 
     def state_dict(self):
         """name -> NumPy array copy of every parameter and buffer."""

@@ -35,7 +35,7 @@ class Linear(Layer):
     def backward(self, dy):
         x = self.saved(self.x)
         self.check_grad(dy, (x.shape[0], self.out_features))
-        self.weight.grad += ops.matmul(dy.T, x)          # dL/dW = dy^T x
+        self.weight.accumulate_grad_product(dy.T, x)     # dL/dW = dy^T x
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
         return ops.matmul(dy, self.weight.data)          # dL/dx = dy W

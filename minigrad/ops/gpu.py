@@ -327,8 +327,12 @@ def sgemm(a, b):
     return c
 
 
-def matmul(a, b):
+def matmul(a, b, out=None):
     """a @ b on the GPU: cuBLAS through cupy.matmul, or the tiled kernel when selected (float32, 2-D/3-D)."""
     if _custom_sgemm and a.dtype == b.dtype == np.float32 and a.ndim in (2, 3) and b.ndim in (2, 3):
-        return sgemm(a, b)
-    return _cupy().matmul(a, b)
+        product = sgemm(a, b)
+        if out is None:
+            return product
+        out[...] = product
+        return out
+    return _cupy().matmul(a, b, out=out)
