@@ -148,7 +148,6 @@ def report_peak_memory():
     x = rng.standard_normal((ARGS.memory_batch, 3, 224, 224), dtype=np.float32)
     y = rng.integers(0, 1000, ARGS.memory_batch)
     if ARGS.peak_memory_of == "minigrad":
-        net["conv1"].needs_input_grad = False
         opt, ce = mg.SGD(net.parameters(), lr=0.01), mg.SoftmaxCrossEntropy()
         for _ in range(2):
             minigrad_step(net, opt, ce, x, y)
@@ -183,7 +182,6 @@ def main():
         lines.append(text)
 
     net = alexnet("paper")
-    net["conv1"].needs_input_grad = False     # nobody needs d loss / d image; PyTorch skips it too
     rng = np.random.default_rng(0)
     x = rng.standard_normal((ARGS.batch, 3, 224, 224), dtype=np.float32)
     y = rng.integers(0, 1000, ARGS.batch)

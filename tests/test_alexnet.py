@@ -57,6 +57,7 @@ def test_a_shrunken_alexnet_passes_gradcheck_end_to_end(rng):
     tiny = Preset(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8,
                   init="he", dropout_mode="classic")
     net = alexnet(tiny, num_classes=5).astype(np.float64)
+    net["conv1"].needs_input_grad = True     # alexnet() skips d loss / d image; check it here too
     for name in ("norm1", "norm2"):          # LRN strong enough to matter in the check (paper: 1e-4)
         net[name].alpha = 0.5
     x = rng.standard_normal((2, 3, 31, 31))
@@ -70,6 +71,7 @@ def test_a_shrunken_alexnet_with_the_loss_passes_gradcheck(rng):
     tiny = Preset(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8,
                   init="paper", dropout_mode="inverted")
     net = alexnet(tiny, num_classes=5).astype(np.float64)
+    net["conv1"].needs_input_grad = True
     net_and_loss = _WithLoss(net)
     result = mg.gradcheck(net_and_loss, rng.standard_normal((3, 3, 31, 31)), labels=np.array([0, 4, 2]), samples=40)
     assert result.passed, result

@@ -50,3 +50,10 @@ def test_the_callers_layer_is_left_untouched(rng):
 def test_sampling_checks_a_subset(rng):
     result = mg.gradcheck(mg.Linear(30, 20), rng.standard_normal((5, 30)), samples=10)
     assert result.passed and set(result.errors) == {"input", "weight", "bias"}
+
+
+def test_a_first_layer_without_an_input_gradient_has_its_weights_checked(rng):
+    conv = mg.Conv2d(2, 3, 3)
+    conv.needs_input_grad = False
+    result = mg.gradcheck(conv, rng.standard_normal((2, 2, 5, 5)))
+    assert result.passed and set(result.errors) == {"weight", "bias"}

@@ -80,6 +80,7 @@ def alexnet(preset="paper", num_classes=1000, image_size=None, seed=0):
         ("drop7", mg.Dropout(0.5, mode=p.dropout_mode, seed=seed + 7)),
         ("fc8", mg.Linear(p.hidden, num_classes)),
     )
+    net["conv1"].needs_input_grad = False     # nobody needs d loss / d image: skip conv1's col2im
     initialise(net, p.init)
     return net
 
