@@ -109,10 +109,12 @@ class Conv2d(Layer):
             if dx is not None:                                                # dL/dcols_g = W_g^T dy_g
                 dcols = ops.matmul(weight.transpose(0, 2, 1), dy_g).reshape(cols.shape)
                 dx[batch] = ops.col2im(dcols, (n,) + x.shape[1:], self.kernel_size, self.stride, self.padding)
-            return ops.matmul(dy_g, cols_g.transpose(0, 2, 1))                 # dL/dW_g = dy_g cols_g^T
+            # dL/dW_g = dy_g cols_g^T, computed as its transpose cols_g dy_g^T: OpenBLAS ran that
+            # 15-20% faster in conv2's and conv5's shapes.
+            return ops.matmul(cols_g, dy_g.transpose(0, 2, 1))
 
-        weight_grad = sum(ops.parallel_map(backpropagate, self._chunks(x, OH * OW)))
-        self.weight.grad += weight_grad.reshape(self.weight.shape)
+        weight_grad_t = sum(ops.parallel_map(backpropagate, self._chunks(x, OH * OW)))   # (G, K, OC/G)
+        self.weight.grad += weight_grad_t.transpose(0, 2, 1).reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=(0, 2, 3))
         return dx
