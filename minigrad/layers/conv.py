@@ -86,10 +86,10 @@ class Conv2d(Layer):
             # y_g = W_g @ cols_g for every group g at once: (G, OC/G, K) @ (G, K, n*OH*OW).
             y_chunk = ops.matmul(weight, cols.reshape(G, -1, n * OH * OW))
             y[batch] = y_chunk.reshape(OC, n, OH, OW).transpose(1, 0, 2, 3)
+            if self.bias is not None:          # here, while the chunk is in cache, on every core
+                y[batch] += self.bias.data[:, None, None]
 
         ops.parallel_map(convolve, self._chunks(x, OH * OW))
-        if self.bias is not None:
-            y += self.bias.data[:, None, None]
         self.x = x          # backward unfolds x again rather than keeping every column matrix alive
         return y
 
@@ -101,7 +101,7 @@ class Conv2d(Layer):
         dx = xp.empty_like(x) if self.needs_input_grad else None
 
         def backpropagate(batch):
-            """This chunk's dL/dW; its dL/dx goes straight into dx."""
+            """This chunk's dL/dW (transposed) and dL/db; its dL/dx goes straight into dx."""
             n = batch.stop - batch.start
             cols = ops.im2col(x[batch], self.kernel_size, self.stride, self.padding)
             cols_g = cols.reshape(G, -1, n * OH * OW)                         # (G, K, n*OH*OW)
@@ -111,10 +111,11 @@ class Conv2d(Layer):
                 dx[batch] = ops.col2im(dcols, (n,) + x.shape[1:], self.kernel_size, self.stride, self.padding)
             # dL/dW_g = dy_g cols_g^T, computed as its transpose cols_g dy_g^T: OpenBLAS ran that
             # 15-20% faster in conv2's and conv5's shapes.
-            return ops.matmul(cols_g, dy_g.transpose(0, 2, 1))
+            return ops.matmul(cols_g, dy_g.transpose(0, 2, 1)), dy_g.sum(axis=2).reshape(OC)
 
-        weight_grad_t = sum(ops.parallel_map(backpropagate, self._chunks(x, OH * OW)))   # (G, K, OC/G)
+        grads = ops.parallel_map(backpropagate, self._chunks(x, OH * OW))
+        weight_grad_t = sum(weight_part for weight_part, _ in grads)                  # (G, K, OC/G)
         self.weight.grad += weight_grad_t.transpose(0, 2, 1).reshape(self.weight.shape)
         if self.bias is not None:
-            self.bias.grad += dy.sum(axis=(0, 2, 3))
+            self.bias.grad += sum(bias_part for _, bias_part in grads)
         return dx
