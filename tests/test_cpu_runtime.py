@@ -1,4 +1,6 @@
 """minigrad's CPU runtime (ops/cpu_runtime.py) and the lazily zeroed gradient it serves."""
+import multiprocessing
+import os
 import threading
 
 import numpy as np
@@ -38,6 +40,17 @@ def test_parallel_map_keeps_the_order_and_runs_nested_calls_inline():
         assert len({ident for _, _, ident in row}) == 1
     if cpu_runtime.WORKERS > 1:
         assert all(row[0][2] != main for row in results)
+
+
+def _doubled_in_parallel(n):
+    return cpu_runtime.parallel_map(lambda i: 2 * i, range(n))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="this platform cannot fork")
+def test_a_forked_child_gets_workers_of_its_own():
+    cpu_runtime.parallel_map(abs, range(8))          # the parent's workers exist now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_doubled_in_parallel, (4,)).get(timeout=60) == [0, 2, 4, 6]
 
 
 def test_a_zeroed_gradient_reads_as_zero_and_is_overwritten_by_the_next_product(rng):

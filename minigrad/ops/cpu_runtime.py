@@ -58,8 +58,18 @@ _keep_freed_memory()
 _OPENBLAS = _numpy_openblas()
 # The cores BLAS was given (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else all of them) become the workers.
 WORKERS = _OPENBLAS[1]() if _OPENBLAS else 1
-_pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="minigrad") if WORKERS > 1 else None
 _local = threading.local()
+
+
+def _start_pool():
+    global _pool
+    _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="minigrad") if WORKERS > 1 else None
+
+
+_start_pool()
+# A forked child (multiprocessing's default on Linux) inherits the pool but not its threads, and
+# would wait forever on its first parallel_map: it gets a pool of its own.
+os.register_at_fork(after_in_child=_start_pool)
 # Below this many multiply-adds a GEMM is not worth splitting (fc8 at batch 1 is 4M).
 _SPLIT_MIN_MULTIPLY_ADDS = 1 << 22
 
