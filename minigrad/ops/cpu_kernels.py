@@ -6,7 +6,7 @@ beside this file (or in NUMBA_CACHE_DIR), so only a machine's first run pays for
 """
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uintp
 
 # Numba's OpenMP layer keeps its threads spinning after each parallel loop, and they fight OpenBLAS's
 # threads for the two cores: conv1's alternating im2col and GEMM ran 268 ms a batch instead of 70 ms
@@ -29,20 +29,26 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
 
     Serial, and without the GIL: Conv2d calls it from minigrad's workers, one batch chunk each
     (ops/cpu_runtime.py), and Numba's parallel layer must not be entered from two threads at once.
+    The innermost loop indexes the flat arrays with unsigned ints: a signed index makes Numba check
+    for negative indices (Python's wrap-around), and that branch kept LLVM from vectorising the loop
+    (conv2's chunk: 3.3 -> 0.9 ms).
     """
     N, C, H, W = dx.shape
+    dx_flat, cols_flat, columns = dx.reshape(-1), cols.reshape(-1), cols.shape[1]
+    dx_flat[:] = 0
     for plane in range(N * C):
         n, c = plane // C, plane % C
-        dx[n, c] = 0
         for i in range(kh):
             oh_first, oh_last = _valid_range(ph, i, sh, H, OH)
             for j in range(kw):
                 row = (c * kh + i) * kw + j
                 ow_first, ow_last = _valid_range(pw, j, sw, W, OW)
                 for oh in range(oh_first, oh_last):
-                    h, base = oh * sh - ph + i, (n * OH + oh) * OW
-                    for ow in range(ow_first, ow_last):
-                        dx[n, c, h, ow * sw - pw + j] += cols[row, base + ow]
+                    h = oh * sh - ph + i
+                    to = uintp((plane * H + h) * W + ow_first * sw - pw + j)      # dx[n, c, h, w(ow_first)]
+                    start = uintp(row * columns + (n * OH + oh) * OW + ow_first)  # cols[row, (n, oh, ow_first)]
+                    for t in range(uintp(ow_last - ow_first)):
+                        dx_flat[to + t * uintp(sw)] += cols_flat[start + t]
 
 
 @njit(parallel=True, cache=True)
