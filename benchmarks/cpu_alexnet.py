@@ -118,13 +118,16 @@ def layer_times(net, tnet, x, repeats=3):
         y = layer.forward(mx)
         dy = np.ones_like(y)
         forward = min(_timed(lambda: layer.forward(mx)) for _ in range(repeats))
-        backward = min(_timed(lambda: (layer.forward(mx), layer.backward(dy))) for _ in range(repeats)) - forward
+        # zero_grad first, as in a step: the weight gradient is then written, not added to a temporary
+        backward = min(_timed(lambda: (layer.zero_grad(), layer.forward(mx), layer.backward(dy)))
+                       for _ in range(repeats)) - forward
         row = [name, forward, backward]
         if torch:
             tin = tx.detach().requires_grad_(name != "conv1")
             tdy = torch.ones(tuple(y.shape))
             tforward = min(_timed(lambda: tlayer(tin)) for _ in range(repeats))
             def fb():
+                tlayer.zero_grad()
                 out = tlayer(tin)
                 out.backward(tdy)
             tbackward = min(_timed(fb) for _ in range(repeats)) - tforward
