@@ -139,9 +139,11 @@ def layer_times(net, tnet, x, repeats=3):
 
 
 def peak_memory(framework, batch):
-    """Peak RSS (MiB) of a fresh process that builds the network and takes two steps."""
+    """Peak RSS (MiB) of a fresh process that builds the network and takes two steps. PyTorch's process
+    builds its weights through minigrad too, but keeps glibc's own malloc policy (ops/cpu_runtime.py)."""
+    env = dict(os.environ, MINIGRAD_KEEP_FREED_MEMORY="1" if framework == "minigrad" else "0")
     out = subprocess.run([sys.executable, __file__, "--peak-memory-of", framework, "--memory-batch", str(batch),
-                          "--threads", str(ARGS.threads)], capture_output=True, text=True, check=True)
+                          "--threads", str(ARGS.threads)], capture_output=True, text=True, check=True, env=env)
     return float(out.stdout.strip().splitlines()[-1])
 
 

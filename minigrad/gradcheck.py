@@ -47,7 +47,7 @@ def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-5, samples=None, seed=0
     labels: for a loss layer (forward(x, labels) returns a float, backward() takes no gradient).
     samples: check this many randomly chosen elements per tensor instead of all (for big layers).
     Returns a GradcheckResult; it is truthy when the worst error is within `tol`. The input is checked
-    unless backward returns None for it (Conv2d with needs_input_grad = False).
+    unless the layer (or a Sequential's first layer) has needs_input_grad = False, as AlexNet's conv1.
     """
     layer = copy.deepcopy(layer).astype(np.float64)
     xp = backend.array_module(x)
@@ -74,7 +74,9 @@ def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-5, samples=None, seed=0
         dx = layer.backward(weights)
     resolution = 10 * np.finfo(np.float64).eps * max(1.0, abs(evaluate())) / eps
     tensors = [(name, p.data, p.grad.copy()) for name, p in layer.named_parameters()]
-    if dx is not None:                          # None: a first layer told not to compute d loss / d input
+    if not _skips_input_grad(layer):
+        if dx is None:
+            return GradcheckResult(float("inf"), "input (backward returned None)", tol, {"input": float("inf")})
         tensors.insert(0, ("input", x, dx))
 
     worst, where, errors = 0.0, "nowhere", {}
@@ -105,3 +107,10 @@ def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-5, samples=None, seed=0
                 where = f"{name}[{', '.join(map(str, index))}] (analytic {a[k]:.6g}, numeric {n[k]:.6g})"
             worst = max(worst, errors[name])
     return GradcheckResult(worst, where, tol, errors)
+
+
+def _skips_input_grad(layer):
+    layers = getattr(layer, "layers", None)          # a Sequential: ask its first layer
+    if layers:
+        return _skips_input_grad(layers[0])
+    return getattr(layer, "needs_input_grad", True) is False

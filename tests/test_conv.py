@@ -77,6 +77,14 @@ def test_parameter_gradients_accumulate_until_zero_grad(rng):
     assert not conv.weight.grad.any() and not conv.bias.grad.any()
 
 
+def test_an_empty_batch_gives_empty_outputs_and_no_gradient():
+    conv = mg.Conv2d(3, 4, 3, padding=1)
+    y = conv.forward(np.zeros((0, 3, 5, 5), np.float32))
+    assert y.shape == (0, 4, 5, 5)
+    assert conv.backward(np.zeros_like(y)).shape == (0, 3, 5, 5)
+    assert not conv.weight.grad.any() and not conv.bias.grad.any()
+
+
 def test_float32_forward_stays_float32(rng):
     conv = mg.Conv2d(3, 4, 3)
     y = conv.forward(rng.standard_normal((1, 3, 8, 8)).astype(np.float32))

@@ -2,12 +2,24 @@
 import multiprocessing
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad import ops
 from minigrad.ops import cpu_runtime
+
+
+@pytest.fixture(autouse=True)
+def two_workers(monkeypatch):
+    """Two workers whatever this machine's BLAS was given, so that the splitting paths always run."""
+    pool = ThreadPoolExecutor(2, thread_name_prefix="minigrad-test")
+    monkeypatch.setattr(cpu_runtime, "WORKERS", 2)
+    monkeypatch.setattr(cpu_runtime, "_pool", pool)
+    yield
+    pool.shutdown()
 
 
 @pytest.mark.parametrize("a_shape, b_shape", [
@@ -15,6 +27,7 @@ from minigrad.ops import cpu_runtime
     ((2, 64, 75), (2, 75, 1500)),        # stacked, as a grouped convolution multiplies
     ((3, 5), (5, 7)),                    # too small to split
     ((40, 3000), (3000, 1)),             # fewer columns than workers
+    ((3000,), (3000, 50)),               # a vector, as np.matmul takes one
 ])
 def test_matmul_equals_numpys(a_shape, b_shape, rng):
     a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
@@ -28,6 +41,12 @@ def test_matmul_handles_transposed_views_and_writes_into_out(rng):
     np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
 
 
+def test_matmul_into_an_operand_is_not_split_into_racing_shares(rng):
+    a = rng.standard_normal((300, 300))
+    expected = a @ a
+    np.testing.assert_allclose(cpu_runtime.matmul(a, a, out=a), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_parallel_map_keeps_the_order_and_runs_nested_calls_inline():
     main = threading.get_ident()
 
@@ -38,8 +57,46 @@ def test_parallel_map_keeps_the_order_and_runs_nested_calls_inline():
     assert [[(i, j) for i, j, _ in row] for row in results] == [[(i, j) for j in range(3)] for i in range(6)]
     for row in results:                  # a nested map stays on the thread of the item that made it
         assert len({ident for _, _, ident in row}) == 1
-    if cpu_runtime.WORKERS > 1:
-        assert all(row[0][2] != main for row in results)
+    assert all(row[0][2] != main for row in results)
+
+
+@pytest.mark.skipif(cpu_runtime._OPENBLAS is None, reason="NumPy's BLAS here exports no thread controls")
+def test_overlapping_single_threaded_sections_restore_blas_threads():
+    set_threads, get_threads = cpu_runtime._OPENBLAS
+    before = get_threads()
+    set_threads(2)
+    try:
+        first_inside, second_inside = threading.Event(), threading.Event()
+        seen = []
+
+        def first():
+            with cpu_runtime._single_threaded_blas():
+                first_inside.set()
+                second_inside.wait(10)
+                seen.append(get_threads())
+            # the second thread is still inside: BLAS must stay on one thread for it
+
+        def second():
+            first_inside.wait(10)
+            with cpu_runtime._single_threaded_blas():
+                second_inside.set()
+                thread.join(10)
+                seen.append(get_threads())
+
+        thread = threading.Thread(target=first)
+        other = threading.Thread(target=second)
+        thread.start()
+        other.start()
+        other.join(20)
+        assert seen == [1, 1] and get_threads() == 2
+    finally:
+        set_threads(before)
+
+
+def test_a_parallel_kernel_on_a_worker_is_refused_not_fatal(rng):
+    a = rng.standard_normal((2, 5, 3, 3)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="lrn_forward.*cannot run on one of minigrad's workers"):
+        cpu_runtime.parallel_map(lambda _: ops.lrn_forward(a, 5, 1e-4, 0.75, 2.0), range(2))
 
 
 def _doubled_in_parallel(n):

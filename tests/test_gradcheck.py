@@ -57,3 +57,12 @@ def test_a_first_layer_without_an_input_gradient_has_its_weights_checked(rng):
     conv.needs_input_grad = False
     result = mg.gradcheck(conv, rng.standard_normal((2, 2, 5, 5)))
     assert result.passed and set(result.errors) == {"weight", "bias"}
+
+
+def test_a_backward_that_forgets_the_input_gradient_fails(rng):
+    class Forgetful(mg.Linear):
+        def backward(self, dy):
+            super().backward(dy)
+
+    result = mg.gradcheck(Forgetful(3, 2), rng.standard_normal((4, 3)))
+    assert not result.passed and result.where.startswith("input")

@@ -15,7 +15,8 @@ class Parameter:
 
     `zero_grad()` only marks the gradient as zero; `grad` writes the zeros when it is next read, and
     `accumulate_grad_product` writes its product straight into the zeroed array instead. That spares
-    fc6 a 150 MB temporary and an add pass per step, and the optimiser a 240 MB memset.
+    fc6 a 150 MB temporary and an add pass per step, and the optimiser a 240 MB memset. (So an array
+    kept from before zero_grad(), g = p.grad, shows its old values until the gradient is next used.)
     """
 
     def __init__(self, data, name=""):

@@ -60,6 +60,8 @@ class Conv2d(Layer):
         time, in a multiple of the workers' count of equal slices so that every core gets the same
         work (ops/cpu_runtime.py); on a GPU the whole batch in one launch."""
         N = x.shape[0]
+        if N == 0:
+            return []
         count = 1
         if not is_gpu_array(x):
             count = -(-N * columns_per_image // CPU_COLUMNS_PER_CHUNK)    # ceil
@@ -115,8 +117,8 @@ class Conv2d(Layer):
             return ops.matmul(cols_g, dy_g.transpose(0, 2, 1)), dy_g.sum(axis=2).reshape(OC)
 
         grads = ops.parallel_map(backpropagate, self._chunks(x, OH * OW))
-        weight_grad_t = sum(weight_part for weight_part, _ in grads)                  # (G, K, OC/G)
-        self.weight.grad += weight_grad_t.transpose(0, 2, 1).reshape(self.weight.shape)
-        if self.bias is not None:
-            self.bias.grad += sum(bias_part for _, bias_part in grads)
+        for weight_part, bias_part in grads:                             # weight_part: (G, K, OC/G)
+            self.weight.grad += weight_part.transpose(0, 2, 1).reshape(self.weight.shape)
+            if self.bias is not None:
+                self.bias.grad += bias_part
         return dx

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..backend import array_module
 from . import cpu_kernels as kernels
-from .cpu_runtime import matmul, parallel_map  # noqa: F401  (the CPU's GEMM and chunk map)
+from .cpu_runtime import in_worker, matmul  # noqa: F401  (matmul: the CPU's GEMM, split among the workers)
 
 
 def output_size(size, kernel, stride, padding):
@@ -134,6 +134,13 @@ def _contiguous(x):
     return np.ascontiguousarray(x)
 
 
+def _check_not_in_worker(name):
+    """Numba's workqueue layer aborts the whole process when two threads enter a parallel kernel."""
+    if in_worker():
+        raise RuntimeError(f"ops.{name} runs a parallel Numba kernel and cannot run on one of minigrad's "
+                           f"workers (inside ops.parallel_map); call it from the training loop's thread")
+
+
 def col2im(cols, x_shape, kernel_size, stride, padding):
     N, C, H, W = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -143,6 +150,7 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
 
 
 def maxpool_forward(x, kernel_size, stride, padding):
+    _check_not_in_worker("maxpool_forward")
     N, C, H, W = x.shape
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     OH, OW = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
@@ -152,6 +160,7 @@ def maxpool_forward(x, kernel_size, stride, padding):
 
 
 def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
+    _check_not_in_worker("maxpool_backward")
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     dx = np.empty(x_shape, dtype=dy.dtype)
     kernels.maxpool_backward(_contiguous(dy), _contiguous(argmax), kh, kw, sh, sw, ph, pw, dx)
@@ -159,6 +168,7 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
 
 
 def lrn_forward(a, size, alpha, beta, k):
+    _check_not_in_worker("lrn_forward")
     a = _contiguous(a)
     b, scale = np.empty_like(a), np.empty_like(a)
     kernels.lrn_forward(a, size, a.dtype.type(alpha), a.dtype.type(beta), a.dtype.type(k), b, scale)
@@ -166,6 +176,7 @@ def lrn_forward(a, size, alpha, beta, k):
 
 
 def lrn_backward(dy, a, b, scale, size, alpha, beta):
+    _check_not_in_worker("lrn_backward")
     dy = _contiguous(dy)
     da, ratio = np.empty_like(dy), np.empty_like(dy)
     kernels.lrn_backward(dy, _contiguous(a), _contiguous(b), _contiguous(scale), size, dy.dtype.type(alpha),
@@ -175,6 +186,7 @@ def lrn_backward(dy, a, b, scale, size, alpha, beta):
 
 def sgd_update(w, v, grad, lr, momentum, weight_decay):
     """sgd_update_reference in one fused pass: 5 array streams instead of 10 and no temporaries."""
+    _check_not_in_worker("sgd_update")
     if not (w.flags.c_contiguous and v.flags.c_contiguous) or not w.shape == v.shape == grad.shape:
         raise ValueError(f"sgd_update: expected C-contiguous weight and velocity and a gradient of one shape, "
                          f"got {w.shape}, {v.shape}, {grad.shape}")
