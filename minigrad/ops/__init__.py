@@ -45,5 +45,5 @@ def sgd_update(w, v, grad, lr, momentum, weight_decay):
     return _impl(w).sgd_update(w, v, grad, lr, momentum, weight_decay)
 
 
-__all__ = ["matmul", "parallel_map", "sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward",
-           "output_size"]
+__all__ = ["matmul", "parallel_map", "sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
+           "lrn_forward", "lrn_backward", "output_size"]

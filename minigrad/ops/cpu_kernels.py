@@ -45,8 +45,8 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
                 ow_first, ow_last = _valid_range(pw, j, sw, W, OW)
                 for oh in range(oh_first, oh_last):
                     h = oh * sh - ph + i
-                    to = uintp((plane * H + h) * W + ow_first * sw - pw + j)      # dx[n, c, h, w(ow_first)]
-                    start = uintp(row * columns + (n * OH + oh) * OW + ow_first)  # cols[row, (n, oh, ow_first)]
+                    to = uintp((plane * H + h) * W + ow_first * sw - pw + j)       # dx[n, c, h, w]
+                    start = uintp(row * columns + (n * OH + oh) * OW + ow_first)   # cols[row, (n, oh, ow)]
                     for t in range(uintp(ow_last - ow_first)):
                         dx_flat[to + t * uintp(sw)] += cols_flat[start + t]
 

@@ -1,15 +1,15 @@
 """How minigrad runs on the CPU: one pool of workers that own the cores, with NumPy's BLAS
 single-threaded, and a malloc that keeps the memory a step frees for the next step.
 
-Threads. Why minigrad splits its GEMMs itself instead of leaving it to OpenBLAS: after each multi-threaded GEMM,
-OpenBLAS's worker threads spin for about 0.1 s (2^28 cycles) waiting for the next one, and on a
-two-core machine they take a core from whatever runs next. In AlexNet what runs next is often a
-Numba kernel (LRN, pooling, the SGD step), which then ran at half speed: a training step took 1.58 s
-instead of 1.36 s (benchmarks/results/cpu_alexnet_vm.md). OPENBLAS_THREAD_TIMEOUT would shorten the
-spin, but OpenBLAS reads it once, when NumPy is imported, which is usually before minigrad is.
-So every GEMM minigrad runs is a single-threaded BLAS call on one worker's share of the output, and
-OpenBLAS's own threads never wake. The same workers unfold a convolution's batch chunks in parallel,
-which also puts both cores on im2col (a NumPy copy, single-threaded by itself).
+Threads. Why minigrad splits its GEMMs itself instead of leaving that to OpenBLAS: after each
+multi-threaded GEMM, OpenBLAS's worker threads spin for about 0.1 s (2^28 cycles) waiting for the
+next one, and on a two-core machine they take a core from whatever runs next. In AlexNet what runs
+next is often a Numba kernel (LRN, pooling, the SGD step), which then ran at half speed: a training
+step took 1.58 s instead of 1.36 s (benchmarks/results/cpu_alexnet_vm.md). OPENBLAS_THREAD_TIMEOUT
+would shorten the spin, but OpenBLAS reads it once, when NumPy is imported, which is usually before
+minigrad is. So every GEMM minigrad runs is a single-threaded BLAS call on one worker's share of the
+output, and OpenBLAS's own threads never wake. The same workers unfold a convolution's batch chunks
+in parallel, which also puts both cores on im2col (a NumPy copy, single-threaded by itself).
 
 Where NumPy's BLAS is not an OpenBLAS that exports its thread controls (conda's MKL, Apple's
 Accelerate), minigrad cannot set BLAS's thread count, leaves it alone and runs everything on the
@@ -42,7 +42,8 @@ def _numpy_openblas():
     for path in glob.glob(os.path.join(libs, "*openblas*")):
         lib = ctypes.CDLL(path)            # already loaded by NumPy: this returns the same library
         # scipy-openblas (NumPy 2), then the plain OpenBLAS of NumPy 1.x wheels; 64-bit ints or not.
-        for prefix, suffix in [("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")]:
+        for prefix, suffix in [("scipy_openblas", "64_"), ("scipy_openblas", ""),
+                               ("openblas", "64_"), ("openblas", "")]:
             setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
             getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
             if setter is not None and getter is not None:
