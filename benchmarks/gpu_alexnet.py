@@ -168,6 +168,9 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
     parser.add_argument("--out", type=Path, help="directory to write gpu_alexnet_<device>.md into")
     args = parser.parse_args()
+    reason = mg.backend.gpu_unavailable_reason()
+    if reason is not None:
+        sys.exit(f"gpu_alexnet.py needs a GPU: {reason}")
 
     import cupy
     import torch
