@@ -114,7 +114,8 @@ class Conv2d(Layer):
                 dx[batch] = ops.col2im(dcols, (n,) + x.shape[1:], self.kernel_size, self.stride, self.padding)
             # dL/dW_g = dy_g cols_g^T, computed as its transpose cols_g dy_g^T: OpenBLAS ran that
             # 15-20% faster in conv2's and conv5's shapes.
-            return ops.matmul(cols_g, dy_g.transpose(0, 2, 1)), dy_g.sum(axis=2).reshape(OC)
+            bias_grad = dy_g.sum(axis=2).reshape(OC) if self.bias is not None else None
+            return ops.matmul(cols_g, dy_g.transpose(0, 2, 1)), bias_grad
 
         grads = ops.parallel_map(backpropagate, self._chunks(x, OH * OW))
         for weight_part, bias_part in grads:                             # weight_part: (G, K, OC/G)
