@@ -18,7 +18,8 @@ def conv_cases(draw):
         kernel=(draw(st.integers(1, 4)), draw(st.integers(1, 4))),
         stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
         padding=(draw(st.integers(0, 2)), draw(st.integers(0, 2))),
-        bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+        bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)),
+        algorithm=draw(st.sampled_from(["auto", "im2col"])))      # auto: Winograd where it applies
     assume(case["H"] + 2 * case["padding"][0] >= case["kernel"][0])
     assume(case["W"] + 2 * case["padding"][1] >= case["kernel"][1])
     return case
@@ -26,7 +27,7 @@ def conv_cases(draw):
 
 def make_conv(case):
     conv = mg.Conv2d(case["C"], case["OC"], case["kernel"], case["stride"], case["padding"],
-                     case["groups"], bias=case["bias"]).astype(np.float64)
+                     case["groups"], bias=case["bias"], algorithm=case["algorithm"]).astype(np.float64)
     rng = np.random.default_rng(case["seed"])
     conv.weight.data = rng.standard_normal(conv.weight.shape)
     if conv.bias is not None:

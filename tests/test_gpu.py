@@ -294,7 +294,7 @@ def test_kernel_dir_candidates_cover_a_checkout_an_install_and_the_variable(tmp_
 def _layer_cases():
     return [
         ("conv", lambda: mg.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), groups=2), (2, 4, 9, 7)),
-        ("conv batch 1", lambda: mg.Conv2d(3, 5, 5, stride=1, padding=2), (1, 3, 8, 11)),
+        ("conv batch 1", lambda: mg.Conv2d(3, 5, 5, stride=1, padding=2, algorithm="im2col"), (1, 3, 8, 11)),
         ("maxpool", lambda: mg.MaxPool2d(3, 2), (2, 3, 9, 8)),
         ("lrn", lambda: mg.LocalResponseNorm(5, alpha=0.5, beta=0.75, k=2.0), (2, 7, 4, 5)),
         ("relu", lambda: mg.ReLU(), (3, 5, 4, 4)),
@@ -324,6 +324,11 @@ def test_layer_forward_and_backward_on_the_gpu_match_the_cpu(name, make, shape):
 
 
 def _alexnet_step(net, x, labels, device):
+    """Two SGD steps. Every convolution through im2col, the GPU's algorithm, so that the CPU is the twin
+    of the GPU kernels (the CPU's Winograd path has tests of its own, tests/test_winograd.py)."""
+    for layer in net.layers:
+        if isinstance(layer, mg.Conv2d):
+            layer.algorithm = "im2col"
     net.to(device)
     loss_fn = mg.SoftmaxCrossEntropy()
     optimiser = mg.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
@@ -434,3 +439,12 @@ def test_benchmark_pytorch_twin_computes_what_minigrad_computes():
     with torch.no_grad():
         expected = twin(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(net.eval().forward(x), expected, rtol=1e-4, atol=1e-5)
+
+
+@needs_gpu
+def test_winograd_is_refused_on_the_gpu_and_auto_falls_back_to_im2col():
+    x = backend.to_device(np.zeros((1, 2, 6, 6), np.float32), "cuda")
+    auto = mg.Conv2d(2, 3, 3, padding=1).to("cuda")
+    assert backend.is_gpu_array(auto.forward(x)) and auto.tile is None
+    with pytest.raises(ValueError, match="CPU only"):
+        mg.Conv2d(2, 3, 3, padding=1, algorithm="winograd").to("cuda").forward(x)

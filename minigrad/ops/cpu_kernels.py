@@ -153,3 +153,67 @@ def sgd_update(w, v, grad, lr, momentum, weight_decay):
     for i in prange(w.size):
         v[i] = momentum * v[i] - weight_decay * lr * w[i] - lr * grad[i]
         w[i] += v[i]
+
+
+
+@njit(nogil=True, cache=True)
+def winograd_tiles(x, mat, step, ph, pw, tiles_h, tiles_w, out):
+    """out[i, j, (n, ty, tx), :] = (mat @ window @ mat^T)[i, j, :], window the t x t block of x[n]
+    (N, H, W, C: channels last) at (ty*step - ph, tx*step - pw), zero outside x (ops/winograd.py).
+    Serial and without the GIL, like col2im. Channels last make every innermost loop run along the
+    channels, contiguous and vectorised; with channels first the loops would run along a 13-pixel row."""
+    N, H, W, C = x.shape
+    a, t = mat.shape
+    down = np.empty((a, t, C), x.dtype)                  # mat down the window's columns
+    for n in range(N):
+        for ty in range(tiles_h):
+            for tx in range(tiles_w):
+                down[:] = 0
+                for k in range(t):
+                    h = ty * step - ph + k
+                    if 0 <= h < H:
+                        for l in range(t):
+                            w = tx * step - pw + l
+                            if 0 <= w < W:
+                                for i in range(a):
+                                    if mat[i, k] != 0:
+                                        for c in range(C):
+                                            down[i, l, c] += mat[i, k] * x[n, h, w, c]
+                tile = (n * tiles_h + ty) * tiles_w + tx
+                for i in range(a):
+                    for j in range(a):
+                        out[i, j, tile] = 0
+                        for l in range(t):
+                            if mat[j, l] != 0:
+                                for c in range(C):
+                                    out[i, j, tile, c] += mat[j, l] * down[i, l, c]
+
+
+@njit(nogil=True, cache=True)
+def winograd_untile(tiles, mat, step, ph, pw, tiles_h, tiles_w, out):
+    """The reverse of winograd_tiles: adds mat @ tiles[:, :, (n, ty, tx), :] @ mat^T (t x t) into the
+    block of out[n] (N, H, W, C) at (ty*step - ph, tx*step - pw), clipped to out. Blocks may overlap."""
+    N, H, W, C = out.shape
+    t, a = mat.shape
+    down = np.empty((t, a, C), out.dtype)                # mat down each column of the tile
+    for n in range(N):
+        for ty in range(tiles_h):
+            for tx in range(tiles_w):
+                tile = (n * tiles_h + ty) * tiles_w + tx
+                down[:] = 0
+                for k in range(t):
+                    for i in range(a):
+                        if mat[k, i] != 0:
+                            for j in range(a):
+                                for c in range(C):
+                                    down[k, j, c] += mat[k, i] * tiles[i, j, tile, c]
+                for k in range(t):
+                    h = ty * step - ph + k
+                    if 0 <= h < H:
+                        for l in range(t):
+                            w = tx * step - pw + l
+                            if 0 <= w < W:
+                                for j in range(a):
+                                    if mat[l, j] != 0:
+                                        for c in range(C):
+                                            out[n, h, w, c] += mat[l, j] * down[k, j, c]

@@ -1,0 +1,159 @@
+"""Winograd's minimal filtering F(m x m, r x r) for stride-1 convolutions (Lavin & Gray, "Fast
+Algorithms for Convolutional Neural Networks", 2016): the CPU's fast path for conv2-conv5.
+
+A stride-1 convolution computes each m x m tile of its output from an alpha x alpha tile of its input,
+alpha = m + r - 1. Winograd computes that tile as
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A          (* elementwise; g the r x r kernel, d the input tile)
+
+with alpha^2 multiplications instead of m^2 r^2: F(4x4, 3x3) needs 36 where direct convolution needs
+144. Summed over input channels, the elementwise products become alpha^2 independent GEMMs, one per
+position (i, j) of the alpha x alpha tile: M[i, j] = U[i, j] @ V[i, j], U = G g G^T over (out, in)
+channels, V = B^T d B over (in channels, tiles). The transforms are cheap passes over memory; the GEMMs
+carry the arithmetic: 3.4x less of it than im2col's at AlexNet's conv3-conv5 (F(5x5, 3x3) on 13 x 13)
+and 5.8x less at conv2 (F(4x4, 5x5) on 27 x 27).
+
+The backward pass is the exact adjoint of that chain, not a second convolution:
+    dM = A dY A^T,   dU[i, j] = dM[i, j] @ V[i, j]^T,   dV[i, j] = U[i, j]^T @ dM[i, j],
+    dg = G^T dU G,   dd = B dV B^T   (added into the overlapping input tiles).
+so the gradients are those of the very function the forward pass computed (the gradient checks hold it
+to float64 precision), and every step is one of the two tile passes below or a GEMM.
+
+Layout: channels last inside the Winograd path (x transposed to (N, H, W, C) on the way in, the
+output back to (N, C, H, W) on the way out). AlexNet's 13 x 13 planes make rows too short to
+vectorise; its 256-384 channels do not. Tile passes (NumPy references here, Numba kernels in
+ops/cpu_kernels.py that the tests compare with them):
+- tiles(x (N, H, W, C), mat (a, t), step, pad) -> (a, a, P, C), P = N * tiles_h * tiles_w: the t x t
+  window of x[n] at (ty*step - ph, tx*step - pw), zero outside x, becomes mat @ window @ mat^T.
+- untile(t (a, a, P, C), mat (t, a), step, pad, out (N, H, W, C)): the reverse, adding
+  mat @ t[:, :, p] @ mat^T into the window of out[n] at (ty*step - ph, tx*step - pw), clipped to out.
+The forward pass runs tiles(x, B^T) and untile(M, A^T); the backward pass tiles(dy, A) and untile(dV, B).
+"""
+import functools
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from . import cpu_kernels as kernels
+from .cpu_runtime import matmul
+
+# Interpolation points, in the order Lavin & Gray take them: small ones keep the transforms' entries
+# small, and with them float32's rounding error.
+POINTS = [Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fraction(1, 2), Fraction(-1, 2)]
+# Input tiles of at most 8 x 8: AlexNet then gets F(5x5, 3x3) at conv3-conv5 and F(4x4, 5x5) at conv2.
+# Measured (float32, 256 or 48 random channels, error / largest output): F(2, 3) 6e-7, F(4, 3) 1.1e-5,
+# F(5, 3) 8e-6, F(4, 5) 7e-6, against im2col's 4e-7; a training step took 1.05 s against 1.19 s with
+# tiles of at most 6 x 6 (benchmarks/results/cpu_alexnet_vm.md).
+MAX_TILE = 8
+
+
+def _polynomial_product(roots):
+    """Coefficients (constant first) of prod (x - root)."""
+    coefficients = [Fraction(1)]
+    for root in roots:
+        shifted = [Fraction(0)] + coefficients                       # x * p
+        coefficients = [s - root * c for s, c in zip(shifted, coefficients + [Fraction(0)])]
+    return coefficients
+
+
+@functools.lru_cache(maxsize=None)
+def transforms(m, r):
+    """(A^T (m, a), G (a, r), B^T (a, a)) of F(m, r), a = m + r - 1, as float64 arrays.
+
+    Toom-Cook: evaluate at a - 1 points and at infinity. Correlating d with g is the transpose of
+    multiplying polynomials g and h (degree m - 1), which evaluation at the points turns into an
+    elementwise product: A^T evaluates h's coefficients (transposed), G evaluates g's, and B^T is the
+    transposed interpolation (Lagrange's: row k holds prod_{l != k} (x - p_l) / prod_{l != k} (p_k - p_l)).
+    Each row k's denominator moves from B^T to G so that B^T keeps small integers, as in the paper.
+    """
+    a = m + r - 1
+    if not (m >= 1 and r >= 1 and a - 1 <= len(POINTS)):
+        raise ValueError(f"winograd.transforms: no F({m}, {r}) with {len(POINTS)} interpolation points")
+    points = POINTS[:a - 1]
+    AT = [[p ** i for p in points] + [Fraction(int(i == m - 1))] for i in range(m)]
+    G, BT = [], []
+    for k, p in enumerate(points):
+        others = points[:k] + points[k + 1:]
+        denominator = math.prod(p - q for q in others)
+        G.append([p ** i / denominator for i in range(r)])
+        BT.append(_polynomial_product(others) + [Fraction(0)])
+    G.append([Fraction(int(i == r - 1)) for i in range(r)])
+    BT.append(_polynomial_product(points))
+    return tuple(np.array(matrix, dtype=np.float64) for matrix in (AT, G, BT))
+
+
+def tile_size(kernel, out_h, out_w):
+    """The output tile m for an r x r kernel that needs the fewest multiplications at this output size
+    (ceil(out/m)^2 tiles of (m + r - 1)^2 each), or None where none beats direct convolution."""
+    best, best_count = None, out_h * out_w * kernel * kernel
+    for m in range(2, MAX_TILE - kernel + 2):
+        count = -(-out_h // m) * -(-out_w // m) * (m + kernel - 1) ** 2
+        if count < best_count:
+            best, best_count = m, count
+    return best
+
+
+def weight_transform(weight, m):
+    """U = G g G^T for every (out, in) channel pair: (a, a, OC, C/groups). One GEMM, with each r x r
+    kernel a column: U = (G kron G) g. On the workers (ops.matmul): a multi-threaded OpenBLAS call
+    here would leave its threads spinning against the convolution's workers (ops/cpu_runtime.py)."""
+    OC, C, r, _ = weight.shape
+    _, G, _ = transforms(m, r)
+    U = matmul(np.kron(G, G).astype(weight.dtype), weight.reshape(OC * C, r * r).T)   # (a*a, OC*C)
+    return U.reshape(len(G), len(G), OC, C)
+
+
+def weight_grad(dU, m, r):
+    """dL/dg = G^T dU G, the adjoint of weight_transform: (OC, C/groups, r, r)."""
+    a, _, OC, C = dU.shape
+    _, G, _ = transforms(m, r)
+    grad = matmul(np.kron(G, G).T.astype(dU.dtype), dU.reshape(a * a, OC * C))         # (r*r, OC*C)
+    return grad.T.reshape(OC, C, r, r)
+
+
+def _padded_windows(x, size, step, pad, tiles_h, tiles_w):
+    """(N, tiles_h, tiles_w, size, size, C): every window of x (N, H, W, C), zero outside x."""
+    N, H, W, C = x.shape
+    (ph, pw) = pad
+    rows, cols = (tiles_h - 1) * step + size, (tiles_w - 1) * step + size
+    padded = np.zeros((N, max(rows, H + ph), max(cols, W + pw), C), x.dtype)
+    padded[:, ph:ph + H, pw:pw + W] = x
+    return padded, [[padded[:, ty * step:ty * step + size, tx * step:tx * step + size]
+                     for tx in range(tiles_w)] for ty in range(tiles_h)]
+
+
+def tiles_reference(x, mat, step, pad, tiles_h, tiles_w):
+    _, windows = _padded_windows(x, mat.shape[1], step, pad, tiles_h, tiles_w)
+    windows = np.stack([np.stack(row, axis=1) for row in windows], axis=1)    # (N, ty, tx, t, t, C)
+    out = np.einsum("ik,nyxklc,jl->ijnyxc", mat, windows, mat)
+    return out.reshape(out.shape[:2] + (-1, x.shape[3]))
+
+
+def untile_reference(t, mat, step, pad, tiles_h, tiles_w, out):
+    N, H, W, C = out.shape
+    size, (ph, pw) = mat.shape[0], pad
+    blocks = np.einsum("ki,ijnyxc,lj->nyxklc", mat, t.reshape(t.shape[:2] + (N, tiles_h, tiles_w, C)), mat)
+    padded, windows = _padded_windows(np.zeros_like(out), size, step, pad, tiles_h, tiles_w)
+    for ty in range(tiles_h):
+        for tx in range(tiles_w):
+            windows[ty][tx] += blocks[:, ty, tx]
+    out += padded[:, ph:ph + H, pw:pw + W]
+    return out
+
+
+def tiles(x, mat, step, pad, tiles_h, tiles_w):
+    a = mat.shape[0]
+    out = np.empty((a, a, x.shape[0] * tiles_h * tiles_w, x.shape[3]), x.dtype)
+    kernels.winograd_tiles(np.ascontiguousarray(x), np.ascontiguousarray(mat, x.dtype), step, *pad,
+                           tiles_h, tiles_w, out)
+    return out
+
+
+def untile(t, mat, step, pad, tiles_h, tiles_w, out):
+    """Adds into `out`, which must be C-contiguous."""
+    if not out.flags.c_contiguous:
+        raise ValueError(f"winograd.untile: expected a C-contiguous output, got strides {out.strides}")
+    kernels.winograd_untile(np.ascontiguousarray(t), np.ascontiguousarray(mat, out.dtype), step, *pad,
+                            tiles_h, tiles_w, out)
+    return out
