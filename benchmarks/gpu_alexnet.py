@@ -81,7 +81,7 @@ def kernel_cases(net, shapes, itemsize=4):
             cases.append((f"{name} forward", "maxpool_forward", (shapes[name],) + geometry, moved))
             cases.append((f"{name} backward", "maxpool_backward", (shapes[name],) + geometry, moved))
         elif isinstance(layer, mg.LocalResponseNorm):
-            params = (layer.size, layer.alpha, layer.beta, layer.k)
+            params = (layer.size, layer.alpha, layer.beta, layer.k, layer.groups)
             cases.append((f"{name} forward", "lrn_forward", (shapes[name],) + params, 3 * N * C * H * W * itemsize))
             cases.append((f"{name} backward", "lrn_backward", (shapes[name],) + params, 5 * N * C * H * W * itemsize))
     return cases
@@ -145,11 +145,11 @@ def kernel_call(cupy, gpu, op, args):
     if op == "maxpool_backward":
         y, argmax = gpu.maxpool_forward(x, *rest)
         return lambda: gpu.maxpool_backward(y, argmax, shape, *rest)
-    size, alpha, beta, k = rest
+    size, alpha, beta, k, groups = rest
     if op == "lrn_forward":
-        return lambda: gpu.lrn_forward(x, size, alpha, beta, k)
-    b, scale = gpu.lrn_forward(x, size, alpha, beta, k)
-    return lambda: gpu.lrn_backward(x, x, b, scale, size, alpha, beta)
+        return lambda: gpu.lrn_forward(x, size, alpha, beta, k, groups)
+    b, scale = gpu.lrn_forward(x, size, alpha, beta, k, groups)
+    return lambda: gpu.lrn_backward(x, x, b, scale, size, alpha, beta, groups)
 
 
 def device_description(cupy, torch):

@@ -41,12 +41,16 @@ def maxpool2d(x, kernel, stride, padding):
     return out
 
 
-def lrn(a, size, alpha, beta, k):
-    """b_i = a_i / (k + alpha sum_{j=max(0,i-n/2)}^{min(N-1,i+n/2)} a_j^2)^beta, as printed in 3.3."""
+def lrn(a, size, alpha, beta, k, groups=1):
+    """b_i = a_i / (k + alpha sum_{j=max(0,i-n/2)}^{min(N-1,i+n/2)} a_j^2)^beta, as printed in 3.3, with
+    the window clipped to i's group of C / groups channels instead of to [0, C - 1] when groups > 1."""
     N, C = a.shape[:2]
+    per_group = C // groups
     b = np.empty_like(a)
     for i in range(C):
-        lo, hi = max(0, i - size // 2), min(C - 1, i + size // 2)
+        first = i - i % per_group
+        last = first + per_group - 1
+        lo, hi = max(first, i - size // 2), min(last, i + size // 2)
         energy = sum(a[:, j] ** 2 for j in range(lo, hi + 1))
         b[:, i] = a[:, i] / (k + alpha * energy) ** beta
     return b

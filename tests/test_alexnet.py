@@ -45,6 +45,8 @@ def test_paper_layout_and_initialisation():
     assert net["drop6"].p == 0.5 and net["drop6"].mode == "classic"
     lrn = net["norm1"]
     assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 2.0)
+    # Each tower normalises its own maps (cuda-convnet2's rnorm1a / rnorm1b), in both presets.
+    assert [alexnet(p)[n].groups for p in ("paper", "small") for n in ("norm1", "norm2")] == [2] * 4
     for name in ("conv2", "conv4", "conv5", "fc6", "fc7"):
         assert (net[name].bias.data == 1).all()
     for name in ("conv1", "conv3", "fc8"):

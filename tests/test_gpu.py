@@ -146,19 +146,21 @@ def test_maxpool_forward_and_backward_match_the_cpu(device, data, case, dtype, l
 @KERNEL_SETTINGS
 @given(data=st.data(), shape=st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 6), st.integers(1, 7)),
        size=st.sampled_from([1, 3, 5, 7]), alpha=st.sampled_from([1e-4, 0.3, 1.0]),
-       beta=st.sampled_from([0.75, 0.5]), k=st.sampled_from([2.0, 1.0]), dtype=DTYPES, layout=LAYOUTS)
-def test_lrn_forward_and_backward_match_the_cpu(device, data, shape, size, alpha, beta, k, dtype, layout):
+       beta=st.sampled_from([0.75, 0.5]), k=st.sampled_from([2.0, 1.0]), groups=st.sampled_from([1, 2, 3]),
+       dtype=DTYPES, layout=LAYOUTS)
+def test_lrn_forward_and_backward_match_the_cpu(device, data, shape, size, alpha, beta, k, groups, dtype, layout):
     # alpha near 1 too: at the paper's 1e-4 a wrong channel window hides below the tolerance.
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    shape = (shape[0], groups * -(-shape[1] // groups)) + shape[2:]      # channels a multiple of groups
     a = rng.standard_normal(shape).astype(dtype)
-    b, scale = ops.lrn_forward(a, size, alpha, beta, k)
-    b_gpu, scale_gpu = gpu.lrn_forward(scattered(device, a, layout), size, alpha, beta, k)
+    b, scale = ops.lrn_forward(a, size, alpha, beta, k, groups)
+    b_gpu, scale_gpu = gpu.lrn_forward(scattered(device, a, layout), size, alpha, beta, k, groups)
     assert_close(device.get(scale_gpu), scale, dtype)
     assert_close(device.get(b_gpu), b, dtype)
     dy = rng.standard_normal(shape).astype(dtype)
-    expected = ops.lrn_backward(dy, a, b, scale, size, alpha, beta)
+    expected = ops.lrn_backward(dy, a, b, scale, size, alpha, beta, groups)
     actual = gpu.lrn_backward(scattered(device, dy, layout), device.put(a), device.put(b), device.put(scale),
-                              size, alpha, beta)
+                              size, alpha, beta, groups)
     assert_close(device.get(actual), expected, dtype)
 
 
@@ -297,6 +299,7 @@ def _layer_cases():
         ("conv batch 1", lambda: mg.Conv2d(3, 5, 5, stride=1, padding=2, algorithm="im2col"), (1, 3, 8, 11)),
         ("maxpool", lambda: mg.MaxPool2d(3, 2), (2, 3, 9, 8)),
         ("lrn", lambda: mg.LocalResponseNorm(5, alpha=0.5, beta=0.75, k=2.0), (2, 7, 4, 5)),
+        ("lrn groups", lambda: mg.LocalResponseNorm(5, alpha=0.5, beta=0.75, k=2.0, groups=2), (2, 8, 4, 5)),
         ("relu", lambda: mg.ReLU(), (3, 5, 4, 4)),
         ("dropout", lambda: mg.Dropout(0.5, seed=3), (4, 10)),
         ("linear", lambda: mg.Linear(10, 7), (4, 10)),

@@ -61,17 +61,20 @@ def test_maxpool_ties_pick_the_first_maximum():
 
 
 # beta 0.75 takes the kernels' square-root path, any other beta their powf path.
-@given(window_cases(), st.sampled_from([1, 3, 5, 7]), st.sampled_from([1e-4, 0.5, 1.0]), st.sampled_from([0.75, 0.6]))
-def test_lrn_forward_and_backward(case, size, alpha, beta):
+@given(window_cases(), st.sampled_from([1, 3, 5, 7]), st.sampled_from([1e-4, 0.5, 1.0]), st.sampled_from([0.75, 0.6]),
+       st.sampled_from([1, 2, 3]))
+def test_lrn_forward_and_backward(case, size, alpha, beta, groups):
+    case = dict(case, shape=(case["shape"][0], groups * case["shape"][1]) + case["shape"][2:])
     a = draw_input(case)
-    b, scale = cpu.lrn_forward(a, size, alpha, beta, 2.0)
-    b_ref, scale_ref = cpu.lrn_forward_reference(a, size, alpha, beta, 2.0)
+    b, scale = cpu.lrn_forward(a, size, alpha, beta, 2.0, groups)
+    b_ref, scale_ref = cpu.lrn_forward_reference(a, size, alpha, beta, 2.0, groups)
     tol = 1e-6 if a.dtype == np.float32 else 1e-13
     np.testing.assert_allclose(b, b_ref, rtol=tol, atol=tol)
     np.testing.assert_allclose(scale, scale_ref, rtol=tol)
     dy = np.random.default_rng(case["seed"] + 1).standard_normal(a.shape).astype(a.dtype)
-    np.testing.assert_allclose(cpu.lrn_backward(dy, a, b, scale, size, alpha, beta),
-                               cpu.lrn_backward_reference(dy, a, b, scale, size, alpha, beta), rtol=tol * 10, atol=tol * 10)
+    np.testing.assert_allclose(cpu.lrn_backward(dy, a, b, scale, size, alpha, beta, groups),
+                               cpu.lrn_backward_reference(dy, a, b, scale, size, alpha, beta, groups),
+                               rtol=tol * 10, atol=tol * 10)
 
 
 @pytest.mark.parametrize("columns_per_chunk", [1, 7, 10_000])

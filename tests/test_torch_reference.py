@@ -65,6 +65,24 @@ def test_lrn_with_pytorch_alpha_times_size(size, alpha):
     compare(mg.LocalResponseNorm(size, alpha, 0.75, 2.0), nn.LocalResponseNorm(size, alpha * size, 0.75, 2.0), x)
 
 
+class PerGroup(nn.Module):
+    """PyTorch's LRN run on each of `groups` contiguous channel groups, its outputs concatenated."""
+
+    def __init__(self, module, groups):
+        super().__init__()
+        self.module, self.groups = module, groups
+
+    def forward(self, x):
+        return torch.cat([self.module(part) for part in x.chunk(self.groups, dim=1)], dim=1)
+
+
+@pytest.mark.parametrize("size, alpha, groups", [(5, 1.0, 2), (3, 0.7, 3), (7, 0.2, 2)])
+def test_grouped_lrn_is_pytorch_lrn_per_group(size, alpha, groups):
+    x = np.random.default_rng(3).standard_normal((2, 4 * groups, 4, 3)) * 2
+    compare(mg.LocalResponseNorm(size, alpha, 0.75, 2.0, groups),
+            PerGroup(nn.LocalResponseNorm(size, alpha * size, 0.75, 2.0), groups), x)
+
+
 @pytest.mark.parametrize("make, module", [
     (mg.ReLU, nn.ReLU()), (lambda: mg.LeakyReLU(0.2), nn.LeakyReLU(0.2)), (mg.Sigmoid, nn.Sigmoid()),
     (mg.Tanh, nn.Tanh()), (mg.Flatten, nn.Flatten())])
@@ -130,7 +148,8 @@ def test_shrunken_alexnet_end_to_end():
         elif kind == "Linear":
             m = nn.Linear(layer.in_features, layer.out_features)
         elif kind == "LocalResponseNorm":
-            m = nn.LocalResponseNorm(layer.size, layer.alpha * layer.size, layer.beta, layer.k)
+            m = PerGroup(nn.LocalResponseNorm(layer.size, layer.alpha * layer.size, layer.beta, layer.k),
+                         layer.groups)
         elif kind == "MaxPool2d":
             m = nn.MaxPool2d(layer.kernel_size, layer.stride)
         elif kind == "Dropout":

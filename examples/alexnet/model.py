@@ -10,7 +10,11 @@
     fc8    4096 -> classes (softmax in the loss)
 
 groups=2 is the paper's two-GPU split (section 3.2) on one device: conv2, conv4 and conv5 only see the
-maps on their own GPU. The "small" preset keeps every one of these features (LRN after ReLU,
+maps on their own GPU, and both LRNs normalise each GPU's maps separately (groups=2: the window stops
+at the tower boundary). The paper does not say so, but the authors' own two-GPU configuration does:
+cuda-convnet2's layers-imagenet-2gpu-model.cfg has rnorm1a over conv1a's 48 maps and rnorm1b over
+conv1b's. With it this one-device net is the same function as the two towers on two ranks
+(examples/alexnet/towers.py), which tests/test_towers.py checks to 1e-10. The "small" preset keeps every one of these features (LRN after ReLU,
 overlapping pools, dropout, groups) at a size a laptop CPU trains in minutes on 64 x 64 images.
 """
 from dataclasses import dataclass
@@ -65,10 +69,10 @@ def alexnet(preset="paper", num_classes=1000, image_size=None, seed=0):
         raise ValueError(f"alexnet: image_size {image_size} is too small for the {preset!r} preset")
     net = mg.Sequential(
         ("conv1", mg.Conv2d(3, k1, kernel1, stride=stride1, padding=pad1)), ("relu1", mg.ReLU()),
-        ("norm1", mg.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)), ("pool1", mg.MaxPool2d(3, 2)),
+        ("norm1", mg.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0, groups=2)), ("pool1", mg.MaxPool2d(3, 2)),
         ("conv2", mg.Conv2d(k1, c2, p.conv2_kernel, padding=p.conv2_kernel // 2, groups=2)),
         ("relu2", mg.ReLU()),
-        ("norm2", mg.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)), ("pool2", mg.MaxPool2d(3, 2)),
+        ("norm2", mg.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0, groups=2)), ("pool2", mg.MaxPool2d(3, 2)),
         ("conv3", mg.Conv2d(c2, c3, 3, padding=1)), ("relu3", mg.ReLU()),
         ("conv4", mg.Conv2d(c3, c4, 3, padding=1, groups=2)), ("relu4", mg.ReLU()),
         ("conv5", mg.Conv2d(c4, c5, 3, padding=1, groups=2)), ("relu5", mg.ReLU()),

@@ -13,30 +13,42 @@ class LocalResponseNorm(Layer):
     as printed: alpha is NOT divided by n. A unit with a strong response thereby damps its neighbours
     (lateral inhibition). Conversions: PyTorch's nn.LocalResponseNorm(n, alpha', beta, k) divides by n,
     so it equals LocalResponseNorm(n, alpha'/n, beta, k) here; Caffe's bvlc_alexnet uses alpha'/n and k=1.
+
+    groups=G splits the N channels into G equal contiguous groups and clips the window at their
+    boundaries, so no channel is normalised by another group's. That is the paper's two towers (section
+    3.2): in the authors' cuda-convnet2 configuration (layers-imagenet-2gpu-model.cfg) rnorm1a normalises
+    conv1a's 48 maps and rnorm1b conv1b's. groups=G equals G separate LRNs, one per group.
     """
 
-    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, groups=1):
         if not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0:
             raise ValueError(f"LocalResponseNorm: size must be a positive odd int (a window centred on "
                              f"the channel), got {size!r}")
         if k <= 0 or alpha < 0:
             raise ValueError(f"LocalResponseNorm: expected k > 0 and alpha >= 0, got k={k}, alpha={alpha}")
+        if not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"LocalResponseNorm: groups must be a positive int, got {groups!r}")
         self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+        self.groups = int(groups)
         self.a = self.b = self.scale = None
 
     def describe(self):
-        return f"LocalResponseNorm(size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k})"
+        groups = f", groups={self.groups}" if self.groups > 1 else ""
+        return f"LocalResponseNorm(size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}{groups})"
 
     def forward(self, a):
         self.check_input(a, 4, "(N, C, H, W)")
-        self.b, self.scale = ops.lrn_forward(a, self.size, self.alpha, self.beta, self.k)
+        if a.shape[1] % self.groups:
+            raise ValueError(f"{self.describe()}: groups={self.groups} must divide the channels, got input "
+                             f"of shape {tuple(a.shape)}")
+        self.b, self.scale = ops.lrn_forward(a, self.size, self.alpha, self.beta, self.k, self.groups)
         self.a = a
         return self.b
 
     def backward(self, dy):
         a, b, scale = self.saved(self.a, self.b, self.scale)
         self.check_grad(dy, a.shape)
-        return ops.lrn_backward(dy, a, b, scale, self.size, self.alpha, self.beta)
+        return ops.lrn_backward(dy, a, b, scale, self.size, self.alpha, self.beta, self.groups)
 
 
 class _BatchNorm(Layer):

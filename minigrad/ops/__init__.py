@@ -27,12 +27,12 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
     return _impl(dy).maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding)
 
 
-def lrn_forward(a, size, alpha, beta, k):
-    return _impl(a).lrn_forward(a, size, alpha, beta, k)
+def lrn_forward(a, size, alpha, beta, k, groups=1):
+    return _impl(a).lrn_forward(a, size, alpha, beta, k, groups)
 
 
-def lrn_backward(dy, a, b, scale, size, alpha, beta):
-    return _impl(dy).lrn_backward(dy, a, b, scale, size, alpha, beta)
+def lrn_backward(dy, a, b, scale, size, alpha, beta, groups=1):
+    return _impl(dy).lrn_backward(dy, a, b, scale, size, alpha, beta, groups)
 
 
 def matmul(a, b, out=None):

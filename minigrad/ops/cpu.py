@@ -94,29 +94,32 @@ def maxpool_backward_reference(dy, argmax, x_shape, kernel_size, stride, padding
     return dx_padded[:, :, ph:ph + H, pw:pw + W]
 
 
-def channel_window_sum(t, size):
-    """s[:, c] = sum of t[:, j] for |j - c| <= size // 2, clipped at the first and last channel."""
-    xp = array_module(t)
-    half, C = size // 2, t.shape[1]
+def channel_window_sum(t, size, groups=1):
+    """s[:, c] = sum of t[:, j] for |j - c| <= size // 2, clipped at the first and last channel of c's
+    group (the channels split into `groups` equal contiguous groups: the paper's towers, section 3.2)."""
+    N, C = t.shape[:2]
+    half, group_channels = size // 2, C // groups
+    t = t.reshape(N, groups, group_channels, *t.shape[2:])
     s = t.copy()
-    for offset in range(1, min(half, C - 1) + 1):      # a window wider than C is clipped
-        s[:, offset:] += t[:, :C - offset]
-        s[:, :C - offset] += t[:, offset:]
-    return s
+    for offset in range(1, min(half, group_channels - 1) + 1):      # a window wider than a group is clipped
+        s[:, :, offset:] += t[:, :, :group_channels - offset]
+        s[:, :, :group_channels - offset] += t[:, :, offset:]
+    return s.reshape(N, C, *s.shape[3:])
 
 
-def lrn_forward_reference(a, size, alpha, beta, k):
-    """b = a / (k + alpha * sum_j a_j^2)^beta over `size` neighbouring channels (section 3.3)."""
-    scale = k + alpha * channel_window_sum(a * a, size)
+def lrn_forward_reference(a, size, alpha, beta, k, groups=1):
+    """b = a / (k + alpha * sum_j a_j^2)^beta over `size` neighbouring channels of a group (section 3.3)."""
+    scale = k + alpha * channel_window_sum(a * a, size, groups)
     return a * scale ** -beta, scale
 
 
-def lrn_backward_reference(dy, a, b, scale, size, alpha, beta):
+def lrn_backward_reference(dy, a, b, scale, size, alpha, beta, groups=1):
     """da_j = dy_j scale_j^-beta - 2 alpha beta a_j sum_{i near j} dy_i b_i / scale_i.
 
-    The window is symmetric, so "the i whose window holds j" is again the window around j.
+    The window is symmetric and clipped at the same group boundaries, so "the i whose window holds j"
+    is again the window around j.
     """
-    return dy * scale ** -beta - (2 * alpha * beta) * a * channel_window_sum(dy * b / scale, size)
+    return dy * scale ** -beta - (2 * alpha * beta) * a * channel_window_sum(dy * b / scale, size, groups)
 
 
 def sgd_update_reference(w, v, grad, lr, momentum, weight_decay):
@@ -167,20 +170,21 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
     return dx
 
 
-def lrn_forward(a, size, alpha, beta, k):
+def lrn_forward(a, size, alpha, beta, k, groups=1):
     _check_not_in_worker("lrn_forward")
     a = _contiguous(a)
     b, scale = np.empty_like(a), np.empty_like(a)
-    kernels.lrn_forward(a, size, a.dtype.type(alpha), a.dtype.type(beta), a.dtype.type(k), b, scale)
+    kernels.lrn_forward(a, size, a.shape[1] // groups, a.dtype.type(alpha), a.dtype.type(beta), a.dtype.type(k),
+                        b, scale)
     return b, scale
 
 
-def lrn_backward(dy, a, b, scale, size, alpha, beta):
+def lrn_backward(dy, a, b, scale, size, alpha, beta, groups=1):
     _check_not_in_worker("lrn_backward")
     dy = _contiguous(dy)
     da, ratio = np.empty_like(dy), np.empty_like(dy)
-    kernels.lrn_backward(dy, _contiguous(a), _contiguous(b), _contiguous(scale), size, dy.dtype.type(alpha),
-                         dy.dtype.type(beta), ratio, da)
+    kernels.lrn_backward(dy, _contiguous(a), _contiguous(b), _contiguous(scale), size, dy.shape[1] // groups,
+                         dy.dtype.type(alpha), dy.dtype.type(beta), ratio, da)
     return da
 
 

@@ -97,13 +97,14 @@ def _power(scale, exponent):
 
 
 @njit(cache=True, inline="always")
-def _channel_window_sum(t, squared, n, c, C, half, HW, s, out):
+def _channel_window_sum(t, squared, n, c, C, group_channels, half, HW, s, out):
     """s[out:out + HW] = the sum of t's planes (n, j), or of their squares, over |j - c| <= half,
-    clipped at the first and last channel. t and s are flat; the loops over a plane's HW pixels use
-    unsigned indices so that they vectorise (see col2im)."""
+    clipped at the first and last channel of c's group (group_channels contiguous channels each). t and s
+    are flat; the loops over a plane's HW pixels use unsigned indices so that they vectorise (see col2im)."""
     for p in range(uintp(HW)):
         s[out + p] = 0
-    for j in range(max(0, c - half), min(C, c + half + 1)):
+    first = c - c % group_channels
+    for j in range(max(first, c - half), min(first + group_channels, c + half + 1)):
         source = uintp((n * C + j) * HW)
         if squared:
             for p in range(uintp(HW)):
@@ -114,21 +115,21 @@ def _channel_window_sum(t, squared, n, c, C, half, HW, s, out):
 
 
 @njit(parallel=True, cache=True)
-def lrn_forward(a, size, alpha, beta, k, b, scale):
-    """scale = k + alpha * (sum of a^2 over `size` channels), b = a * scale^-beta (section 3.3).
+def lrn_forward(a, size, group_channels, alpha, beta, k, b, scale):
+    """scale = k + alpha * (sum of a^2 over `size` channels of a group), b = a * scale^-beta (section 3.3).
     One (n, c) plane per task, in one pass over its pixels after the window sum."""
     N, C, HW = a.shape[0], a.shape[1], a.shape[2] * a.shape[3]
     a, b, scale = a.reshape(-1), b.reshape(-1), scale.reshape(-1)
     for plane in prange(N * C):
         out = uintp(plane * HW)
-        _channel_window_sum(a, True, plane // C, plane % C, C, size // 2, HW, scale, out)
+        _channel_window_sum(a, True, plane // C, plane % C, C, group_channels, size // 2, HW, scale, out)
         for p in range(uintp(HW)):
             scale[out + p] = k + alpha * scale[out + p]
             b[out + p] = a[out + p] * _power(scale[out + p], -beta)
 
 
 @njit(parallel=True, cache=True)
-def lrn_backward(dy, a, b, scale, size, alpha, beta, ratio, da):
+def lrn_backward(dy, a, b, scale, size, group_channels, alpha, beta, ratio, da):
     """da_c = dy_c scale_c^-beta - 2 alpha beta a_c sum_{i near c} dy_i b_i / scale_i.
 
     `ratio` is scratch space for dy * b / scale, computed once per element before the window sums,
@@ -141,7 +142,7 @@ def lrn_backward(dy, a, b, scale, size, alpha, beta, ratio, da):
         ratio[i] = dy[i] * b[i] / scale[i]
     for plane in prange(N * C):
         out = uintp(plane * HW)
-        _channel_window_sum(ratio, False, plane // C, plane % C, C, size // 2, HW, da, out)
+        _channel_window_sum(ratio, False, plane // C, plane % C, C, group_channels, size // 2, HW, da, out)
         for p in range(uintp(HW)):
             i = out + p
             da[i] = dy[i] * _power(scale[i], -beta) - 2 * alpha * beta * a[i] * da[i]

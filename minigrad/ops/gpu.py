@@ -169,20 +169,22 @@ def maxpool_backward_launch(x_shape, dtype, kernel_size, stride, padding):
                                    *_int32(C, H, W, kh, kw, sh, sw, ph, pw, OH, OW))
 
 
-def lrn_forward_launch(a_shape, dtype, size, alpha, beta, k):
-    """lrn_forward(a, b, scale, total, C, HW, size, alpha, beta, k): a thread per pixel column (n, h, w)."""
+def lrn_forward_launch(a_shape, dtype, size, alpha, beta, k, groups=1):
+    """lrn_forward(a, b, scale, total, C, HW, size, group_channels, alpha, beta, k): a thread per pixel
+    column (n, h, w)."""
     N, C, H, W = a_shape
     t = np.dtype(dtype).type
     return _one_thread_per_element("lrn.cu", "lrn_forward", dtype, N * H * W, N * C * H * W,
-                                   *_int32(C, H * W, size), t(alpha), t(beta), t(k))
+                                   *_int32(C, H * W, size, C // groups), t(alpha), t(beta), t(k))
 
 
-def lrn_backward_launch(a_shape, dtype, size, alpha, beta):
-    """lrn_backward(dy, a, b, scale, da, total, C, HW, size, alpha, beta): a thread per pixel column."""
+def lrn_backward_launch(a_shape, dtype, size, alpha, beta, groups=1):
+    """lrn_backward(dy, a, b, scale, da, total, C, HW, size, group_channels, alpha, beta): a thread per
+    pixel column."""
     N, C, H, W = a_shape
     t = np.dtype(dtype).type
     return _one_thread_per_element("lrn.cu", "lrn_backward", dtype, N * H * W, N * C * H * W,
-                                   *_int32(C, H * W, size), t(alpha), t(beta))
+                                   *_int32(C, H * W, size, C // groups), t(alpha), t(beta))
 
 
 def sgd_update_launch(size, dtype, lr, momentum, weight_decay):
@@ -270,17 +272,17 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
     return dx
 
 
-def lrn_forward(a, size, alpha, beta, k):
+def lrn_forward(a, size, alpha, beta, k, groups=1):
     a, = _contiguous(a)
     b, scale = empty(a.shape, a.dtype), empty(a.shape, a.dtype)
-    _run(lrn_forward_launch(a.shape, a.dtype, size, alpha, beta, k), a, b, scale)
+    _run(lrn_forward_launch(a.shape, a.dtype, size, alpha, beta, k, groups), a, b, scale)
     return b, scale
 
 
-def lrn_backward(dy, a, b, scale, size, alpha, beta):
+def lrn_backward(dy, a, b, scale, size, alpha, beta, groups=1):
     dy, a, b, scale = _contiguous(dy, a, b, scale)
     da = empty(a.shape, a.dtype)
-    _run(lrn_backward_launch(a.shape, a.dtype, size, alpha, beta), dy, a, b, scale, da)
+    _run(lrn_backward_launch(a.shape, a.dtype, size, alpha, beta, groups), dy, a, b, scale, da)
     return da
 
 
