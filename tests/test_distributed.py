@@ -130,7 +130,96 @@ def scenario_collectives(out):
         (Path(out) / "collectives.json").write_text(json.dumps({"ranks": size, "checked": True}))
 
 
-SCENARIOS = {"collectives": scenario_collectives}
+# --- data-parallel training: the one-process run's numbers ----------------------------------------
+TINY = dict(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8, init="he",
+            dropout_mode="classic")
+GLOBAL_BATCH, STEPS = 12, 3
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """36 training and 9 validation images in 3 classes (random pixels): 3 steps of batch 12."""
+    from PIL import Image
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(7)
+    for split, per_class in (("train", GLOBAL_BATCH * STEPS // 3), ("val", 3)):
+        for label in range(3):
+            (root / split / f"class{label}").mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / f"class{label}" / f"{i}.png")
+    return root
+
+
+def run_plain(*args):
+    """The scenario in one process, without mpiexec (the reference)."""
+    subprocess.run([sys.executable, str(HERE), *map(str, args)], env=rank_environment(), check=True,
+                   timeout=LAUNCH_TIMEOUT, capture_output=True)
+
+
+@needs_mpi
+def test_two_and_three_ranks_train_as_one_process_does(folder, tmp_path):
+    """float64, dropout and augmentation on: after each of 3 steps, the weights and velocities of 2
+    and 3 ranks match the one-process run to 1e-10, and so do the losses; the replicas are bitwise
+    identical after every step (checked inside the ranks)."""
+    run_plain("train", folder, tmp_path / "one")
+    one = np.load(tmp_path / "one" / "steps.npz")
+    assert one["weights"].shape[0] == STEPS
+    for ranks in (2, 3):
+        launch_ok(ranks, "train", folder, tmp_path / str(ranks))
+        many = np.load(tmp_path / str(ranks) / "steps.npz")
+        assert int(many["ranks"]) == ranks and int(one["ranks"]) == 1
+        for key in ("weights", "velocities", "losses", "epoch"):
+            np.testing.assert_allclose(many[key], one[key], rtol=0, atol=1e-10, err_msg=f"{key} on {ranks} ranks")
+        assert not np.array_equal(one["weights"][0], one["weights"][1])       # the steps did something
+
+
+def scenario_train(folder, out):
+    """3 steps of train.py's train_epoch on the tiny AlexNet; rank 0 saves what each step left."""
+    import train
+    from model import Preset, alexnet
+
+    from minigrad import distributed
+    import minigrad as mg
+
+    comm = distributed.world()
+    config = {"data": folder, "resize": 35, "image_size": TINY["image_size"], "seed": 3, "batch_size": GLOBAL_BATCH,
+              "scale": "unit"}
+    train_set, val_set = train.open_datasets(config, 2**30, workers=0)
+    mean, pca, scale = train.fit_normalisation(train_set, config)
+    model = alexnet(Preset(**TINY), num_classes=3, seed=config["seed"]).astype(np.float64)
+    optimizer = mg.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0005)
+    train.replicate(model, optimizer, comm)
+    train_loader, val_loader = train.make_loaders(train_set, val_set, config, mean, pca, scale, 0, comm)
+    for loader in (train_loader, val_loader):          # the network runs in float64
+        loader.transform = (lambda transform: lambda *a, **k: transform(*a, **k).astype(np.float64))(loader.transform)
+    loss_fn, steps = mg.SoftmaxCrossEntropy(), {"weights": [], "velocities": [], "losses": []}
+    forward, step = loss_fn.forward, optimizer.step
+
+    def recording_forward(logits, labels):
+        loss = forward(logits, labels)
+        steps["losses"].append(sum(l * n for l, n in comm.allgather_object((loss, len(labels)))) / GLOBAL_BATCH)
+        return loss
+
+    def recording_step():
+        step()
+        weights = np.concatenate([p.data.ravel() for p in model.parameters()])
+        velocities = np.concatenate([v.ravel() for v in optimizer.velocity])
+        for name, values in (("weights", weights), ("velocities", velocities)):
+            replicas = comm.allgather_object(values.tobytes())
+            assert all(r == replicas[0] for r in replicas), f"the replicas' {name} differ after step {len(steps[name]) + 1}"
+            steps[name].append(values)
+
+    loss_fn.forward, optimizer.step = recording_forward, recording_step
+    epoch = train.train_epoch(model, loss_fn, optimizer, train_loader, 1, 1, "cpu", comm)
+    evaluation = train.evaluate(model, val_loader, "cpu", comm=comm)
+    if comm.rank == 0:
+        os.makedirs(out, exist_ok=True)
+        np.savez(Path(out) / "steps.npz", ranks=comm.size, epoch=np.array(epoch + evaluation),
+                 **{key: np.array(value) for key, value in steps.items()})
+
+
+SCENARIOS = {"collectives": scenario_collectives, "train": scenario_train}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](*sys.argv[2:])
