@@ -22,6 +22,7 @@ this project yet (see benchmarks/results/distributed.md).
 import hashlib
 import os
 import sys
+from collections import deque
 import time
 
 import numpy as np
@@ -71,33 +72,27 @@ def _divide_for_mean(array, size, op):
     return array
 
 
-class Request:
-    """A non-blocking collective in phases (callables that each start one MPI request, the next one
-    once the previous has completed), then `finish()` for the result. test() advances it without
-    blocking (MPI progresses only inside MPI calls); wait() completes it and returns the result."""
+class _AllreduceRequest:
+    """An all-reduce in flight: its reduce-scatter, then (started by the communicator, in issue order)
+    its all-gather. test() advances it without blocking; wait() completes it and returns the result."""
 
-    def __init__(self, phases, finish):
-        self._phases, self._finish, self._done, self._result = list(phases), finish, False, None
-        self._current = self._phases.pop(0)()
-
-    def _advance(self):
-        if self._phases:
-            self._current = self._phases.pop(0)()
-        else:
-            self._result, self._done = self._finish(), True
+    def __init__(self, comm, flat, op):
+        self.comm, self.flat, self.op = comm, flat, op
+        self.chunk = np.empty(flat.size // comm.size, flat.dtype)
+        self.scatter, self.gather, self.result = comm.comm.Ireduce_scatter_block(flat, self.chunk, op=_mpi().SUM), None, None
 
     def test(self):
-        while not self._done:
-            if not self._current.Test():
-                return False
-            self._advance()
-        return True
+        self.comm._start_gathers()
+        if self.result is None and self.gather is not None and self.gather.Test():
+            self.result = _divide_for_mean(self.flat, self.comm.size, self.op)
+        return self.result is not None
 
     def wait(self):
-        while not self._done:
-            self._current.Wait()
-            self._advance()
-        return self._result
+        if self.result is None:
+            self.comm._start_gathers(until=self)
+            self.gather.Wait()
+            self.result = _divide_for_mean(self.flat, self.comm.size, self.op)
+        return self.result
 
 
 class _Done:
@@ -164,6 +159,9 @@ class MPICommunicator:
         self.comm, self.rank, self.size = comm, comm.Get_rank(), comm.Get_size()
         self._gpu = None
         self._local_rank = None
+        # The all-gathers go on a communicator of their own: every rank must issue the collectives of
+        # a communicator in one order, and the reduce-scatters complete in an order that may differ.
+        self._gather_comm, self._waiting_gathers = None, deque()
 
     @property
     def local_rank(self):
@@ -208,11 +206,23 @@ class MPICommunicator:
                              f"got shape {tuple(flat.shape)}")
         if is_gpu_array(flat):
             return self._gpu_ops().allreduce_(flat, op)
-        chunk = np.empty(flat.size // self.size, flat.dtype)
-        mpi = _mpi()
-        return Request([lambda: self.comm.Ireduce_scatter_block(flat, chunk, op=mpi.SUM),
-                        lambda: self.comm.Iallgather(chunk, flat)],
-                       lambda: _divide_for_mean(flat, self.size, op))
+        if self._gather_comm is None:
+            self._gather_comm = self.comm.Dup()
+        request = _AllreduceRequest(self, flat, op)
+        self._waiting_gathers.append(request)
+        return request
+
+    def _start_gathers(self, until=None):
+        """Start the all-gathers of the all-reduces whose reduce-scatter has completed, strictly in the
+        order the all-reduces were started, and blocking until `until`'s has started when given."""
+        while self._waiting_gathers:
+            head = self._waiting_gathers[0]
+            if until is not None and until.gather is None:
+                head.scatter.Wait()
+            elif not head.scatter.Test():
+                return
+            head.gather = self._gather_comm.Iallgather(head.chunk, head.flat)
+            self._waiting_gathers.popleft()
 
     def allgather(self, array, axis=0):
         """The ranks' arrays concatenated along `axis` in rank order. The lengths along `axis` may
@@ -462,7 +472,8 @@ class DataParallel:
             members += layer.parameters()
             size += sum(p.data.nbytes for p in layer.parameters())
             if members and (size >= bucket_bytes or index == 0):
-                self.ready_after.setdefault(id(layer), []).append(self._bucket(members))
+                self.buckets.append(self._bucket(members))
+                self.ready_after.setdefault(id(layer), []).append(self.buckets[-1])
                 members, size = [], 0
         self.pending, self.exposed_seconds = [], 0.0
         model.backward_hooks.append(self._after_layer)

@@ -189,7 +189,8 @@ def scenario_train(folder, out):
     mean, pca, scale = train.fit_normalisation(train_set, config)
     model = alexnet(Preset(**TINY), num_classes=3, seed=config["seed"]).astype(np.float64)
     optimizer = mg.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0005)
-    train.replicate(model, optimizer, comm)
+    replicas = train.replicate(model, optimizer, comm, bucket_bytes=1000)  # several buckets, even in this tiny net
+    assert comm.size == 1 or len(replicas.buckets) == 4
     train_loader, val_loader = train.make_loaders(train_set, val_set, config, mean, pca, scale, 0, comm)
     for loader in (train_loader, val_loader):          # the network runs in float64
         loader.transform = (lambda transform: lambda *a, **k: transform(*a, **k).astype(np.float64))(loader.transform)
@@ -219,7 +220,122 @@ def scenario_train(folder, out):
                  **{key: np.array(value) for key, value in steps.items()})
 
 
-SCENARIOS = {"collectives": scenario_collectives, "train": scenario_train}
+# --- failures: a clear error and an end, never a hang ----------------------------------------------
+TRAIN_PY = ROOT / "examples" / "alexnet" / "train.py"
+
+
+def train_py(ranks, *args, mpmd=None):
+    """examples/alexnet/train.py on `ranks` ranks; mpmd: a second argument list for one more rank."""
+    def program(arguments):
+        return [sys.executable, "-m", "mpi4py", str(TRAIN_PY), "--workers", "0", *map(str, arguments)]
+    command = [MPIEXEC, "-n", str(ranks), *program(args)] + ([":", "-n", "1", *program(mpmd)] if mpmd else [])
+    return subprocess.run(command, env=rank_environment(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+
+
+def assert_failed_with(result, *phrases):
+    assert result.returncode != 0, f"expected a failure, got exit 0\n{result.stdout[-2000:]}"
+    for phrase in phrases:
+        assert phrase in result.stderr, f"{phrase!r} not in stderr:\n{result.stderr[-3000:]}"
+
+
+@needs_mpi
+def test_an_exception_on_one_rank_ends_the_whole_job_with_its_traceback(folder, tmp_path):
+    """Rank 1 raises in its second training step while rank 0 goes on into the step's all-reduce:
+    python -m mpi4py aborts the job (the launch's timeout would catch a hang)."""
+    assert_failed_with(launch(2, "fail_in_step", folder, tmp_path), "Traceback", "injected failure on rank 1")
+
+
+@needs_mpi
+def test_a_global_batch_the_ranks_do_not_divide_is_refused_before_training(folder, tmp_path):
+    assert_failed_with(train_py(2, "--data", folder, "--batch-size", 13, "--out", tmp_path / "run"),
+                       "the global batch of 13 images does not divide among 2 ranks")
+    assert not (tmp_path / "run" / "last.npz").exists()
+
+
+@needs_mpi
+def test_ranks_whose_data_folders_differ_are_refused_naming_the_rank(folder, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    next((other / "train" / "class1").iterdir()).unlink()
+    result = train_py(1, "--data", folder, "--batch-size", 12, "--out", tmp_path / "run",
+                      mpmd=["--data", other, "--batch-size", 12, "--out", tmp_path / "run"])
+    assert_failed_with(result, "the hash of the image files under --data", "differs between ranks", "rank 1 has")
+
+
+@needs_mpi
+def test_replicas_with_different_parameter_shapes_are_refused_naming_the_rank(tmp_path):
+    assert_failed_with(launch(2, "mismatched_models"), "the model's parameters (name, shape, dtype) differs",
+                       "rank 1 has")
+
+
+@needs_mpi
+def test_a_run_of_two_ranks_resumes_on_one_as_if_it_had_never_stopped(folder, tmp_path):
+    """Epoch 1 on 2 ranks, epoch 2 resumed on 1 process, against 2 epochs on 1 process (float32: the
+    sums' order differs, so agreement is to float32 rounding, not bitwise)."""
+    common = ["--data", folder, "--batch-size", 12]
+    assert train_py(2, *common, "--epochs", 1, "--out", tmp_path / "split").returncode == 0
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["best.npz", "curves.png", "last.npz",
+                                                                        "metrics.json"]
+    resumed = subprocess.run([sys.executable, str(TRAIN_PY), "--workers", "0", "--resume", str(tmp_path / "split"),
+                              "--epochs", "2"], env=rank_environment(), capture_output=True, text=True,
+                             timeout=LAUNCH_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight = subprocess.run([sys.executable, str(TRAIN_PY), "--workers", "0", *map(str, common), "--epochs", "2",
+                               "--out", str(tmp_path / "straight")], env=rank_environment(), capture_output=True, text=True,
+                              timeout=LAUNCH_TIMEOUT)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    with np.load(tmp_path / "split" / "last.npz") as split, np.load(tmp_path / "straight" / "last.npz") as whole:
+        assert sorted(split.files) == sorted(whole.files)
+        weights = [key for key in whole.files if key.startswith(("model.", "velocity."))]
+        for key in weights:
+            np.testing.assert_allclose(split[key], whole[key], rtol=1e-4, atol=1e-6, err_msg=key)
+        assert json.loads(str(split["meta"]))["dropout_rng"] == json.loads(str(whole["meta"]))["dropout_rng"]
+    split_history = json.loads((tmp_path / "split" / "metrics.json").read_text())["epochs"]
+    whole_history = json.loads((tmp_path / "straight" / "metrics.json").read_text())["epochs"]
+    assert [row["epoch"] for row in split_history] == [1, 2]
+    for a, b in zip(split_history, whole_history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_top1"] == b["val_top1"]
+
+
+def scenario_fail_in_step(folder, out):
+    import train
+    from model import PRESETS, alexnet
+
+    from minigrad import distributed
+    import minigrad as mg
+
+    comm = distributed.world()
+    config = {"data": folder, "resize": 73, "image_size": 64, "seed": 0, "batch_size": GLOBAL_BATCH, "scale": "unit"}
+    train_set, val_set = train.open_datasets(config, 2**30, workers=0)
+    model = alexnet(PRESETS["small"], num_classes=3)
+    optimizer = mg.SGD(model.parameters(), lr=0.01)
+    train.replicate(model, optimizer, comm)
+    loader, _ = train.make_loaders(train_set, val_set, config, *train.fit_normalisation(train_set, config), 0, comm)
+    forward, calls = model.forward, []
+
+    def failing_forward(x):
+        calls.append(1)
+        if comm.rank == 1 and len(calls) == 2:
+            raise RuntimeError("injected failure on rank 1")
+        return forward(x)
+
+    model.forward = failing_forward
+    train.train_epoch(model, mg.SoftmaxCrossEntropy(), optimizer, loader, 1, 1, "cpu", comm)
+
+
+def scenario_mismatched_models():
+    from model import Preset, alexnet
+
+    from minigrad import distributed
+
+    comm = distributed.world()
+    tiny = dict(TINY, hidden=8 if comm.rank == 0 else 10)
+    distributed.DataParallel(alexnet(Preset(**tiny), num_classes=3), comm)
+
+
+SCENARIOS = {"collectives": scenario_collectives, "train": scenario_train, "fail_in_step": scenario_fail_in_step,
+             "mismatched_models": scenario_mismatched_models}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](*sys.argv[2:])

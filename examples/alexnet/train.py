@@ -197,12 +197,15 @@ def model_from_checkpoint(meta, arrays, device="cpu"):
     return model.to(device), normalisation
 
 
-def replicate(model, optimizer, comm):
-    """With several ranks: make `model` a data-parallel replica, with rank 0's weights and velocities."""
-    if comm.size > 1:
-        distributed.DataParallel(model, comm)
-        for velocity in optimizer.velocity:
-            comm.broadcast(velocity)
+def replicate(model, optimizer, comm, bucket_bytes=25 * 2**20):
+    """With several ranks: make `model` a data-parallel replica, with rank 0's weights and velocities;
+    returns the DataParallel (None with one process)."""
+    if comm.size == 1:
+        return None
+    replicas = distributed.DataParallel(model, comm, bucket_bytes)
+    for velocity in optimizer.velocity:
+        comm.broadcast(velocity)
+    return replicas
 
 
 # --- one epoch --------------------------------------------------------------------------------------
