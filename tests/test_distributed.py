@@ -334,8 +334,56 @@ def scenario_mismatched_models():
     distributed.DataParallel(alexnet(Preset(**tiny), num_classes=3), comm)
 
 
+# --- CuPy arrays staged through the host (the logic only: no GPU here) ------------------------------
+@needs_mpi
+def test_gpu_arrays_without_nccl_are_staged_through_host_memory(tmp_path):
+    """A stand-in for CuPy (NumPy arrays whose type says "cupy", no NCCL) on 2 ranks: the communicator
+    chooses host staging and gives the NumPy path's results, as CuPy arrays. What runs on a real GPU
+    (NCCL, streams) is not tested by this."""
+    launch_ok(2, "staged_gpu")
+
+
+def scenario_staged_gpu():
+    import types
+
+    class FakeGpuArray(np.ndarray):
+        """A NumPy array that minigrad.backend takes for a CuPy one."""
+        def get(self):
+            return np.array(self)
+
+        def set(self, host):
+            self[...] = host
+
+    FakeGpuArray.__module__ = "cupy"
+    synchronised = []
+    stream = types.SimpleNamespace(synchronize=lambda: synchronised.append(1))
+    device = types.SimpleNamespace(id=0)
+    cupy = types.ModuleType("cupy")
+    cupy.asarray = lambda a: np.asarray(a).view(FakeGpuArray)
+    cupy.zeros = lambda *a, **k: np.zeros(*a, **k).view(FakeGpuArray)
+    cupy.cuda = types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda: device,
+                                      runtime=types.SimpleNamespace(getDeviceProperties=lambda i: {"pciBusID": 3}))
+    sys.modules["cupy"], sys.modules["cupy.cuda"] = cupy, None      # `from cupy.cuda import nccl` fails
+
+    from minigrad import distributed
+    from minigrad.backend import is_gpu_array
+    comm = distributed.world()
+    x = cupy.asarray(np.arange(6.0).reshape(2, 3) * (comm.rank + 1))
+    assert is_gpu_array(x)
+    total = comm.allreduce(x)
+    assert is_gpu_array(total) and (np.asarray(total) == np.arange(6.0).reshape(2, 3) * 3).all()
+    assert type(comm._gpu_ops()).__name__ == "_StagedCollectives" and synchronised
+    assert (np.asarray(comm.iallreduce(x, op="mean").wait()) == np.arange(6.0).reshape(2, 3) * 1.5).all()
+    y = cupy.asarray(np.full(4, comm.rank, np.float64))
+    assert comm.broadcast(y, root=1) is y and (np.asarray(y) == 1).all()
+    gathered = comm.allgather(cupy.asarray(np.full((1, 2), comm.rank)), axis=0)
+    assert is_gpu_array(gathered) and np.asarray(gathered).tolist() == [[0, 0], [1, 1]]
+    mine = comm.reduce_scatter(cupy.asarray(np.arange(4.0) * (comm.rank + 1)))
+    assert is_gpu_array(mine) and np.asarray(mine).tolist() == [[0.0, 3.0], [6.0, 9.0]][comm.rank]
+
+
 SCENARIOS = {"collectives": scenario_collectives, "train": scenario_train, "fail_in_step": scenario_fail_in_step,
-             "mismatched_models": scenario_mismatched_models}
+             "mismatched_models": scenario_mismatched_models, "staged_gpu": scenario_staged_gpu}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](*sys.argv[2:])
