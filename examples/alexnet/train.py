@@ -4,6 +4,7 @@
     python examples/alexnet/train.py --data ~/imagenette2-320      # DIR/train/<class>/*, DIR/val/<class>/*
     python examples/alexnet/train.py --data ~/ILSVRC2012 --preset paper --device cuda
     python examples/alexnet/train.py --resume runs/small-20260101-120000 --epochs 30
+    mpiexec -n 4 python -m mpi4py examples/alexnet/train.py   # data-parallel: --batch-size is the global batch
 
 Recipe (section 5): SGD, momentum 0.9, weight decay 0.0005, the learning rate divided by 10 when the
 validation error stops improving (at most 3 times). Data (sections 2, 4.1): shorter side rescaled to S,
@@ -14,6 +15,10 @@ variance (the paper's N(0, 0.01^2) init is tuned for raw 0..255 pixels and a muc
 
 Every epoch writes, in --out: metrics.json, last.npz (everything needed to resume exactly, written
 atomically), best.npz (the epoch with the best validation top-1) and curves.png.
+
+Under mpiexec every rank trains a replica on its slice of each global batch (minigrad.distributed):
+the same training as one process, up to the order of floating-point sums. Rank 0 alone prints and
+writes the outputs; a checkpoint resumes on any number of ranks.
 """
 import argparse
 import json
@@ -29,7 +34,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minigrad as mg  # noqa: E402
-from minigrad import data  # noqa: E402
+from minigrad import data, distributed  # noqa: E402
 from model import PRESETS, alexnet  # noqa: E402
 
 SYNTHETIC_ROOT = os.path.join("data", "synthetic")
@@ -122,10 +127,14 @@ def fit_normalisation(train, config):
     return mean, pca, scale
 
 
-def make_loaders(train, val, config, mean, pca, scale, workers):
+def make_loaders(train, val, config, mean, pca, scale, workers, comm=distributed.LocalCommunicator()):
+    """The training loader serves this rank's slice of each global batch; the validation images are
+    cut into one contiguous share per rank, so that each image is evaluated once."""
     crop = config["image_size"]
     train_loader = data.DataLoader(train, config["batch_size"], data.TrainTransform(crop, mean, pca, scale),
-                                   shuffle=True, seed=config["seed"], workers=workers, drop_last=True)
+                                   shuffle=True, seed=config["seed"], workers=workers, drop_last=True,
+                                   shard=(comm.rank, comm.size) if comm.size > 1 else None)
+    val = val.subset(np.array_split(np.arange(len(val)), comm.size)[comm.rank]) if comm.size > 1 else val
     val_loader = data.DataLoader(val, config["batch_size"], data.EvalTransform(crop, mean, scale), workers=workers)
     return train_loader, val_loader
 
@@ -188,31 +197,49 @@ def model_from_checkpoint(meta, arrays, device="cpu"):
     return model.to(device), normalisation
 
 
+def replicate(model, optimizer, comm, bucket_bytes=25 * 2**20):
+    """With several ranks: make `model` a data-parallel replica, with rank 0's weights and velocities;
+    returns the DataParallel (None with one process)."""
+    if comm.size == 1:
+        return None
+    replicas = distributed.DataParallel(model, comm, bucket_bytes)
+    for velocity in optimizer.velocity:
+        comm.broadcast(velocity)
+    return replicas
+
+
 # --- one epoch --------------------------------------------------------------------------------------
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device):
-    """One pass over the training set; returns (mean loss, top-1 accuracy) over its batches."""
+def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=distributed.LocalCommunicator()):
+    """One pass over the training set; returns (mean loss, top-1 accuracy) over its batches.
+    With several ranks, `model` is a DataParallel replica and `loader` serves this rank's slices."""
     model.train()
     total_loss = total_correct = seen = 0
     start = time.time()
     bar = tqdm(loader.epoch(epoch), total=len(loader), desc=f"epoch {epoch}/{epochs}", unit="batch",
-               leave=False, dynamic_ncols=True, mininterval=0.5)
+               leave=False, dynamic_ncols=True, mininterval=0.5, disable=comm.rank != 0)
     for step, (x, y) in enumerate(bar):
         if len(y) == 0:                                   # every file of the batch was unreadable
+            if comm.size > 1:                             # (a rank that skipped a step would hang the others)
+                raise ValueError(f"train.py: rank {comm.rank} got no readable image in batch {step + 1}")
             continue
         logits = model.forward(mg.backend.to_device(x, device))
         loss = loss_fn.forward(logits, mg.backend.to_device(y, device))
+        correct = int((mg.backend.to_numpy(logits.argmax(axis=1)) == y).sum())
+        # The global batch's loss, images and hits; each rank's gradient is its share of the mean.
+        loss_sum, correct, count = comm.allreduce(np.array([loss * len(y), correct, len(y)], np.float64))
+        loss = loss_sum / count
         if not math.isfinite(loss):
             raise Diverged(f"the training loss became {loss} at epoch {epoch}, batch {step + 1}")
         optimizer.zero_grad()
-        model.backward(loss_fn.backward())
+        model.backward(loss_fn.backward(len(y) / count))
         optimizer.step()
-        total_loss += loss * len(y)
-        total_correct += int((mg.backend.to_numpy(logits.argmax(axis=1)) == y).sum())
-        seen += len(y)
+        total_loss += loss * count
+        total_correct += int(correct)
+        seen += int(count)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{total_correct / seen:.1%}",
                         img_s=f"{seen / (time.time() - start):.0f}", refresh=False)
     bar.close()
@@ -221,12 +248,14 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device):
     return total_loss / seen, total_correct / seen
 
 
-def evaluate(model, loader, device, desc="val"):
+def evaluate(model, loader, device, desc="val", comm=distributed.LocalCommunicator()):
     """(loss, top-1 accuracy, top-5 accuracy) of `model` in eval mode over `loader`. Batches of ten
-    crops per image (n, 10, 3, s, s) are scored by averaging the ten softmax outputs (footnote 5)."""
+    crops per image (n, 10, 3, s, s) are scored by averaging the ten softmax outputs (footnote 5).
+    With several ranks each evaluates its share of the images and the sums are added up."""
     model.eval()
     loss_fn, total_loss, correct1, correct5, seen = mg.SoftmaxCrossEntropy(), 0.0, 0, 0, 0
-    for x, y in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch", leave=False, dynamic_ncols=True):
+    for x, y in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch", leave=False, dynamic_ncols=True,
+                     disable=comm.rank != 0):
         if len(y) == 0:
             continue
         crops = x.shape[1] if x.ndim == 5 else 1
@@ -238,6 +267,7 @@ def evaluate(model, loader, device, desc="val"):
         correct1 += int((ranked[:, 0] == y).sum())
         correct5 += int((ranked[:, :5] == y[:, None]).any(axis=1).sum())
         seen += len(y)
+    total_loss, correct1, correct5, seen = comm.allreduce(np.array([total_loss, correct1, correct5, seen], np.float64))
     if not seen:
         raise ValueError("evaluate: no readable image to evaluate")
     return total_loss / seen, correct1 / seen, correct5 / seen
@@ -317,6 +347,9 @@ def ensure_synthetic(config):
 
 def main(argv=None):
     args = parse_args(argv)
+    comm = distributed.world()
+    if comm.rank:                         # rank 0 alone prints (errors still reach stderr from any rank)
+        sys.stdout = open(os.devnull, "w")
     if args.resume:
         meta, arrays = load_checkpoint(args.resume)
         config = meta["config"]
@@ -331,11 +364,18 @@ def main(argv=None):
         if os.path.exists(os.path.join(out, "last.npz")):
             raise SystemExit(f"train.py: {out} already holds a run (last.npz); continue it with --resume {out} "
                              f"or choose another --out")
+    distributed.check_global_batch(comm, config["batch_size"])
     os.makedirs(out, exist_ok=True)
     mg.backend.check_device(args.device)
-    ensure_synthetic(config)
+    if args.device == "cuda" and comm.size > 1:
+        distributed.select_gpu(comm)
+    if comm.rank == 0:
+        ensure_synthetic(config)
+    comm.barrier()
 
     train, val = open_datasets(config, args.cache_gb * 2**30, args.workers)
+    distributed.check_agreement(comm, distributed.file_list_hash([path for split in (train, val) for path, _ in split.samples]),
+                                f"the hash of the image files under --data {config['data']}")
     if args.resume:
         if train.classes != meta["classes"]:
             raise SystemExit(f"train.py: the classes in {config['data']} are not those of the checkpoint")
@@ -356,12 +396,14 @@ def main(argv=None):
                                                                      range(len(optimizer.params))]})
         scheduler.load_state_dict(meta["scheduler"])
         model.set_rng_state(meta["dropout_rng"])
-    train_loader, val_loader = make_loaders(train, val, config, *normalisation, args.workers)
+    replicate(model, optimizer, comm)
+    train_loader, val_loader = make_loaders(train, val, config, *normalisation, args.workers, comm)
     loss_fn, chance_loss = mg.SoftmaxCrossEntropy(), math.log(len(train.classes))
     start_epoch = history[-1]["epoch"] if history else 0
     print(f"{config['preset']} AlexNet, {sum(p.data.size for p in model.parameters()):,} parameters; "
           f"{len(train)} training and {len(val)} validation images in {len(train.classes)} classes; "
-          f"epochs {start_epoch + 1}..{config['epochs']}, batch {config['batch_size']}, lr {optimizer.lr:g}; "
+          f"epochs {start_epoch + 1}..{config['epochs']}, batch {config['batch_size']}"
+          f"{f' over {comm.size} ranks' if comm.size > 1 else ''}, lr {optimizer.lr:g}; "
           f"writing to {out}")
     if args.diagnose:
         run_diagnosis(model, train_loader, start_epoch + 1, args.device, "before training")
@@ -371,12 +413,12 @@ def main(argv=None):
         epoch_start, lr = time.time(), optimizer.lr
         try:
             train_loss, train_top1 = train_epoch(model, loss_fn, optimizer, train_loader, epoch,
-                                                 config["epochs"], args.device)
+                                                 config["epochs"], args.device, comm)
         except Diverged as error:
             kept = f"{out}/last.npz keeps epoch {start_epoch}" if history else "no checkpoint was written"
             print(f"train.py: stopping: {error}. {kept}. Try a lower --lr (this epoch used {lr:g}).")
             return 1
-        val_loss, val_top1, val_top5 = evaluate(model, val_loader, args.device)
+        val_loss, val_top1, val_top5 = evaluate(model, val_loader, args.device, comm=comm)
         scheduler.step(1 - val_top1)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_top1": val_top1,
                         "val_top5": val_top5, "lr": lr, "seconds": time.time() - epoch_start,
@@ -385,11 +427,13 @@ def main(argv=None):
         if improved:
             best = {"epoch": epoch, "val_top1": val_top1, "val_top5": val_top5}
         meta = {"config": config, "classes": train.classes, "history": history, "best": best}
-        save_checkpoint(os.path.join(out, "last.npz"), model, optimizer, scheduler, normalisation, meta)
-        if improved:
-            save_checkpoint(os.path.join(out, "best.npz"), model, optimizer, scheduler, normalisation, meta)
-        write_metrics(out, history, meta)
-        plot_curves(out, history)
+        if comm.rank == 0:                # the replicas are identical: one writes, the others wait
+            save_checkpoint(os.path.join(out, "last.npz"), model, optimizer, scheduler, normalisation, meta)
+            if improved:
+                save_checkpoint(os.path.join(out, "best.npz"), model, optimizer, scheduler, normalisation, meta)
+            write_metrics(out, history, meta)
+            plot_curves(out, history)
+        comm.barrier()
         start_epoch = epoch
         print(f"epoch {epoch}: train loss {train_loss:.3f} top-1 {train_top1:.1%} | val loss {val_loss:.3f} "
               f"top-1 {val_top1:.1%} top-5 {val_top5:.1%} | lr {lr:g} | {history[-1]['seconds']:.0f}s")

@@ -22,15 +22,23 @@ class DataLoader:
     transform: called as transform(images, rng) on each uint8 batch.
     shuffle: a new random order every epoch; drop_last: leave out a last, smaller batch.
     workers: background threads (0: prepare each batch in the calling thread, when it is needed).
+    shard: (rank, ranks) for data-parallel training: `batch_size` is the global batch, and this loader
+    serves the rank-th of `ranks` contiguous slices of each one, with the augmentation drawn for the
+    whole batch (transform(images, rng, part=(first row, batch rows))), so that the ranks' slices put
+    together are exactly the one-process batch.
     """
 
-    def __init__(self, dataset, batch_size, transform, shuffle=False, seed=0, workers=2, drop_last=False):
+    def __init__(self, dataset, batch_size, transform, shuffle=False, seed=0, workers=2, drop_last=False,
+                 shard=None):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(workers, int) or workers < 0:
             raise ValueError(f"DataLoader: workers must be an int >= 0, got {workers!r}")
         self.dataset, self.batch_size, self.transform = dataset, batch_size, transform
+        if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+            raise ValueError(f"DataLoader: shard must be (rank, ranks) with 0 <= rank < ranks, got {shard!r}")
         self.shuffle, self.seed, self.workers, self.drop_last = shuffle, seed, workers, drop_last
+        self.shard = shard
 
     def __len__(self):
         full, rest = divmod(len(self.dataset), self.batch_size)
@@ -43,9 +51,14 @@ class DataLoader:
         return np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
 
     def _make_batch(self, epoch, number, indices):
-        images, labels = self.dataset.batch(indices)
         rng = np.random.default_rng([self.seed, epoch, number, 1])   # this batch's augmentation draws
-        return self.transform(images, rng), labels
+        if self.shard is None:
+            images, labels = self.dataset.batch(indices)
+            return self.transform(images, rng), labels
+        rank, ranks = self.shard
+        first, stop = len(indices) * rank // ranks, len(indices) * (rank + 1) // ranks
+        images, labels = self.dataset.batch(indices[first:stop])
+        return self.transform(images, rng, part=(first, len(indices))), labels
 
     def epoch(self, epoch):
         """Iterate over the batches of `epoch` (an int: it seeds the shuffle and the augmentation)."""

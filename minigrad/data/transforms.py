@@ -112,21 +112,25 @@ class TrainTransform:
 
     mean: the mean image (S, S, 3) of the prepared training images; pca: a PCAColor or None;
     scale: factor applied after the subtraction (1 keeps the paper's raw pixel values).
+    part=(first, rows): `images` are rows first.. of a batch of `rows` (a data-parallel rank's slice):
+    the random draws are made for the whole batch and this slice's are used.
     """
 
     def __init__(self, crop_size, mean, pca=None, scale=1.0, flip=True):
         self.crop_size, self.mean, self.pca, self.scale, self.flip = crop_size, mean, pca, scale, flip
 
-    def __call__(self, images, rng):
+    def __call__(self, images, rng, part=None):
         count, side = len(images), images.shape[1]
-        tops, lefts = random_crop_offsets(rng, count, side, self.crop_size)
+        first, rows = (0, count) if part is None else part
+        mine = slice(first, first + count)
+        tops, lefts = random_crop_offsets(rng, rows, side, self.crop_size)[:, mine]
         x = crop_at(images, tops, lefts, self.crop_size).astype(np.float32)
         x -= crop_at(np.broadcast_to(self.mean, images.shape), tops, lefts, self.crop_size)
         if self.flip:
-            mirrored = rng.random(count) < 0.5
+            mirrored = rng.random(rows)[mine] < 0.5
             x[mirrored] = x[mirrored, :, ::-1]
         if self.pca is not None:
-            x += self.pca.offsets(rng, count).astype(np.float32)[:, None, None, :]
+            x += self.pca.offsets(rng, rows)[mine].astype(np.float32)[:, None, None, :]
         x *= np.float32(self.scale)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 

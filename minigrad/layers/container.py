@@ -18,6 +18,9 @@ class Sequential(Layer):
                 raise ValueError(f"Sequential: the name {name!r} is used twice")
             self.names.append(name)
             self.layers.append(layer)
+        # Called as hook(layer) after each layer's backward: data-parallel training starts reducing
+        # the gradients that are complete while backward goes on (minigrad.distributed.DataParallel).
+        self.backward_hooks = []
 
     def __getitem__(self, key):
         return self.layers[self.names.index(key)] if isinstance(key, str) else self.layers[key]
@@ -43,6 +46,8 @@ class Sequential(Layer):
     def backward(self, dy):
         for layer in reversed(self.layers):   # the chain rule: last layer first
             dy = layer.backward(dy)
+            for hook in self.backward_hooks:
+                hook(layer)
         return dy
 
     def named_parameters(self):

@@ -15,6 +15,11 @@ class Dropout(Layer):
     Both give every unit the same expectation in training as in eval. Kept units are r ~ Bernoulli(1 - p).
     The mask comes from the layer's own generator (`seed`), drawn on the CPU so that a seed gives the
     same masks on either device, and it is part of a checkpoint through get_rng_state().
+
+    Data-parallel training (minigrad.distributed) sets `replica = (rank, ranks)`: the input is then
+    the rank-th of `ranks` equal slices of the global batch, and the mask is drawn for the whole
+    global batch and sliced, so that the ranks apply the one-process run's masks and their
+    generators stay in step with it (a checkpoint resumes on any number of ranks).
     """
 
     def __init__(self, p=0.5, mode="inverted", seed=None):
@@ -25,6 +30,7 @@ class Dropout(Layer):
         self.p, self.mode = float(p), mode
         self.rng = np.random.default_rng(seed)
         self.mask = None
+        self.replica = (0, 1)
 
     def describe(self):
         return f"Dropout(p={self.p}, mode={self.mode!r})"
@@ -41,7 +47,9 @@ class Dropout(Layer):
         if not self.training:
             self.mask = x.dtype.type(1 - self.p) if self.mode == "classic" else x.dtype.type(1)
             return x * self.mask
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        rank, ranks = self.replica
+        drawn = self.rng.random((x.shape[0] * ranks,) + x.shape[1:], dtype=np.float32)
+        keep = drawn[rank * x.shape[0]:(rank + 1) * x.shape[0]] >= self.p
         scale = 1 / (1 - self.p) if self.mode == "inverted" else 1
         self.mask = xp.asarray(keep.astype(x.dtype) * x.dtype.type(scale))
         return x * self.mask

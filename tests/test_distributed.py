@@ -1,0 +1,389 @@
+"""minigrad.distributed under mpiexec: the collectives, data-parallel training that computes what one
+process computes, and the failures that must end the job with a clear error instead of a hang.
+
+Each test launches `mpiexec -n N python -m mpi4py tests/test_distributed.py SCENARIO DIR` with a
+timeout; the scenarios are at the bottom of this file and check their results inside the ranks (an
+assertion on one rank aborts the job: a non-zero exit) or write them to DIR for the test to compare.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve()
+MPIEXEC = next((str(p) for p in (Path(sys.executable).parent / "mpiexec", shutil.which("mpiexec") or "")
+                if str(p) and os.path.exists(p)), None)
+try:
+    import mpi4py  # noqa: F401   (only asked whether it is installed: the ranks import it)
+    HAVE_MPI4PY = True
+except ImportError:
+    HAVE_MPI4PY = False
+needs_mpi = pytest.mark.skipif(MPIEXEC is None or not HAVE_MPI4PY,
+                               reason="mpiexec or mpi4py is not installed (pip install -e '.[test]')")
+LAUNCH_TIMEOUT = 120          # seconds: a hang fails the test instead of blocking the suite
+
+
+def rank_environment(**extra):
+    """One BLAS/Numba thread per rank (the tests run several ranks on two cores); no stray launcher
+    variables from an outer job."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PMI_", "OMPI_", "PMIX_"))}
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "examples" / "alexnet")]), **extra)
+    return env
+
+
+def launch(ranks, *args, timeout=LAUNCH_TIMEOUT):
+    """Run this file's scenario `args` on `ranks` MPI processes; returns the CompletedProcess."""
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpi4py", str(HERE), *map(str, args)]
+    return subprocess.run(command, env=rank_environment(), capture_output=True, text=True, timeout=timeout)
+
+
+def launch_ok(ranks, *args):
+    result = launch(ranks, *args)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+# --- one process: no MPI at all -------------------------------------------------------------------
+def test_outside_mpiexec_the_world_is_one_process_and_mpi4py_is_not_imported():
+    code = ("import sys, numpy as np, minigrad.distributed as d; c = d.world(); x = np.arange(4.0); "
+            "assert (c.rank, c.size) == (0, 1); assert c.allreduce(x) is not x and (c.allreduce(x, 'mean') == x).all(); "
+            "assert c.iallreduce(x).wait().tolist() == x.tolist(); assert c.broadcast(x) is x; "
+            "assert c.allgather_object(5) == [5] and c.split(1).size == 1; "
+            "assert 'mpi4py' not in sys.modules, 'mpi4py was imported'")
+    subprocess.run([sys.executable, "-c", code], env=rank_environment(), check=True, timeout=60)
+
+
+def test_under_a_launcher_without_mpi4py_the_error_says_what_to_install():
+    code = "import sys; sys.modules['mpi4py'] = None; import minigrad.distributed as d; d.world()"
+    result = subprocess.run([sys.executable, "-c", code], env=rank_environment(PMI_RANK="0", PMI_SIZE="1"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert 'pip install "minigrad[distributed]"' in result.stderr and "PMI_RANK" in result.stderr
+
+
+def test_a_bad_op_is_a_value_error():
+    from minigrad.distributed import LocalCommunicator
+    with pytest.raises(ValueError, match="op must be one of"):
+        LocalCommunicator().allreduce(np.zeros(2), op="max")
+
+
+# --- the collectives on 3 ranks -------------------------------------------------------------------
+@needs_mpi
+def test_collectives_on_three_ranks_against_numpy(tmp_path):
+    launch_ok(3, "collectives", tmp_path)
+    assert json.loads((tmp_path / "collectives.json").read_text()) == {"ranks": 3, "checked": True}
+
+
+def scenario_collectives(out):
+    from minigrad import distributed
+    comm = distributed.world()
+    rank, size = comm.rank, comm.size
+
+    def data(r, shape=(5, 6)):       # what rank r holds: every rank can compute every rank's input
+        return np.random.default_rng(r).standard_normal(shape)
+
+    everyone = [data(r) for r in range(size)]
+    total = sum(everyone)
+    for result in (comm.allreduce(data(rank)), comm.iallreduce(data(rank)).wait()):
+        np.testing.assert_allclose(result, total, rtol=1e-13)
+        gathered = comm.allgather_object(result.tobytes())
+        assert all(g == gathered[0] for g in gathered), "allreduce gave different bits on different ranks"
+    np.testing.assert_allclose(comm.allreduce(data(rank), op="mean"), total / size, rtol=1e-13)
+    x = data(rank) if rank == 1 else np.zeros((5, 6))
+    assert comm.broadcast(x, root=1) is x and (x == data(1)).all()
+    strided = np.zeros((5, 12))[:, ::2]
+    if rank == 2:
+        strided[...] = data(2)
+    comm.broadcast(strided, root=2)
+    assert (strided == data(2)).all()
+    # allgather along axis 1 with a different length on every rank
+    mine = np.full((2, rank + 1, 3), rank, np.int64)
+    assert (comm.allgather(mine, axis=1) == np.concatenate(
+        [np.full((2, r + 1, 3), r) for r in range(size)], axis=1)).all()
+    stacked = np.stack([data(r, (6, 4)) for r in range(size)])
+    np.testing.assert_allclose(comm.reduce_scatter(data(rank, (6, 4)), axis=0),
+                               stacked.sum(0)[2 * rank:2 * rank + 2], rtol=1e-13)
+    np.testing.assert_allclose(comm.reduce_scatter(data(rank, (4, 6)), axis=1, op="mean"),
+                               np.stack([data(r, (4, 6)) for r in range(size)]).mean(0)[:, 2 * rank:2 * rank + 2],
+                               rtol=1e-13)
+    for bad in (lambda: comm.reduce_scatter(np.zeros(4)), lambda: comm.allgather(np.zeros((2, rank + 1)), axis=0)):
+        try:
+            bad()
+        except ValueError as error:
+            assert f"rank" in str(error)
+        else:
+            raise AssertionError("expected a ValueError")
+    assert comm.bcast_object({"from": rank}, root=2) == {"from": 2}
+    assert comm.allgather_object(rank * 10) == [0, 10, 20]
+    pair = comm.split(rank % 2)
+    assert pair.size == (2 if rank % 2 == 0 else 1) and pair.rank == rank // 2
+    assert (pair.allreduce(np.array([rank])) == (2 if rank % 2 == 0 else 1)).all()
+    comm.barrier()
+    if rank == 0:
+        (Path(out) / "collectives.json").write_text(json.dumps({"ranks": size, "checked": True}))
+
+
+# --- data-parallel training: the one-process run's numbers ----------------------------------------
+TINY = dict(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8, init="he",
+            dropout_mode="classic")
+GLOBAL_BATCH, STEPS = 12, 3
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """36 training and 9 validation images in 3 classes (random pixels): 3 steps of batch 12."""
+    from PIL import Image
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(7)
+    for split, per_class in (("train", GLOBAL_BATCH * STEPS // 3), ("val", 3)):
+        for label in range(3):
+            (root / split / f"class{label}").mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / f"class{label}" / f"{i}.png")
+    return root
+
+
+def run_plain(*args):
+    """The scenario in one process, without mpiexec (the reference)."""
+    subprocess.run([sys.executable, str(HERE), *map(str, args)], env=rank_environment(), check=True,
+                   timeout=LAUNCH_TIMEOUT, capture_output=True)
+
+
+@needs_mpi
+def test_two_and_three_ranks_train_as_one_process_does(folder, tmp_path):
+    """float64, dropout and augmentation on: after each of 3 steps, the weights and velocities of 2
+    and 3 ranks match the one-process run to 1e-10, and so do the losses; the replicas are bitwise
+    identical after every step (checked inside the ranks)."""
+    run_plain("train", folder, tmp_path / "one")
+    one = np.load(tmp_path / "one" / "steps.npz")
+    assert one["weights"].shape[0] == STEPS
+    for ranks in (2, 3):
+        launch_ok(ranks, "train", folder, tmp_path / str(ranks))
+        many = np.load(tmp_path / str(ranks) / "steps.npz")
+        assert int(many["ranks"]) == ranks and int(one["ranks"]) == 1
+        for key in ("weights", "velocities", "losses", "epoch"):
+            np.testing.assert_allclose(many[key], one[key], rtol=0, atol=1e-10, err_msg=f"{key} on {ranks} ranks")
+        assert not np.array_equal(one["weights"][0], one["weights"][1])       # the steps did something
+
+
+def scenario_train(folder, out):
+    """3 steps of train.py's train_epoch on the tiny AlexNet; rank 0 saves what each step left."""
+    import train
+    from model import Preset, alexnet
+
+    from minigrad import distributed
+    import minigrad as mg
+
+    comm = distributed.world()
+    config = {"data": folder, "resize": 35, "image_size": TINY["image_size"], "seed": 3, "batch_size": GLOBAL_BATCH,
+              "scale": "unit"}
+    train_set, val_set = train.open_datasets(config, 2**30, workers=0)
+    mean, pca, scale = train.fit_normalisation(train_set, config)
+    model = alexnet(Preset(**TINY), num_classes=3, seed=config["seed"]).astype(np.float64)
+    optimizer = mg.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0005)
+    replicas = train.replicate(model, optimizer, comm, bucket_bytes=1000)  # several buckets, even in this tiny net
+    assert comm.size == 1 or len(replicas.buckets) == 4
+    train_loader, val_loader = train.make_loaders(train_set, val_set, config, mean, pca, scale, 0, comm)
+    for loader in (train_loader, val_loader):          # the network runs in float64
+        loader.transform = (lambda transform: lambda *a, **k: transform(*a, **k).astype(np.float64))(loader.transform)
+    loss_fn, steps = mg.SoftmaxCrossEntropy(), {"weights": [], "velocities": [], "losses": []}
+    forward, step = loss_fn.forward, optimizer.step
+
+    def recording_forward(logits, labels):
+        loss = forward(logits, labels)
+        steps["losses"].append(sum(l * n for l, n in comm.allgather_object((loss, len(labels)))) / GLOBAL_BATCH)
+        return loss
+
+    def recording_step():
+        step()
+        weights = np.concatenate([p.data.ravel() for p in model.parameters()])
+        velocities = np.concatenate([v.ravel() for v in optimizer.velocity])
+        for name, values in (("weights", weights), ("velocities", velocities)):
+            replicas = comm.allgather_object(values.tobytes())
+            assert all(r == replicas[0] for r in replicas), f"the replicas' {name} differ after step {len(steps[name]) + 1}"
+            steps[name].append(values)
+
+    loss_fn.forward, optimizer.step = recording_forward, recording_step
+    epoch = train.train_epoch(model, loss_fn, optimizer, train_loader, 1, 1, "cpu", comm)
+    evaluation = train.evaluate(model, val_loader, "cpu", comm=comm)
+    if comm.rank == 0:
+        os.makedirs(out, exist_ok=True)
+        np.savez(Path(out) / "steps.npz", ranks=comm.size, epoch=np.array(epoch + evaluation),
+                 **{key: np.array(value) for key, value in steps.items()})
+
+
+# --- failures: a clear error and an end, never a hang ----------------------------------------------
+TRAIN_PY = ROOT / "examples" / "alexnet" / "train.py"
+
+
+def train_py(ranks, *args, mpmd=None):
+    """examples/alexnet/train.py on `ranks` ranks; mpmd: a second argument list for one more rank."""
+    def program(arguments):
+        return [sys.executable, "-m", "mpi4py", str(TRAIN_PY), "--workers", "0", *map(str, arguments)]
+    command = [MPIEXEC, "-n", str(ranks), *program(args)] + ([":", "-n", "1", *program(mpmd)] if mpmd else [])
+    return subprocess.run(command, env=rank_environment(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+
+
+def assert_failed_with(result, *phrases):
+    assert result.returncode != 0, f"expected a failure, got exit 0\n{result.stdout[-2000:]}"
+    for phrase in phrases:
+        assert phrase in result.stderr, f"{phrase!r} not in stderr:\n{result.stderr[-3000:]}"
+
+
+@needs_mpi
+def test_an_exception_on_one_rank_ends_the_whole_job_with_its_traceback(folder, tmp_path):
+    """Rank 1 raises in its second training step while rank 0 goes on into the step's all-reduce:
+    python -m mpi4py aborts the job (the launch's timeout would catch a hang)."""
+    assert_failed_with(launch(2, "fail_in_step", folder, tmp_path), "Traceback", "injected failure on rank 1")
+
+
+@needs_mpi
+def test_a_global_batch_the_ranks_do_not_divide_is_refused_before_training(folder, tmp_path):
+    assert_failed_with(train_py(2, "--data", folder, "--batch-size", 13, "--out", tmp_path / "run"),
+                       "the global batch of 13 images does not divide among 2 ranks")
+    assert not (tmp_path / "run" / "last.npz").exists()
+
+
+@needs_mpi
+def test_ranks_whose_data_folders_differ_are_refused_naming_the_rank(folder, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    next((other / "train" / "class1").iterdir()).unlink()
+    result = train_py(1, "--data", folder, "--batch-size", 12, "--out", tmp_path / "run",
+                      mpmd=["--data", other, "--batch-size", 12, "--out", tmp_path / "run"])
+    assert_failed_with(result, "the hash of the image files under --data", "differs between ranks", "rank 1 has")
+
+
+@needs_mpi
+def test_replicas_with_different_parameter_shapes_are_refused_naming_the_rank(tmp_path):
+    assert_failed_with(launch(2, "mismatched_models"), "the model's parameters (name, shape, dtype) differs",
+                       "rank 1 has")
+
+
+@needs_mpi
+def test_a_run_of_two_ranks_resumes_on_one_as_if_it_had_never_stopped(folder, tmp_path):
+    """Epoch 1 on 2 ranks, epoch 2 resumed on 1 process, against 2 epochs on 1 process (float32: the
+    sums' order differs, so agreement is to float32 rounding, not bitwise)."""
+    common = ["--data", folder, "--batch-size", 12]
+    assert train_py(2, *common, "--epochs", 1, "--out", tmp_path / "split").returncode == 0
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["best.npz", "curves.png", "last.npz",
+                                                                        "metrics.json"]
+    resumed = subprocess.run([sys.executable, str(TRAIN_PY), "--workers", "0", "--resume", str(tmp_path / "split"),
+                              "--epochs", "2"], env=rank_environment(), capture_output=True, text=True,
+                             timeout=LAUNCH_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight = subprocess.run([sys.executable, str(TRAIN_PY), "--workers", "0", *map(str, common), "--epochs", "2",
+                               "--out", str(tmp_path / "straight")], env=rank_environment(), capture_output=True, text=True,
+                              timeout=LAUNCH_TIMEOUT)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    with np.load(tmp_path / "split" / "last.npz") as split, np.load(tmp_path / "straight" / "last.npz") as whole:
+        assert sorted(split.files) == sorted(whole.files)
+        weights = [key for key in whole.files if key.startswith(("model.", "velocity."))]
+        for key in weights:
+            np.testing.assert_allclose(split[key], whole[key], rtol=1e-4, atol=1e-6, err_msg=key)
+        assert json.loads(str(split["meta"]))["dropout_rng"] == json.loads(str(whole["meta"]))["dropout_rng"]
+    split_history = json.loads((tmp_path / "split" / "metrics.json").read_text())["epochs"]
+    whole_history = json.loads((tmp_path / "straight" / "metrics.json").read_text())["epochs"]
+    assert [row["epoch"] for row in split_history] == [1, 2]
+    for a, b in zip(split_history, whole_history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_top1"] == b["val_top1"]
+
+
+def scenario_fail_in_step(folder, out):
+    import train
+    from model import PRESETS, alexnet
+
+    from minigrad import distributed
+    import minigrad as mg
+
+    comm = distributed.world()
+    config = {"data": folder, "resize": 73, "image_size": 64, "seed": 0, "batch_size": GLOBAL_BATCH, "scale": "unit"}
+    train_set, val_set = train.open_datasets(config, 2**30, workers=0)
+    model = alexnet(PRESETS["small"], num_classes=3)
+    optimizer = mg.SGD(model.parameters(), lr=0.01)
+    train.replicate(model, optimizer, comm)
+    loader, _ = train.make_loaders(train_set, val_set, config, *train.fit_normalisation(train_set, config), 0, comm)
+    forward, calls = model.forward, []
+
+    def failing_forward(x):
+        calls.append(1)
+        if comm.rank == 1 and len(calls) == 2:
+            raise RuntimeError("injected failure on rank 1")
+        return forward(x)
+
+    model.forward = failing_forward
+    train.train_epoch(model, mg.SoftmaxCrossEntropy(), optimizer, loader, 1, 1, "cpu", comm)
+
+
+def scenario_mismatched_models():
+    from model import Preset, alexnet
+
+    from minigrad import distributed
+
+    comm = distributed.world()
+    tiny = dict(TINY, hidden=8 if comm.rank == 0 else 10)
+    distributed.DataParallel(alexnet(Preset(**tiny), num_classes=3), comm)
+
+
+# --- CuPy arrays staged through the host (the logic only: no GPU here) ------------------------------
+@needs_mpi
+def test_gpu_arrays_without_nccl_are_staged_through_host_memory(tmp_path):
+    """A stand-in for CuPy (NumPy arrays whose type says "cupy", no NCCL) on 2 ranks: the communicator
+    chooses host staging and gives the NumPy path's results, as CuPy arrays. What runs on a real GPU
+    (NCCL, streams) is not tested by this."""
+    launch_ok(2, "staged_gpu")
+
+
+def scenario_staged_gpu():
+    import types
+
+    class FakeGpuArray(np.ndarray):
+        """A NumPy array that minigrad.backend takes for a CuPy one."""
+        def get(self):
+            return np.array(self)
+
+        def set(self, host):
+            self[...] = host
+
+    FakeGpuArray.__module__ = "cupy"
+    synchronised = []
+    stream = types.SimpleNamespace(synchronize=lambda: synchronised.append(1))
+    device = types.SimpleNamespace(id=0)
+    cupy = types.ModuleType("cupy")
+    cupy.asarray = lambda a: np.asarray(a).view(FakeGpuArray)
+    cupy.zeros = lambda *a, **k: np.zeros(*a, **k).view(FakeGpuArray)
+    cupy.cuda = types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda: device,
+                                      runtime=types.SimpleNamespace(getDeviceProperties=lambda i: {"pciBusID": 3}))
+    sys.modules["cupy"], sys.modules["cupy.cuda"] = cupy, None      # `from cupy.cuda import nccl` fails
+
+    from minigrad import distributed
+    from minigrad.backend import is_gpu_array
+    comm = distributed.world()
+    x = cupy.asarray(np.arange(6.0).reshape(2, 3) * (comm.rank + 1))
+    assert is_gpu_array(x)
+    total = comm.allreduce(x)
+    assert is_gpu_array(total) and (np.asarray(total) == np.arange(6.0).reshape(2, 3) * 3).all()
+    assert type(comm._gpu_ops()).__name__ == "_StagedCollectives" and synchronised
+    assert (np.asarray(comm.iallreduce(x, op="mean").wait()) == np.arange(6.0).reshape(2, 3) * 1.5).all()
+    y = cupy.asarray(np.full(4, comm.rank, np.float64))
+    assert comm.broadcast(y, root=1) is y and (np.asarray(y) == 1).all()
+    gathered = comm.allgather(cupy.asarray(np.full((1, 2), comm.rank)), axis=0)
+    assert is_gpu_array(gathered) and np.asarray(gathered).tolist() == [[0, 0], [1, 1]]
+    mine = comm.reduce_scatter(cupy.asarray(np.arange(4.0) * (comm.rank + 1)))
+    assert is_gpu_array(mine) and np.asarray(mine).tolist() == [[0.0, 3.0], [6.0, 9.0]][comm.rank]
+
+
+SCENARIOS = {"collectives": scenario_collectives, "train": scenario_train, "fail_in_step": scenario_fail_in_step,
+             "mismatched_models": scenario_mismatched_models, "staged_gpu": scenario_staged_gpu}
+
+if __name__ == "__main__":
+    SCENARIOS[sys.argv[1]](*sys.argv[2:])
