@@ -1,5 +1,6 @@
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import Layer, Parameter
+from .collective import AllGather, GatherOutput, SharedInput
 from .container import Sequential
 from .conv import Conv2d
 from .dropout import Dropout

@@ -1,0 +1,124 @@
+"""The paper's two towers (section 3.2, figure 2) on two ranks, built from the one-device AlexNet.
+
+Rank r holds half of every layer's kernels or units, rows [r*n/2, (r+1)*n/2) of each weight and bias
+(the one-device layout's output axis), and computes exactly what those rows compute on one device:
+
+    input   SharedInput: the same batch on both ranks; backward sums the towers' image gradients
+    conv1   48 of the 96 kernels, on the whole image       -> ReLU -> LRN over its own 48 maps -> pool
+    conv2   its group of the grouped conv (its own maps)   -> ReLU -> LRN -> pool
+    gather3 AllGather: both towers' 256 maps                      (crossing 1)
+    conv3   half of the 384 kernels, over all 256 maps     -> ReLU
+    conv4, conv5   its group (its own maps)                -> ReLU; pool5
+    gather6 AllGather of the maps, then flatten (the one-device net's flatten order)   (crossing 2)
+    fc6     half of the units over all 9216 inputs -> ReLU -> dropout (its slice of the one-device mask)
+    gather7, fc7 (crossing 3), gather8, fc8 (crossing 4), output: GatherOutput of the logits halves
+
+Both ranks see the same batch and compute the same loss. With LocalResponseNorm(groups=2) in the
+one-device net (model.py) the two ranks together are the same function as the one device: outputs
+and every gradient agree to rounding (tests/test_towers.py). Checkpoints keep the one-device layout:
+`gather_whole` concatenates the halves, `split` cuts a one-device net (and its SGD velocities).
+"""
+import copy
+
+import numpy as np
+
+import minigrad as mg
+
+# The layers that read both towers, and the AllGather before each (fc6's input is gathered as maps,
+# before the flatten, so that the flattened order is the one-device net's).
+CROSSINGS = {"conv3": "gather3", "flatten": "gather6", "fc7": "gather7", "fc8": "gather8"}
+
+
+class TowerDropout(mg.Dropout):
+    """Dropout of one tower's units: the one-device layer's mask (same generator, the whole layer and,
+    under data parallelism, the whole global batch drawn) sliced to this tower's units, so that the
+    generators of both towers stay in step with the one-device net's."""
+
+    def __init__(self, dropout, tower, towers):
+        super().__init__(dropout.p, dropout.mode)
+        self.set_rng_state(dropout.get_rng_state())
+        self.tower, self.towers = tower, towers
+
+    def forward(self, x):
+        self.check_input(x, 2, "(N, units)")
+        if not self.training:
+            return super().forward(x)
+        rank, ranks = self.replica
+        n, units = x.shape
+        drawn = self.rng.random((n * ranks, units * self.towers), dtype=np.float32)
+        keep = drawn[rank * n:(rank + 1) * n, self.tower * units:(self.tower + 1) * units] >= self.p
+        scale = 1 / (1 - self.p) if self.mode == "inverted" else 1
+        self.mask = mg.backend.array_module(x).asarray(keep.astype(x.dtype) * x.dtype.type(scale))
+        return x * self.mask
+
+
+def _half(name, layer, tower, towers):
+    """This tower's layer of the same kind as `layer`, without weights yet."""
+    if isinstance(layer, mg.Conv2d):
+        if layer.groups not in (1, towers):
+            raise ValueError(f"towers: {name} has groups={layer.groups}; a tower split needs 1 (reads every "
+                             f"map) or {towers} (its own maps)")
+        half = mg.Conv2d(layer.in_channels // layer.groups, layer.out_channels // towers, layer.kernel_size,
+                         layer.stride, layer.padding, bias=layer.bias is not None, algorithm=layer.algorithm)
+        half.needs_input_grad = layer.needs_input_grad
+        return half
+    if isinstance(layer, mg.Linear):
+        return mg.Linear(layer.in_features, len(rows(layer.out_features, tower, towers)), bias=layer.bias is not None)
+    if isinstance(layer, mg.LocalResponseNorm):
+        if layer.groups % towers:
+            raise ValueError(f"towers: {name} is {layer.describe()}; its window crosses the towers' maps, so "
+                             f"no tower split computes it (build the net with groups={towers})")
+        return mg.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k, layer.groups // towers)
+    return copy.deepcopy(layer)
+
+
+def rows(n, tower, towers):
+    """The rows of an n-row (output) axis that `tower` holds: equal halves, fc8's the first a unit more."""
+    return np.array_split(np.arange(n), towers)[tower]
+
+
+def tower(net, comm):
+    """Rank comm.rank's tower of the one-device `net` (model.alexnet, any preset), with its weights.
+    `comm` holds the towers, rank r tower r (comm.size == 2, the paper's split)."""
+    towers, r = comm.size, comm.rank
+    if towers != 2:
+        raise ValueError(f"towers: the paper's split has 2 towers, got a communicator of {towers} ranks")
+    layers = [("input", mg.SharedInput(comm))]
+    for name, layer in net.named_layers():
+        if name in CROSSINGS:
+            layers.append((CROSSINGS[name], mg.AllGather(comm, axis=1)))
+        if isinstance(layer, mg.Dropout):
+            half = TowerDropout(layer, r, towers)
+        else:
+            half = _half(name, layer, r, towers)
+        if layer.parameters():
+            half.astype(layer.parameters()[0].data.dtype)
+        for (_, mine), (_, whole) in zip(half.named_parameters(), layer.named_parameters()):
+            mine.data = whole.data[rows(len(whole.data), r, towers)].copy()
+        layers.append((name, half))
+    layers.append(("output", mg.GatherOutput(comm, axis=1)))
+    model = mg.Sequential(*layers)
+    return model.train(net.training)
+
+
+def split(net, optimizer, comm):
+    """(this rank's tower, an SGD over its parameters with the halves of `optimizer`'s velocities)."""
+    model = tower(net, comm)
+    halves = mg.SGD(model.parameters(), lr=optimizer.lr, momentum=optimizer.momentum,
+                    weight_decay=optimizer.weight_decay)
+    halves.velocity = [v[rows(len(v), comm.rank, comm.size)].copy() for v in optimizer.velocity]
+    return model, halves
+
+
+def gather_whole(model, optimizer, net, comm):
+    """Load the towers' halves (weights, and dropout generators) into the one-device `net`; returns an
+    SGD over net's parameters holding the whole velocities (every rank of `comm` must call it)."""
+    whole = dict(net.named_parameters())
+    for name, p in model.named_parameters():
+        whole[name].data[...] = comm.allgather(p.data, axis=0)
+    for name, layer in model.named_layers():
+        if isinstance(layer, mg.Dropout):
+            net[name].set_rng_state(layer.get_rng_state())
+    full = mg.SGD(net.parameters(), lr=optimizer.lr, momentum=optimizer.momentum, weight_decay=optimizer.weight_decay)
+    full.velocity = [comm.allgather(v, axis=0) for v in optimizer.velocity]
+    return full
