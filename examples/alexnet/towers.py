@@ -52,6 +52,17 @@ class TowerDropout(mg.Dropout):
         return x * self.mask
 
 
+def layout(world, towers):
+    """(replicas, tower_comm) of `world` for `towers` towers per replica: ranks t*towers .. t*towers +
+    towers - 1 are replica t's towers; replicas joins the ranks that hold the same tower (data
+    parallelism over them, minigrad.distributed.DataParallel). One tower: (world, a one-rank comm)."""
+    if world.size % towers:
+        raise ValueError(f"towers: {world.size} ranks do not divide into replicas of {towers} towers")
+    if towers == 1:
+        return world, world.split(world.rank)
+    return world.split(world.rank % towers, world.rank), world.split(world.rank // towers, world.rank)
+
+
 def _half(name, layer, tower, towers):
     """This tower's layer of the same kind as `layer`, without weights yet."""
     if isinstance(layer, mg.Conv2d):

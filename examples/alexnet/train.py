@@ -5,6 +5,7 @@
     python examples/alexnet/train.py --data ~/ILSVRC2012 --preset paper --device cuda
     python examples/alexnet/train.py --resume runs/small-20260101-120000 --epochs 30
     mpiexec -n 4 python -m mpi4py examples/alexnet/train.py   # data-parallel: --batch-size is the global batch
+    mpiexec -n 2 python -m mpi4py examples/alexnet/train.py --model-parallel 2   # the paper's two towers
 
 Recipe (section 5): SGD, momentum 0.9, weight decay 0.0005, the learning rate divided by 10 when the
 validation error stops improving (at most 3 times). Data (sections 2, 4.1): shorter side rescaled to S,
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minigrad as mg  # noqa: E402
 from minigrad import data, distributed  # noqa: E402
 from model import PRESETS, alexnet  # noqa: E402
+import towers  # noqa: E402
 
 SYNTHETIC_ROOT = os.path.join("data", "synthetic")
 CHECKPOINT_FORMAT = 1
@@ -71,6 +73,8 @@ def parse_args(argv=None):
                         "when it takes at most this much (default 4 GB); otherwise decode batch by batch")
     parser.add_argument("--synthetic-per-class", type=int, default=600, help="training images per class of "
                         "the generated synthetic set (validation: a fifth of it); default 600")
+    parser.add_argument("--model-parallel", type=int, choices=(1, 2), default=1, help="2: the paper's two towers "
+                        "(section 3.2), one per rank (towers.py); 4 ranks are 2 towers x 2 data-parallel replicas")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "workers", "synthetic_per_class"):
         value = getattr(args, name)
@@ -347,8 +351,11 @@ def ensure_synthetic(config):
 
 def main(argv=None):
     args = parse_args(argv)
-    comm = distributed.world()
-    if comm.rank:                         # rank 0 alone prints (errors still reach stderr from any rank)
+    world = distributed.world()
+    # comm: the data-parallel replicas (the whole job without --model-parallel); tower_comm: this
+    # rank's partner towers, which see the same batch.
+    comm, tower_comm = towers.layout(world, args.model_parallel)
+    if world.rank:                        # rank 0 alone prints (errors still reach stderr from any rank)
         sys.stdout = open(os.devnull, "w")
     if args.resume:
         meta, arrays = load_checkpoint(args.resume)
@@ -368,10 +375,10 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     mg.backend.check_device(args.device)
     if args.device == "cuda" and comm.size > 1:
-        distributed.select_gpu(comm)
-    if comm.rank == 0:
+        distributed.select_gpu(world)
+    if world.rank == 0:
         ensure_synthetic(config)
-    comm.barrier()
+    world.barrier()
 
     train, val = open_datasets(config, args.cache_gb * 2**30, args.workers)
     distributed.check_agreement(comm, distributed.file_list_hash([path for split in (train, val) for path, _ in split.samples]),
@@ -396,6 +403,10 @@ def main(argv=None):
                                                                      range(len(optimizer.params))]})
         scheduler.load_state_dict(meta["scheduler"])
         model.set_rng_state(meta["dropout_rng"])
+    whole = model                         # the one-device layout, kept for the checkpoints
+    if tower_comm.size > 1:
+        model, optimizer = towers.split(whole, optimizer, tower_comm)
+        scheduler.optimizer = optimizer
     replicate(model, optimizer, comm)
     train_loader, val_loader = make_loaders(train, val, config, *normalisation, args.workers, comm)
     loss_fn, chance_loss = mg.SoftmaxCrossEntropy(), math.log(len(train.classes))
@@ -427,13 +438,15 @@ def main(argv=None):
         if improved:
             best = {"epoch": epoch, "val_top1": val_top1, "val_top5": val_top5}
         meta = {"config": config, "classes": train.classes, "history": history, "best": best}
-        if comm.rank == 0:                # the replicas are identical: one writes, the others wait
-            save_checkpoint(os.path.join(out, "last.npz"), model, optimizer, scheduler, normalisation, meta)
+        # Towers: their halves gathered into the one-device layout, which resumes on any layout.
+        saved = optimizer if tower_comm.size == 1 else towers.gather_whole(model, optimizer, whole, tower_comm)
+        if world.rank == 0:               # the replicas are identical: one writes, the others wait
+            save_checkpoint(os.path.join(out, "last.npz"), whole, saved, scheduler, normalisation, meta)
             if improved:
-                save_checkpoint(os.path.join(out, "best.npz"), model, optimizer, scheduler, normalisation, meta)
+                save_checkpoint(os.path.join(out, "best.npz"), whole, saved, scheduler, normalisation, meta)
             write_metrics(out, history, meta)
             plot_curves(out, history)
-        comm.barrier()
+        world.barrier()
         start_epoch = epoch
         print(f"epoch {epoch}: train loss {train_loss:.3f} top-1 {train_top1:.1%} | val loss {val_loss:.3f} "
               f"top-1 {val_top1:.1%} top-5 {val_top5:.1%} | lr {lr:g} | {history[-1]['seconds']:.0f}s")

@@ -5,10 +5,23 @@ the maps or units of both towers (conv3, fc6, fc7, fc8 in AlexNet), an AllGather
 whole input; at the end a GatherOutput hands every rank the whole output, so that both compute the same
 loss. A SharedInput in front sums the towers' gradients of the image they both read. `comm` is a communicator of minigrad.distributed (world() or one of its split() parts).
 """
+import copy
+
 from .base import Layer
 
 
-class AllGather(Layer):
+class _Collective(Layer):
+    def __deepcopy__(self, memo):
+        """A copy (gradcheck makes one) shares the communicator, which MPI cannot copy."""
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        for key, value in vars(self).items():
+            if key != "comm":
+                setattr(clone, key, copy.deepcopy(value, memo))
+        return clone
+
+
+class AllGather(_Collective):
     """y = the ranks' x concatenated along `axis`, in rank order (every rank's x of one shape).
 
     Backward: rank s's next layer read all of y, so the gradient dy_s that arrives on rank s is the
@@ -40,7 +53,7 @@ class AllGather(Layer):
         return self.comm.reduce_scatter(dy, axis=self.axis, op="sum")     # sum_s dy_s[slice r]
 
 
-class GatherOutput(Layer):
+class GatherOutput(_Collective):
     """y = the ranks' x concatenated along `axis` (the halves may differ in length, as fc8's 1000 units
     need not split evenly), for layers that every rank then computes alike: the loss.
 
@@ -71,7 +84,7 @@ class GatherOutput(Layer):
         return dy[tuple(index)].copy()
 
 
-class SharedInput(Layer):
+class SharedInput(_Collective):
     """y = x, the same array on every rank (both towers read the whole image; each rank loads it).
 
     Backward: every rank's layers read all of x, so dL/dx is the sum of the ranks' gradients, an

@@ -1,0 +1,169 @@
+"""The paper's two towers (examples/alexnet/towers.py) on two MPI ranks against the one-device net.
+
+Each test launches `mpiexec -n 2 python -m mpi4py tests/test_towers.py SCENARIO` (one BLAS thread per
+rank, a timeout); the scenarios at the bottom check their results inside the ranks, where a failed
+assertion ends the job with a non-zero exit. The one-device net has LocalResponseNorm(groups=2), as
+model.py builds it, so both are the same function: float64 results agree to 1e-10.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+from test_distributed import MPIEXEC, TRAIN_PY, folder, needs_mpi, rank_environment  # noqa: F401 (fixture)
+
+HERE = Path(__file__).resolve()
+TIMEOUT = 120                 # seconds: a hang fails the test instead of blocking the suite
+
+
+def launch_ok(ranks, *args):
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpi4py", str(HERE), *map(str, args)]
+    result = subprocess.run(command, env=rank_environment(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+
+
+@needs_mpi
+def test_two_towers_compute_what_the_one_device_net_computes():
+    """Outputs, input gradient and every parameter gradient, in training mode (dropout on), then one
+    SGD step on both and the next step's outputs; and the collective layers against gradcheck."""
+    launch_ok(2, "equivalence")
+
+
+def train_py(ranks, *args):
+    prefix = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpi4py"] if ranks > 1 else [sys.executable]
+    result = subprocess.run(prefix + [str(TRAIN_PY), "--workers", "0", *map(str, args)], env=rank_environment(),
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+
+
+@needs_mpi
+def test_a_run_resumes_across_the_one_device_and_the_two_tower_layouts(folder, tmp_path):  # noqa: F811
+    """Epoch 1 on two towers then epoch 2 on one process, and epoch 1 on one process then epoch 2 on
+    two towers, against 2 epochs on one process (float32: agreement to rounding)."""
+    common = ["--data", folder, "--batch-size", 12]
+    train_py(2, *common, "--model-parallel", 2, "--epochs", 1, "--out", tmp_path / "towers_first")
+    train_py(1, "--resume", tmp_path / "towers_first", "--epochs", 2)
+    train_py(1, *common, "--epochs", 1, "--out", tmp_path / "one_first")
+    train_py(2, "--resume", tmp_path / "one_first", "--epochs", 2, "--model-parallel", 2)
+    train_py(1, *common, "--epochs", 2, "--out", tmp_path / "straight")
+    with np.load(tmp_path / "straight" / "last.npz") as straight:
+        for run in ("towers_first", "one_first"):
+            with np.load(tmp_path / run / "last.npz") as resumed:
+                assert sorted(resumed.files) == sorted(straight.files)
+                for key in straight.files:
+                    if key.startswith(("model.", "velocity.")):
+                        np.testing.assert_allclose(resumed[key], straight[key], rtol=1e-4, atol=1e-6,
+                                                   err_msg=f"{run}: {key}")
+                assert json.loads(str(resumed["meta"]))["dropout_rng"] == json.loads(str(straight["meta"]))["dropout_rng"]
+            history = json.loads((tmp_path / run / "metrics.json").read_text())["epochs"]
+            expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())["epochs"]
+            assert [row["epoch"] for row in history] == [1, 2]
+            for a, b in zip(history, expected):
+                assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4), run
+
+
+# --- the scenarios, run inside the ranks ------------------------------------------------------------
+def tiny_alexnet():
+    """Every layer kind of the paper at a size central differences can check, with LRN strong enough
+    (alpha 0.5, not 1e-4) that a window crossing the towers would show."""
+    from model import Preset, alexnet
+    tiny = Preset(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8,
+                  init="he", dropout_mode="classic")
+    net = alexnet(tiny, num_classes=5, seed=3).astype(np.float64)
+    net["conv1"].needs_input_grad = True
+    for name in ("norm1", "norm2"):
+        net[name].alpha = 0.5
+    return net
+
+
+def scenario_equivalence():
+    import towers
+    from minigrad import distributed
+    comm = distributed.world()
+    net = tiny_alexnet()
+    model = towers.tower(net, comm)
+    optimiser_one = mg.SGD(net.parameters(), lr=0.1)
+    optimiser_towers = mg.SGD(model.parameters(), lr=0.1)
+    rng = np.random.default_rng(4)
+    for step in range(2):
+        x, labels = rng.standard_normal((3, 3, 31, 31)), rng.integers(0, 5, 3)
+        loss_one, loss_towers = mg.SoftmaxCrossEntropy(), mg.SoftmaxCrossEntropy()
+        for optimiser in (optimiser_one, optimiser_towers):
+            optimiser.zero_grad()
+        y_one, y_towers = net.forward(x), model.forward(x)
+        np.testing.assert_allclose(y_towers, y_one, rtol=0, atol=1e-10)
+        assert loss_towers.forward(y_towers, labels) == pytest.approx(loss_one.forward(y_one, labels), abs=1e-12)
+        np.testing.assert_allclose(model.backward(loss_towers.backward()), net.backward(loss_one.backward()),
+                                   rtol=0, atol=1e-10)
+        whole = dict(net.named_parameters())
+        for name, p in model.named_parameters():
+            mine = towers.rows(len(whole[name].grad), comm.rank, comm.size)
+            np.testing.assert_allclose(p.grad, whole[name].grad[mine], rtol=0, atol=1e-10, err_msg=name)
+        assert np.abs(whole["conv1.weight"].grad).max() > 0          # the check saw real gradients
+        optimiser_one.step()
+        optimiser_towers.step()
+        for name, p in model.named_parameters():
+            mine = towers.rows(len(whole[name].data), comm.rank, comm.size)
+            np.testing.assert_allclose(p.data, whole[name].data[mine], rtol=0, atol=1e-10, err_msg=f"step: {name}")
+    # The halves gathered back are the one-device net, velocities included.
+    copy = tiny_alexnet()
+    gathered = towers.gather_whole(model, optimiser_towers, copy, comm)
+    for (name, p), q, v, w in zip(copy.named_parameters(), net.parameters(), gathered.velocity, optimiser_one.velocity):
+        np.testing.assert_allclose(p.data, q.data, rtol=0, atol=1e-10, err_msg=name)
+        np.testing.assert_allclose(v, w, rtol=0, atol=1e-10, err_msg=name)
+    scenario_gradcheck(comm)
+
+
+class OwnSlice(mg.Layer):
+    """x (N, F) the same on every rank -> this rank's equal slice of the features (and back)."""
+
+    def __init__(self, rank, ranks):
+        self.rank, self.ranks, self.shape = rank, ranks, None
+
+    def forward(self, x):
+        self.shape = x.shape
+        width = x.shape[1] // self.ranks
+        return x[:, self.rank * width:(self.rank + 1) * width]
+
+    def backward(self, dy):
+        dx = np.zeros(self.shape)
+        width = self.shape[1] // self.ranks
+        dx[:, self.rank * width:(self.rank + 1) * width] = dy
+        return dx
+
+
+class Times(mg.Layer):
+    """y = x @ M, a fixed matrix (another on each rank): the rank's different use of the gathered x."""
+
+    def __init__(self, matrix):
+        self.matrix = matrix
+
+    def forward(self, x):
+        return x @ self.matrix
+
+    def backward(self, dy):
+        return dy @ self.matrix.T
+
+
+def scenario_gradcheck(comm):
+    """SharedInput -> own slice -> AllGather -> a different matrix per rank -> GatherOutput: every rank
+    computes the same function of the same x, so mg.gradcheck on both ranks at once (the same
+    perturbations in lockstep) checks the three collective layers' backward across the ranks."""
+    matrix = np.random.default_rng(10 + comm.rank).standard_normal((6, 3 + comm.rank))
+    chain = mg.Sequential(mg.SharedInput(comm), OwnSlice(comm.rank, comm.size), mg.AllGather(comm, axis=1), Times(matrix),
+                          mg.GatherOutput(comm, axis=1))
+    x = np.random.default_rng(11).standard_normal((2, 6))
+    assert chain.forward(x).shape == (2, 7)
+    assert (result := mg.gradcheck(chain, x)).passed, result
+
+
+SCENARIOS = {"equivalence": scenario_equivalence}
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parent))
+    SCENARIOS[sys.argv[1]](*sys.argv[2:])
