@@ -67,6 +67,19 @@ def test_a_run_resumes_across_the_one_device_and_the_two_tower_layouts(folder, t
                 assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4), run
 
 
+@needs_mpi
+def test_four_ranks_as_two_towers_times_two_replicas_train_as_one_process(folder, tmp_path):  # noqa: F811
+    """cuda-convnet2's 4-GPU layout: each replica's two towers see half of the global batch."""
+    common = ["--data", folder, "--batch-size", 12, "--epochs", 1]
+    train_py(4, *common, "--model-parallel", 2, "--out", tmp_path / "four")
+    train_py(1, *common, "--out", tmp_path / "one")
+    with np.load(tmp_path / "four" / "last.npz") as four, np.load(tmp_path / "one" / "last.npz") as one:
+        for key in one.files:
+            if key.startswith(("model.", "velocity.")):
+                np.testing.assert_allclose(four[key], one[key], rtol=1e-4, atol=1e-6, err_msg=key)
+        assert json.loads(str(four["meta"]))["dropout_rng"] == json.loads(str(one["meta"]))["dropout_rng"]
+
+
 # --- the scenarios, run inside the ranks ------------------------------------------------------------
 def tiny_alexnet():
     """Every layer kind of the paper at a size central differences can check, with LRN strong enough
