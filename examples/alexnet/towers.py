@@ -133,3 +133,24 @@ def gather_whole(model, optimizer, net, comm):
     full = mg.SGD(net.parameters(), lr=optimizer.lr, momentum=optimizer.momentum, weight_decay=optimizer.weight_decay)
     full.velocity = [comm.allgather(v, axis=0) for v in optimizer.velocity]
     return full
+
+
+def crossings(net, batch, image_size, itemsize=4):
+    """What crosses between the two towers in one training step of `batch` images: rows of (crossing,
+    shape of the gathered array for the batch, bytes each rank sends forward, bytes it sends backward).
+
+    Forward, an all-gather sends each rank's half to the other; backward, the reduce-scatter sends the
+    other rank's half of this rank's gradient. The logits' gather has no backward traffic (both ranks
+    hold the whole loss gradient), nor has the shared image, whose gradient AlexNet does not compute.
+    """
+    shapes, x = {}, np.zeros((1, 3, image_size, image_size), net.parameters()[0].data.dtype)
+    for name, layer in net.named_layers():
+        if name in CROSSINGS:
+            shapes[CROSSINGS[name]] = x.shape
+        x = layer.forward(x)
+    shapes["output"] = x.shape
+    table = []
+    for name, shape in shapes.items():
+        half = int(np.prod(shape[1:])) // 2 * batch * itemsize
+        table.append((name, (batch,) + shape[1:], half, 0 if name == "output" else half))
+    return table
