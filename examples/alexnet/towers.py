@@ -57,7 +57,8 @@ def layout(world, towers):
     towers - 1 are replica t's towers; replicas joins the ranks that hold the same tower (data
     parallelism over them, minigrad.distributed.DataParallel). One tower: (world, a one-rank comm)."""
     if world.size % towers:
-        raise ValueError(f"towers: {world.size} ranks do not divide into replicas of {towers} towers")
+        raise ValueError(f"towers: {towers} towers per replica need a multiple of {towers} ranks "
+                         f"(mpiexec -n {towers}), got {world.size}")
     if towers == 1:
         return world, world.split(world.rank)
     return world.split(world.rank % towers, world.rank), world.split(world.rank // towers, world.rank)

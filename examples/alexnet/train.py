@@ -411,10 +411,11 @@ def main(argv=None):
     train_loader, val_loader = make_loaders(train, val, config, *normalisation, args.workers, comm)
     loss_fn, chance_loss = mg.SoftmaxCrossEntropy(), math.log(len(train.classes))
     start_epoch = history[-1]["epoch"] if history else 0
-    print(f"{config['preset']} AlexNet, {sum(p.data.size for p in model.parameters()):,} parameters; "
+    print(f"{config['preset']} AlexNet, {sum(p.data.size for p in whole.parameters()):,} parameters"
+          f"{f' in {tower_comm.size} towers (model-parallel)' if tower_comm.size > 1 else ''}; "
           f"{len(train)} training and {len(val)} validation images in {len(train.classes)} classes; "
           f"epochs {start_epoch + 1}..{config['epochs']}, batch {config['batch_size']}"
-          f"{f' over {comm.size} ranks' if comm.size > 1 else ''}, lr {optimizer.lr:g}; "
+          f"{f' over {comm.size} replicas' if comm.size > 1 else ''}, lr {optimizer.lr:g}; "
           f"writing to {out}")
     if args.diagnose:
         run_diagnosis(model, train_loader, start_epoch + 1, args.device, "before training")
