@@ -107,6 +107,7 @@ def main():
 
     mpiexec = str(Path(sys.executable).parent / "mpiexec")
     script = [str(HERE), "--worker", "--batch", str(args.batch), "--steps", str(args.steps)]
+    load = os.getloadavg()[0]                   # other jobs on the machine make every figure noisier
     one = run([sys.executable, *script], threads=2)
     two = run([mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", *script], threads=1)
     net = alexnet("paper").eval()
@@ -117,7 +118,8 @@ def main():
     lines = [f"# Two towers on two ranks against one process (paper AlexNet, batch {args.batch})", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"{time.strftime('%Y-%m-%d')}; median of {args.steps} steps after a warm-up, random images. "
-             "Shared with other jobs while measured: the times are indicative only.", "",
+             f"Load average {load:.1f} when it started: with other jobs on the machine the times are "
+             "indicative only.", "",
              "| configuration | step (s) | in the crossings (s) | ratio to one process |", "|---|---|---|---|",
              f"| one process, 2 threads | {one['step']:.2f} | - | 1.00 |",
              f"| two towers, 2 ranks x 1 thread | {two['step']:.2f} | {two['crossing']:.2f} | "

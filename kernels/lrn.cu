@@ -9,9 +9,9 @@
 //
 // One thread per pixel column (n, h, w) walks down the C channels once, keeping the window sum as a
 // running total: add the channel entering at c + n/2, subtract the one leaving at c - n/2 - 1
-// (Caffe's LRNFillScale / LRNComputeDiff), starting afresh at each group's first channel. Each value is read once per role and nothing is shared
-// between threads, so there are no atomics. Consecutive threads hold consecutive w: at every channel
-// step a warp reads and writes consecutive addresses.
+// (Caffe's LRNFillScale / LRNComputeDiff), starting afresh at each group's first channel. Each value
+// is read once per role and nothing is shared between threads, so there are no atomics. Consecutive
+// threads hold consecutive w: at every channel step a warp reads and writes consecutive addresses.
 
 template <typename T>
 __global__ void lrn_forward(const T* __restrict__ a, T* __restrict__ b, T* __restrict__ scale,

@@ -59,7 +59,8 @@ def test_a_run_resumes_across_the_one_device_and_the_two_tower_layouts(folder, t
                     if key.startswith(("model.", "velocity.")):
                         np.testing.assert_allclose(resumed[key], straight[key], rtol=1e-4, atol=1e-6,
                                                    err_msg=f"{run}: {key}")
-                assert json.loads(str(resumed["meta"]))["dropout_rng"] == json.loads(str(straight["meta"]))["dropout_rng"]
+                rng_states = [json.loads(str(meta["meta"]))["dropout_rng"] for meta in (resumed, straight)]
+                assert rng_states[0] == rng_states[1]
             history = json.loads((tmp_path / run / "metrics.json").read_text())["epochs"]
             expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())["epochs"]
             assert [row["epoch"] for row in history] == [1, 2]
@@ -168,8 +169,8 @@ def scenario_gradcheck(comm):
     computes the same function of the same x, so mg.gradcheck on both ranks at once (the same
     perturbations in lockstep) checks the three collective layers' backward across the ranks."""
     matrix = np.random.default_rng(10 + comm.rank).standard_normal((6, 3 + comm.rank))
-    chain = mg.Sequential(mg.SharedInput(comm), OwnSlice(comm.rank, comm.size), mg.AllGather(comm, axis=1), Times(matrix),
-                          mg.GatherOutput(comm, axis=1))
+    chain = mg.Sequential(mg.SharedInput(comm), OwnSlice(comm.rank, comm.size), mg.AllGather(comm, axis=1),
+                          Times(matrix), mg.GatherOutput(comm, axis=1))
     x = np.random.default_rng(11).standard_normal((2, 6))
     assert chain.forward(x).shape == (2, 7)
     assert (result := mg.gradcheck(chain, x)).passed, result
