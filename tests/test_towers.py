@@ -81,6 +81,19 @@ def test_four_ranks_as_two_towers_times_two_replicas_train_as_one_process(folder
         assert json.loads(str(four["meta"]))["dropout_rng"] == json.loads(str(one["meta"]))["dropout_rng"]
 
 
+def test_a_net_whose_lrn_window_crosses_the_towers_cannot_be_split():
+    """A tower split computes the one-device net only if its LRN runs per tower (groups=2)."""
+    import towers
+    from minigrad.distributed import LocalCommunicator
+    net = tiny_alexnet()
+    net["norm2"].groups = 1
+    rank = type("Rank", (), {"rank": 0, "size": 2})()       # building a tower calls no collective
+    with pytest.raises(ValueError, match=r"norm2 is LocalResponseNorm\(.*\); its window crosses the towers"):
+        towers.tower(net, rank)
+    with pytest.raises(ValueError, match="2 towers per replica need a multiple of 2 ranks"):
+        towers.layout(LocalCommunicator(), 2)
+
+
 # --- the scenarios, run inside the ranks ------------------------------------------------------------
 def tiny_alexnet():
     """Every layer kind of the paper at a size central differences can check, with LRN strong enough
