@@ -5,6 +5,7 @@ Each test launches `mpiexec -n N python -m mpi4py tests/test_distributed.py SCEN
 timeout; the scenarios are at the bottom of this file and check their results inside the ranks (an
 assertion on one rank aborts the job: a non-zero exit) or write them to DIR for the test to compare.
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -19,11 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve()
 MPIEXEC = next((str(p) for p in (Path(sys.executable).parent / "mpiexec", shutil.which("mpiexec") or "")
                 if str(p) and os.path.exists(p)), None)
-try:
-    import mpi4py  # noqa: F401   (only asked whether it is installed: the ranks import it)
-    HAVE_MPI4PY = True
-except ImportError:
-    HAVE_MPI4PY = False
+# Only asked whether it is installed: importing MPI here would initialise MPI in the pytest process.
+HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 needs_mpi = pytest.mark.skipif(MPIEXEC is None or not HAVE_MPI4PY,
                                reason="mpiexec or mpi4py is not installed (pip install -e '.[test]')")
 LAUNCH_TIMEOUT = 120          # seconds: a hang fails the test instead of blocking the suite
@@ -61,7 +59,7 @@ def test_outside_mpiexec_the_world_is_one_process_and_mpi4py_is_not_imported():
 
 
 def test_under_a_launcher_without_mpi4py_the_error_says_what_to_install():
-    code = "import sys; sys.modules['mpi4py'] = None; import minigrad.distributed as d; d.world()"
+    code = "import sys; sys.modules['mpi4py'] = None; import minigrad.distributed as d; d.world()"   # not importable
     result = subprocess.run([sys.executable, "-c", code], env=rank_environment(PMI_RANK="0", PMI_SIZE="1"),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
