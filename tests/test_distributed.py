@@ -72,6 +72,41 @@ def test_a_bad_op_is_a_value_error():
         LocalCommunicator().allreduce(np.zeros(2), op="max")
 
 
+def test_the_ranks_slices_of_a_global_batch_put_together_are_the_one_process_batch(rng):
+    """The loader's shards (augmentation drawn for the whole batch) and the dropout masks of the
+    replicas (drawn for the whole batch), concatenated in rank order, are the one-process ones."""
+    from minigrad import data
+    import minigrad as mg
+
+    class Images:
+        images, labels = rng.integers(0, 256, (24, 20, 20, 3), dtype=np.uint8), np.arange(24) % 4
+
+        def __len__(self):
+            return 24
+
+        def batch(self, indices):
+            return self.images[indices], self.labels[indices]
+
+    pca = data.PCAColor.fit(Images.images)
+    transform = data.TrainTransform(16, Images.images.mean(axis=0).astype(np.float32), pca, scale=0.02)
+    def batches(shard):
+        return list(data.DataLoader(Images(), 12, transform, shuffle=True, seed=5, workers=0, drop_last=True,
+                                    shard=shard).epoch(3))
+    whole = batches(None)
+    parts = [batches((rank, 3)) for rank in range(3)]
+    for number, (x, y) in enumerate(whole):
+        assert (np.concatenate([part[number][0] for part in parts]) == x).all()
+        assert (np.concatenate([part[number][1] for part in parts]) == y).all()
+    x = rng.standard_normal((12, 7))
+    full = mg.Dropout(0.5, seed=9).forward(x)
+    replicas = []
+    for rank in range(3):
+        layer = mg.Dropout(0.5, seed=9)
+        layer.replica = (rank, 3)
+        replicas.append(layer.forward(x[4 * rank:4 * rank + 4]))
+    assert (np.concatenate(replicas) == full).all()
+
+
 # --- the collectives on 3 ranks -------------------------------------------------------------------
 @needs_mpi
 def test_collectives_on_three_ranks_against_numpy(tmp_path):
