@@ -80,7 +80,8 @@ class _AllreduceRequest:
     def __init__(self, comm, flat, op):
         self.comm, self.flat, self.op = comm, flat, op
         self.chunk = np.empty(flat.size // comm.size, flat.dtype)
-        self.scatter, self.gather, self.result = comm.comm.Ireduce_scatter_block(flat, self.chunk, op=_mpi().SUM), None, None
+        self.scatter = comm.comm.Ireduce_scatter_block(flat, self.chunk, op=_mpi().SUM)
+        self.gather = self.result = None
 
     def test(self):
         self.comm._start_gathers()
