@@ -6,7 +6,7 @@ and data-parallel training on it.
 
 Outside an MPI launcher `world()` is a one-process communicator whose collectives return their input
 (copied where the operation makes a new array), and mpi4py is never imported. Under `mpiexec` (the
-launcher's environment variables are set, or mpi4py is already imported) it wraps MPI.COMM_WORLD.
+launcher's environment variables are set, or mpi4py.MPI is already imported) it wraps MPI.COMM_WORLD.
 
 Every all-reduce is a reduce-scatter followed by an all-gather (the ring all-reduce's two halves): each
 slice of the sum is added up on exactly one rank and then copied to the others, so every rank holds the
@@ -36,8 +36,9 @@ _world = None
 
 
 def launched_by_mpi():
-    """True when an MPI launcher started this process (or the program imported mpi4py itself)."""
-    return "mpi4py" in sys.modules or any(name in os.environ for name in LAUNCHER_VARIABLES)
+    """True when an MPI launcher started this process, or the program has already initialised MPI
+    through mpi4py itself (`python -m mpi4py` does); importing the mpi4py package alone does not count."""
+    return "mpi4py.MPI" in sys.modules or any(name in os.environ for name in LAUNCHER_VARIABLES)
 
 
 def world():
@@ -54,7 +55,7 @@ def _mpi():
     except ImportError as error:
         variables = [name for name in LAUNCHER_VARIABLES if name in os.environ]
         raise RuntimeError(f"minigrad.distributed: this process was started by an MPI launcher "
-                           f"({', '.join(variables) or 'mpi4py imported'}) but mpi4py cannot be imported "
+                           f"({', '.join(variables) or 'mpi4py.MPI imported'}) but mpi4py cannot be imported "
                            f"({error}); install it with: pip install \"minigrad[distributed]\"") from None
     return MPI
 
@@ -79,7 +80,8 @@ class _AllreduceRequest:
     def __init__(self, comm, flat, op):
         self.comm, self.flat, self.op = comm, flat, op
         self.chunk = np.empty(flat.size // comm.size, flat.dtype)
-        self.scatter, self.gather, self.result = comm.comm.Ireduce_scatter_block(flat, self.chunk, op=_mpi().SUM), None, None
+        self.scatter = comm.comm.Ireduce_scatter_block(flat, self.chunk, op=_mpi().SUM)
+        self.gather = self.result = None
 
     def test(self):
         self.comm._start_gathers()

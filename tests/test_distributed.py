@@ -5,6 +5,7 @@ Each test launches `mpiexec -n N python -m mpi4py tests/test_distributed.py SCEN
 timeout; the scenarios are at the bottom of this file and check their results inside the ranks (an
 assertion on one rank aborts the job: a non-zero exit) or write them to DIR for the test to compare.
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -19,11 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve()
 MPIEXEC = next((str(p) for p in (Path(sys.executable).parent / "mpiexec", shutil.which("mpiexec") or "")
                 if str(p) and os.path.exists(p)), None)
-try:
-    import mpi4py  # noqa: F401   (only asked whether it is installed: the ranks import it)
-    HAVE_MPI4PY = True
-except ImportError:
-    HAVE_MPI4PY = False
+# Only asked whether it is installed: importing MPI here would initialise MPI in the pytest process.
+HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 needs_mpi = pytest.mark.skipif(MPIEXEC is None or not HAVE_MPI4PY,
                                reason="mpiexec or mpi4py is not installed (pip install -e '.[test]')")
 LAUNCH_TIMEOUT = 120          # seconds: a hang fails the test instead of blocking the suite
@@ -61,7 +59,7 @@ def test_outside_mpiexec_the_world_is_one_process_and_mpi4py_is_not_imported():
 
 
 def test_under_a_launcher_without_mpi4py_the_error_says_what_to_install():
-    code = "import sys; sys.modules['mpi4py'] = None; import minigrad.distributed as d; d.world()"
+    code = "import sys; sys.modules['mpi4py'] = None; import minigrad.distributed as d; d.world()"   # not importable
     result = subprocess.run([sys.executable, "-c", code], env=rank_environment(PMI_RANK="0", PMI_SIZE="1"),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
@@ -72,6 +70,41 @@ def test_a_bad_op_is_a_value_error():
     from minigrad.distributed import LocalCommunicator
     with pytest.raises(ValueError, match="op must be one of"):
         LocalCommunicator().allreduce(np.zeros(2), op="max")
+
+
+def test_the_ranks_slices_of_a_global_batch_put_together_are_the_one_process_batch(rng):
+    """The loader's shards (augmentation drawn for the whole batch) and the dropout masks of the
+    replicas (drawn for the whole batch), concatenated in rank order, are the one-process ones."""
+    from minigrad import data
+    import minigrad as mg
+
+    class Images:
+        images, labels = rng.integers(0, 256, (24, 20, 20, 3), dtype=np.uint8), np.arange(24) % 4
+
+        def __len__(self):
+            return 24
+
+        def batch(self, indices):
+            return self.images[indices], self.labels[indices]
+
+    pca = data.PCAColor.fit(Images.images)
+    transform = data.TrainTransform(16, Images.images.mean(axis=0).astype(np.float32), pca, scale=0.02)
+    def batches(shard):
+        return list(data.DataLoader(Images(), 12, transform, shuffle=True, seed=5, workers=0, drop_last=True,
+                                    shard=shard).epoch(3))
+    whole = batches(None)
+    parts = [batches((rank, 3)) for rank in range(3)]
+    for number, (x, y) in enumerate(whole):
+        assert (np.concatenate([part[number][0] for part in parts]) == x).all()
+        assert (np.concatenate([part[number][1] for part in parts]) == y).all()
+    x = rng.standard_normal((12, 7))
+    full = mg.Dropout(0.5, seed=9).forward(x)
+    replicas = []
+    for rank in range(3):
+        layer = mg.Dropout(0.5, seed=9)
+        layer.replica = (rank, 3)
+        replicas.append(layer.forward(x[4 * rank:4 * rank + 4]))
+    assert (np.concatenate(replicas) == full).all()
 
 
 # --- the collectives on 3 ranks -------------------------------------------------------------------
