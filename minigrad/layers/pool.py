@@ -26,8 +26,8 @@ class MaxPool2d(Layer):
         self.pads = self.padding * 2 if len(self.padding) == 2 else self.padding   # (top, left, bottom, right)
         if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.pads) < 0:
             raise ValueError(f"{self.describe()}: expected kernel_size >= 1, stride >= 1, padding >= 0")
-        if any(2 * p > k for p, k in zip(self.pads, self.kernel_size * 2)):
-            raise ValueError(f"{self.describe()}: padding must be at most half the window, "
+        if any(p >= k for p, k in zip(self.pads, self.kernel_size * 2)):   # else a window could be all padding
+            raise ValueError(f"{self.describe()}: padding must be smaller than the window, "
                              f"got padding {self.padding} for window {self.kernel_size}")
         self.argmax = self.x_shape = None
 
