@@ -59,3 +59,17 @@ def test_parameter_groups_follow_the_config():
 def test_init_refuses_a_missing_file(tmp_path):
     with pytest.raises(ValueError, match="--init: .* does not exist"):
         finetune.start_from(alexnet("small", 3), str(tmp_path / "nothing.onnx"))
+
+
+def test_a_caffe_models_conv1_is_turned_from_bgr_to_rgb(tmp_path):
+    """The BVLC graph (producer onnx-caffe2) loads into the paper preset, every layer but fc8, with
+    conv1's input channels reversed."""
+    import onnx
+    from test_onnx import light_alexnet_with_random_weights
+
+    path = tmp_path / "bvlc.onnx"
+    onnx.save(light_alexnet_with_random_weights(seed=3), path)
+    net = alexnet("paper", 5, image_size=224)
+    assert finetune.start_from(net, str(path)) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+    bgr = mg_onnx.load(path)["conv1"].weight.data
+    np.testing.assert_array_equal(net["conv1"].weight.data, bgr[:, ::-1])

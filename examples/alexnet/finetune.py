@@ -7,6 +7,10 @@ the folder's classes are not FILE's. Names: minigrad.onnx.load names a layer aft
 weights share, and the BVLC graph's initializers are conv1_w_0/conv1_b_0 ... fc8_w_0/fc8_b_0, so its
 layers come in as conv1 ... fc8, the names of examples/alexnet/model.py; nothing else needs mapping.
 
+A Caffe model (the graph's producer is Caffe or Caffe2, as the zoo's) was trained on BGR images:
+its conv1 weights are loaded with their input channels reversed, for train.py's RGB batches. Its conv1
+padding and LRN constants are not weights: the paper preset (--preset paper, 224) keeps its own.
+
 As in Caffe's fine-tuning recipe, the loaded layers can learn more slowly than the new one
 (--init-lr-mult, Caffe's lr_mult, through SGD's parameter groups) or not at all (--freeze conv1,conv2).
 """
@@ -31,11 +35,22 @@ def pretrained_state(path):
     if not os.path.isfile(path):
         raise ValueError(f"--init: {path!r} does not exist; expected an .onnx file or a train.py checkpoint .npz")
     if path.endswith(".onnx"):
-        return mg_onnx.load(path).state_dict()
+        state = mg_onnx.load(path).state_dict()
+        if _caffe_origin(path) and "conv1.weight" in state:
+            # Caffe models see BGR (bvlc.py); train.py feeds RGB, so conv1 reads its channels reversed.
+            state["conv1.weight"] = np.ascontiguousarray(state["conv1.weight"][:, ::-1])
+            print(f"--init {path}: a Caffe model (BGR input): conv1's input channels reversed for RGB")
+        return state
     from train import load_checkpoint                      # a checkpoint of this example
 
     _, arrays = load_checkpoint(path)
     return {key[len("model."):]: value for key, value in arrays.items() if key.startswith("model.")}
+
+
+def _caffe_origin(path):
+    import onnx
+
+    return onnx.load(path, load_external_data=False).producer_name.lower().startswith(("caffe", "onnx-caffe"))
 
 
 def layer_of(key):
