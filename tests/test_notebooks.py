@@ -15,7 +15,8 @@ nbclient = pytest.importorskip("nbclient", reason="the notebook tests need the t
 pytest.importorskip("ipykernel", reason="the notebook tests need the test extra: pip install -e '.[test]'")
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = [ROOT / "examples" / "alexnet" / "backward_pass.md", ROOT / "examples" / "alexnet" / "failure_modes.md"]
+NOTEBOOKS = [ROOT / "examples" / "alexnet" / "backward_pass.md", ROOT / "examples" / "alexnet" / "failure_modes.md",
+             ROOT / "examples" / "alexnet" / "trained_alexnet.md"]
 
 
 @pytest.fixture
