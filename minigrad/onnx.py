@@ -198,7 +198,8 @@ def load(path, keep_softmax=False):
         shapes = _inferred_shapes(onnx, proto)
     except Exception:                           # a graph shape inference rejects: shapes stay unknown
         shapes = {}
-    chain = _Chain(inputs[0].name, shapes, opset)
+    input_dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    chain = _Chain(inputs[0].name, shapes, opset, input_dims)
     for index, node_proto in enumerate(graph.node):
         node = _Node(index, node_proto, onnx)
         if node.op in ("Constant", "ConstantOfShape"):
@@ -247,11 +248,17 @@ def _constant(node, constants, numpy_helper):
 class _Chain:
     """The layers converted so far and the name of the tensor the chain holds."""
 
-    def __init__(self, current, shapes, opset):
-        self.current, self.shapes, self.opset = current, shapes, opset
+    def __init__(self, current, shapes, opset, input_dims):
+        self.current, self.shapes, self.opset, self.input_dims = current, shapes, opset, input_dims
         self.layers, self.names = [], set()
 
     def shape(self):
+        """The current tensor's shape (None for unknown dims): from shape inference, or where that
+        failed, from running the layers so far on one zero example of the input's static shape."""
+        if self.current not in self.shapes and self.input_dims and None not in self.input_dims[1:]:
+            x = np.zeros([1] + self.input_dims[1:], np.float32)
+            y = L.Sequential(*self.layers).eval().forward(x)
+            self.shapes[self.current] = self.input_dims[:1] + list(y.shape[1:])
         return self.shapes.get(self.current)
 
     def advance(self, node):
