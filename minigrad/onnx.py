@@ -14,6 +14,7 @@ The onnx package (the `onnx` extra) is imported only here, when one of these fun
 """
 import numpy as np
 
+from . import backend
 from . import layers as L
 
 OPSET = 17          # the opset export writes: Dropout's ratio as an input (12), MaxPool's ceil_mode (10)
@@ -62,7 +63,7 @@ def export(model, path, input_shape):
     pending_scale = None                  # classic dropout's 1 - p, waiting for the next Conv/Gemm
 
     def constant(name, array):
-        initializers.append(numpy_helper.from_array(np.array(array, order="C"), name))
+        initializers.append(numpy_helper.from_array(np.array(backend.to_numpy(array), order="C"), name))
         return name
 
     def add(op, name, inputs, **attributes):
@@ -71,9 +72,12 @@ def export(model, path, input_shape):
         nodes.append(helper.make_node(op, [current] + list(inputs), [output], name=name, **attributes))
         current = output
 
+    def weight(parameter):
+        """Its values as float32, times classic dropout's pending 1 - p (see the module docstring)."""
+        return parameter.data.astype(np.float32) * np.float32(1 if pending_scale is None else pending_scale)
+
     pairs = _flat_layers(model)
     for index, (name, layer) in enumerate(pairs):
-        weight = lambda p: p.data.astype(np.float32) * np.float32(pending_scale or 1)   # noqa: E731
         if pending_scale is not None and not isinstance(layer, (L.Conv2d, L.Linear)):
             add("Mul", f"{name}.dropout_scale", [constant(f"{name}.dropout_factor", np.float32(pending_scale))])
             pending_scale = None
@@ -102,7 +106,7 @@ def export(model, path, input_shape):
         elif isinstance(layer, L.Dropout):
             add("Dropout", name, [constant(f"{name}.ratio", np.float32(layer.p))])
         elif isinstance(layer, (L.BatchNorm1d, L.BatchNorm2d)):
-            inputs = [constant(f"{name}.{what}", np.asarray(value, np.float32)) for what, value in [
+            inputs = [constant(f"{name}.{what}", backend.to_numpy(value).astype(np.float32)) for what, value in [
                 ("weight", layer.weight.data), ("bias", layer.bias.data),
                 ("running_mean", layer.running_mean), ("running_var", layer.running_var)]]
             add("BatchNormalization", name, inputs, epsilon=float(layer.eps), momentum=1 - float(layer.momentum))
@@ -161,7 +165,8 @@ class _Node:
 
     def __init__(self, index, proto, onnx):
         self.proto, self.op = proto, proto.op_type
-        self.label = f"node {index} {proto.name!r} ({proto.op_type})" if proto.name else f"node {index} ({proto.op_type})"
+        named = f" {proto.name!r}" if proto.name else ""
+        self.label = f"node {index}{named} ({proto.op_type})"
         self.attributes = {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute}
 
     def error(self, what):
@@ -294,6 +299,8 @@ def _float_weights(node, arrays, what):
 
 def _pair(node, values, what, default):
     values = default if values is None else list(values)
+    if values is None:
+        raise node.error(f"needs the attribute {what}")
     if len(values) != 2:
         raise node.error(f"{what} {values} has {len(values)} values; only 2-D (N, C, H, W) is supported")
     return tuple(int(v) for v in values)

@@ -218,7 +218,8 @@ def test_an_unsupported_node_is_a_clear_error():
                                helper.make_node("AveragePool", ["r"], ["y"], name="avg", kernel_shape=[2, 2])],
                               "g", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    with pytest.raises(ValueError, match=r"node 1 'avg' \(AveragePool\): operator not supported; supported: Conv, MaxPool"):
+    with pytest.raises(ValueError, match=r"node 1 'avg' \(AveragePool\): operator not supported; "
+                                         r"supported: Conv, MaxPool"):
         mg_onnx.load(model)
     model.graph.node[1].CopyFrom(helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[2, 2],
                                             dilations=[2, 2]))
@@ -239,7 +240,8 @@ REFUSED = {
     "test_maxpool_2d_same_lower", "test_maxpool_2d_precomputed_same_upper", "test_maxpool_2d_dilations",
     "test_maxpool_3d_dilations", "test_maxpool_3d_dilations_use_ref_impl",
     "test_maxpool_3d_dilations_use_ref_impl_large", "test_maxpool_with_argmax_2d_precomputed_pads",
-    "test_maxpool_with_argmax_2d_precomputed_strides", "test_conv_with_autopad_same", "test_batchnorm_example_training_mode", "test_batchnorm_epsilon_training_mode",
+    "test_maxpool_with_argmax_2d_precomputed_strides", "test_conv_with_autopad_same",
+    "test_batchnorm_example_training_mode", "test_batchnorm_epsilon_training_mode",
     "test_training_dropout_default", "test_training_dropout_default_mask", "test_training_dropout",
     "test_training_dropout_mask", "test_training_dropout_zero_ratio", "test_training_dropout_zero_ratio_mask",
     "test_dropout_default_mask", "test_dropout_default_mask_ratio", "test_clip_default_int8_inbounds_expanded",
