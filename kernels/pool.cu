@@ -3,7 +3,9 @@
 //  - the input is padded with -infinity, so a padded position never wins against a real value;
 //  - argmax (N, C, OH, OW), int, is the window-local index i*kw + j of the FIRST maximum in row-major
 //    order (a later equal value does not replace it), as Caffe and PyTorch choose among ties;
-//  - backward routes each window's gradient to that one input, so gradient is conserved under ties.
+//  - backward routes each window's gradient to that one input, so gradient is conserved under ties;
+//  - (ph, pw) are the leading pads (top, left); trailing pads and ceil_mode only change OH and OW
+//    (ops/cpu.py pool_geometry), and every window holds at least one real value.
 // Backward is a gather: one thread per input pixel sums dy over the windows whose argmax points at
 // it. No atomics, and the sum is taken in a fixed order, so the result is deterministic.
 

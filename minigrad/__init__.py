@@ -5,7 +5,7 @@ from .gradcheck import GradcheckResult, gradcheck
 from .init import manual_seed
 from .layers import (AllGather, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, LeakyReLU, Linear,
                      LocalResponseNorm, MaxPool2d, Parameter, ReLU, Sequential, Sigmoid,
-                     SoftmaxCrossEntropy, Tanh, GatherOutput, SharedInput)
+                     Softmax, SoftmaxCrossEntropy, Tanh, GatherOutput, SharedInput)
 from .optim import SGD, Adam, ReduceLROnPlateau, StepLR, clip_grad_norm
 
 __version__ = "0.1.0"

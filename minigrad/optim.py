@@ -42,11 +42,40 @@ def _load_arrays(who, name, arrays, params):
     return loaded
 
 
+def _parameter_groups(params, who):
+    """Parameters, or groups {"params": [...], "lr_mult": m, "decay_mult": d} as Caffe's lr_mult and
+    decay_mult (default 1): (parameters, lr_mults, decay_mults), one multiplier per parameter."""
+    params = list(params)
+    if not params or not isinstance(params[0], dict):
+        params = _check_params(params, who)
+        return params, [1.0] * len(params), [1.0] * len(params)
+    flat, lr_mults, decay_mults = [], [], []
+    for index, group in enumerate(params):
+        if not isinstance(group, dict) or "params" not in group or set(group) - {"params", "lr_mult", "decay_mult"}:
+            raise ValueError(f"{who}: group {index} must be a dict with 'params' and optionally 'lr_mult', "
+                             f"'decay_mult', got {group!r}")
+        members = _check_params(group["params"], f"{who} group {index}")
+        lr_mult, decay_mult = group.get("lr_mult", 1.0), group.get("decay_mult", 1.0)
+        _check_nonnegative(f"{who} group {index}", lr_mult=lr_mult, decay_mult=decay_mult)
+        flat += members
+        lr_mults += [float(lr_mult)] * len(members)
+        decay_mults += [float(decay_mult)] * len(members)
+    if len({id(p) for p in flat}) != len(flat):
+        raise ValueError(f"{who}: a parameter appears in more than one group")
+    return flat, lr_mults, decay_mults
+
+
 class SGD:
-    """Stochastic gradient descent with momentum and weight decay, as the paper writes it."""
+    """Stochastic gradient descent with momentum and weight decay, as the paper writes it.
+
+    params: Parameters, or groups {"params": [...], "lr_mult": m, "decay_mult": d}: each parameter
+    steps with the learning rate lr * lr_mult and the weight decay weight_decay * decay_mult, as in
+    Caffe's fine-tuning recipe; lr_mult=0 freezes a group (its step is skipped). `lr` stays the one
+    rate that schedules change.
+    """
 
     def __init__(self, params, lr, momentum=0.9, weight_decay=0.0005):
-        self.params = _check_params(params, "SGD")
+        self.params, self.lr_mults, self.decay_mults = _parameter_groups(params, "SGD")
         _check_nonnegative("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.velocity = [array_module(p.data).zeros_like(p.data) for p in self.params]
@@ -54,8 +83,9 @@ class SGD:
     def step(self):
         # The rule above as one fused pass per parameter: ops.cpu.sgd_update_reference spells it out
         # in NumPy; the CPU (Numba) and GPU (kernels/sgd.cu) kernels are tested against it.
-        for p, v in zip(self.params, self.velocity):
-            ops.sgd_update(p.data, v, p.grad, self.lr, self.momentum, self.weight_decay)
+        for p, v, lr_mult, decay_mult in zip(self.params, self.velocity, self.lr_mults, self.decay_mults):
+            if lr_mult:
+                ops.sgd_update(p.data, v, p.grad, self.lr * lr_mult, self.momentum, self.weight_decay * decay_mult)
 
     def zero_grad(self):
         for p in self.params:

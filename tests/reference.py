@@ -26,18 +26,31 @@ def conv2d(x, w, b, stride, padding, groups):
     return out
 
 
-def maxpool2d(x, kernel, stride, padding):
+def maxpool2d(x, kernel, stride, padding, ceil_mode=False):
+    """padding (ph, pw) or (top, left, bottom, right). A window starting at `start` (in input rows) is
+    taken when it fits inside the padded input, or with ceil_mode when it only overhangs the far end by
+    less than a stride and still starts inside the input."""
     N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    xp = np.full((N, C, H + 2 * ph, W + 2 * pw), -np.inf, x.dtype)
-    xp[:, :, ph:ph + H, pw:pw + W] = x
-    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-    out = np.zeros((N, C, OH, OW), x.dtype)
+    (kh, kw), (sh, sw) = kernel, stride
+    top, left, bottom, right = padding if len(padding) == 4 else tuple(padding) * 2
+
+    def starts(size, k, s, before, after):
+        found = []
+        while True:
+            start = len(found) * s - before
+            fits = start + k <= size + after
+            if not (fits or (ceil_mode and start + k < size + after + s and start < size)):
+                return found
+            found.append(start)
+
+    rows, cols = starts(H, kh, sh, top, bottom), starts(W, kw, sw, left, right)
+    out = np.zeros((N, C, len(rows), len(cols)), x.dtype)
     for n in range(N):
         for c in range(C):
-            for i in range(OH):
-                for j in range(OW):
-                    out[n, c, i, j] = xp[n, c, i * sh:i * sh + kh, j * sw:j * sw + kw].max()
+            for i, r in enumerate(rows):
+                for j, q in enumerate(cols):
+                    out[n, c, i, j] = max(x[n, c, h, w] for h in range(max(r, 0), min(r + kh, H))
+                                          for w in range(max(q, 0), min(q + kw, W)))
     return out
 
 

@@ -1,4 +1,4 @@
-"""ReLU, LeakyReLU, Sigmoid, Tanh: forward against their formulas, backward against gradcheck."""
+"""ReLU, LeakyReLU, Sigmoid, Tanh, Softmax: forward against their formulas, backward against gradcheck."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -16,6 +16,7 @@ FORMULAS = {
     "leaky": (lambda: mg.LeakyReLU(0.1), lambda x: np.where(x > 0, x, 0.1 * x)),
     "sigmoid": (mg.Sigmoid, lambda x: 1 / (1 + np.exp(-x))),
     "tanh": (mg.Tanh, np.tanh),
+    "softmax": (lambda: mg.Softmax(axis=-1), lambda x: np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True)),
 }
 
 
@@ -39,7 +40,12 @@ def test_relu_gradient_is_zero_at_and_below_the_kink():
     np.testing.assert_array_equal(relu.backward(np.ones(3)), [0.0, 0.0, 1.0])
 
 
-@pytest.mark.parametrize("make", [mg.ReLU, mg.LeakyReLU, mg.Sigmoid, mg.Tanh])
+def test_softmax_along_the_class_axis_does_not_overflow():
+    y = mg.Softmax(axis=1).forward(np.array([[1000.0, 1000.0], [0.0, -1000.0]]))
+    np.testing.assert_array_equal(y, [[0.5, 0.5], [1.0, 0.0]])
+
+
+@pytest.mark.parametrize("make", [mg.ReLU, mg.LeakyReLU, mg.Sigmoid, mg.Tanh, mg.Softmax])
 def test_errors(make):
     with pytest.raises(RuntimeError, match="backward called before forward"):
         make().backward(np.ones(3))

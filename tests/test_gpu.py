@@ -144,6 +144,24 @@ def test_maxpool_forward_and_backward_match_the_cpu(device, data, case, dtype, l
 
 
 @KERNEL_SETTINGS
+@given(data=st.data(), case=windows(pooling=True), dtype=DTYPES, ceil_mode=st.booleans())
+def test_maxpool_asymmetric_pads_and_ceil_mode_match_the_cpu(device, data, case, dtype, ceil_mode):
+    """The ONNX/Caffe forms: pads (top, left, bottom, right), output sizes rounded up."""
+    shape, kernel, stride, _ = case
+    pads = tuple(data.draw(st.integers(0, k // 2)) for k in kernel * 2)
+    assume(shape[2] + pads[0] + pads[2] >= kernel[0] and shape[3] + pads[1] + pads[3] >= kernel[1])
+    x = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal(shape).astype(dtype)
+    y, argmax = ops.maxpool_forward(x, kernel, stride, pads, ceil_mode)
+    y_gpu, argmax_gpu = gpu.maxpool_forward(device.put(x), kernel, stride, pads, ceil_mode)
+    np.testing.assert_array_equal(device.get(y_gpu), y)
+    np.testing.assert_array_equal(device.get(argmax_gpu), argmax)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+    expected = ops.maxpool_backward(dy, argmax, shape, kernel, stride, pads, ceil_mode)
+    actual = gpu.maxpool_backward(device.put(dy), device.put(argmax), shape, kernel, stride, pads, ceil_mode)
+    assert_close(device.get(actual), expected, dtype)
+
+
+@KERNEL_SETTINGS
 @given(data=st.data(), shape=st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 6), st.integers(1, 7)),
        size=st.sampled_from([1, 3, 5, 7]), alpha=st.sampled_from([1e-4, 0.3, 1.0]),
        beta=st.sampled_from([0.75, 0.5]), k=st.sampled_from([2.0, 1.0]), groups=st.sampled_from([1, 2, 3]),

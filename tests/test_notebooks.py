@@ -16,7 +16,8 @@ pytest.importorskip("ipykernel", reason="the notebook tests need the test extra:
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = [ROOT / "examples" / "alexnet" / "backward_pass.md", ROOT / "examples" / "alexnet" / "failure_modes.md",
-             ROOT / "examples" / "alexnet" / "towers.md"]
+             ROOT / "examples" / "alexnet" / "towers.md",
+             ROOT / "examples" / "alexnet" / "trained_alexnet.md"]
 
 
 @pytest.fixture

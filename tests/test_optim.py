@@ -132,3 +132,35 @@ def test_sgd_trains_a_small_net_downhill(rng):
         net.backward(ce.backward())
         opt.step()
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_sgd_parameter_groups_scale_the_rate_and_decay_per_group_and_freeze_at_zero():
+    """Caffe's lr_mult/decay_mult: each group follows the paper's rule with eps * lr_mult and
+    weight_decay * decay_mult; lr_mult = 0 leaves its parameters untouched."""
+    fast, slow, frozen = param([1.0, -2.0], [0.5, 0.25]), param([3.0], [1.0]), param([4.0], [2.0])
+    opt = mg.SGD([{"params": [fast]}, {"params": [slow], "lr_mult": 0.1, "decay_mult": 2},
+                  {"params": [frozen], "lr_mult": 0}], lr=0.1)
+    reference = [mg.SGD([param([1.0, -2.0], [0.5, 0.25])], lr=0.1),
+                 mg.SGD([param([3.0], [1.0])], lr=0.01, weight_decay=0.001)]
+    for _ in range(3):
+        opt.step()
+        for r in reference:
+            r.step()
+    np.testing.assert_allclose(fast.data, reference[0].params[0].data, rtol=1e-15)
+    np.testing.assert_allclose(slow.data, reference[1].params[0].data, rtol=1e-15)
+    np.testing.assert_array_equal(frozen.data, [4.0])
+    state = opt.state_dict()
+    again = mg.SGD([{"params": [param([1.0, -2.0], [0.5, 0.25])]}, {"params": [param([3.0], [1.0])], "lr_mult": 0.1},
+                    {"params": [param([4.0], [2.0])], "lr_mult": 0}], lr=0.5)
+    again.load_state_dict(state)
+    assert again.lr == 0.1 and np.array_equal(again.velocity[0], opt.velocity[0])
+
+
+def test_sgd_parameter_group_errors():
+    p = param([1.0], [0.0])
+    with pytest.raises(ValueError, match="group 0 must be a dict with 'params'"):
+        mg.SGD([{"params": [p], "lr": 0.1}], lr=0.1)
+    with pytest.raises(ValueError, match="lr_mult must be a non-negative number"):
+        mg.SGD([{"params": [p], "lr_mult": -1}], lr=0.1)
+    with pytest.raises(ValueError, match="more than one group"):
+        mg.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)

@@ -1,4 +1,5 @@
-"""MaxPool2d: overlapping windows, first-maximum routing, gradient conservation under ties."""
+"""MaxPool2d: overlapping windows, first-maximum routing, gradient conservation under ties, and the
+ONNX/Caffe forms: asymmetric padding (top, left, bottom, right) and ceil_mode."""
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
@@ -13,10 +14,17 @@ def pool_cases(draw):
     case = dict(N=draw(st.integers(1, 2)), C=draw(st.integers(1, 3)),
                 H=draw(st.integers(1, 9)), W=draw(st.integers(1, 9)), kernel=kernel,
                 stride=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-                padding=(draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2))),
-                seed=draw(st.integers(0, 2**16)))
-    assume(case["H"] + 2 * case["padding"][0] >= kernel[0] and case["W"] + 2 * case["padding"][1] >= kernel[1])
+                padding=tuple(draw(st.integers(0, k - 1)) for k in kernel * 2),   # top, left, bottom, right
+                ceil_mode=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+    if draw(st.booleans()):
+        case["padding"] = case["padding"][:2]                      # the symmetric (ph, pw) form
+    top, left, bottom, right = case["padding"] * (2 if len(case["padding"]) == 2 else 1)
+    assume(case["H"] + top + bottom >= kernel[0] and case["W"] + left + right >= kernel[1])
     return case
+
+
+def make_pool(case):
+    return mg.MaxPool2d(case["kernel"], case["stride"], case["padding"], ceil_mode=case["ceil_mode"])
 
 
 def distinct_values(shape, seed):
@@ -27,16 +35,45 @@ def distinct_values(shape, seed):
 
 @given(pool_cases())
 def test_forward_matches_loop_reference(case):
-    pool = mg.MaxPool2d(case["kernel"], case["stride"], case["padding"])
     x = np.random.default_rng(case["seed"]).standard_normal((case["N"], case["C"], case["H"], case["W"]))
-    np.testing.assert_array_equal(pool.forward(x), reference.maxpool2d(x, case["kernel"], case["stride"], case["padding"]))
+    np.testing.assert_array_equal(make_pool(case).forward(x), reference.maxpool2d(
+        x, case["kernel"], case["stride"], case["padding"], case["ceil_mode"]))
 
 
 @given(pool_cases())
 def test_backward_matches_gradcheck(case):
-    pool = mg.MaxPool2d(case["kernel"], case["stride"], case["padding"])
     x = distinct_values((case["N"], case["C"], case["H"], case["W"]), case["seed"])
-    assert (result := mg.gradcheck(pool, x)).passed, result
+    assert (result := mg.gradcheck(make_pool(case), x)).passed, result
+
+
+@given(pool_cases())
+def test_matches_pytorch_with_ceil_mode(case):
+    """PyTorch has ceil_mode, with symmetric padding only; the asymmetric pads are checked against the
+    loop reference above and against ONNX Runtime (tests/test_onnx.py)."""
+    torch = pytest.importorskip("torch")
+    assume(len(case["padding"]) == 2 and all(2 * p <= k for p, k in zip(case["padding"], case["kernel"])))
+    x = distinct_values((case["N"], case["C"], case["H"], case["W"]), case["seed"])
+    pool = make_pool(case)
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), case["kernel"], case["stride"],
+                                              case["padding"], ceil_mode=case["ceil_mode"])
+    np.testing.assert_array_equal(pool.forward(x), expected.numpy())
+
+
+def test_caffe_pool5_by_asymmetric_pads_or_ceil_mode():
+    """bvlc_alexnet's pool5 rounds up (Caffe); ONNX writes it as pads (0, 0, 1, 1) instead."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 14, 14)).astype(np.float32)
+    y_pads = mg.MaxPool2d(3, 2, (0, 0, 1, 1)).forward(x)
+    y_ceil = mg.MaxPool2d(3, 2, ceil_mode=True).forward(x)
+    assert y_pads.shape == y_ceil.shape == (2, 3, 7, 7)      # rounding down would give 6
+    np.testing.assert_array_equal(y_pads, y_ceil)
+
+
+def test_padded_cells_never_win():
+    x = -np.ones((1, 1, 3, 3))
+    pool = mg.MaxPool2d(2, 2, (1, 1, 0, 0), ceil_mode=True)
+    y = pool.forward(x)
+    np.testing.assert_array_equal(y, -np.ones((1, 1, 2, 2)))
+    assert pool.backward(np.ones_like(y)).sum() == y.size
 
 
 def test_alexnet_overlapping_pool_sizes():
@@ -81,7 +118,11 @@ def test_bad_input(make, shape, message):
 
 
 def test_bad_construction():
-    with pytest.raises(ValueError, match="padding must be at most half the window"):
-        mg.MaxPool2d(3, 2, padding=2)
+    with pytest.raises(ValueError, match="padding must be smaller than the window"):
+        mg.MaxPool2d(3, 2, padding=3)
     with pytest.raises(ValueError, match="stride >= 1"):
         mg.MaxPool2d(3, 0)
+    with pytest.raises(ValueError, match="padding must be smaller than the window"):
+        mg.MaxPool2d(3, 2, padding=(0, 0, 3, 1))
+    with pytest.raises(ValueError, match=r"\(top, left, bottom, right\)"):
+        mg.MaxPool2d(3, 2, padding=(0, 0, 1))

@@ -2,6 +2,8 @@
 crops (the four corners and the centre and their reflections, softmax outputs averaged; footnote 5).
 
     python examples/alexnet/evaluate.py runs/small-20260101-120000/best.npz --data data/synthetic/val
+    python examples/alexnet/evaluate.py --onnx bvlcalexnet-12.onnx --data imagenet/val   # class folders
+                                                                  # named as minigrad/imagenet_classes.txt
 """
 import argparse
 import sys
@@ -12,28 +14,48 @@ import minigrad as mg  # noqa: E402
 from minigrad import data  # noqa: E402
 from train import evaluate, load_checkpoint, model_from_checkpoint  # noqa: E402
 
+import bvlc  # noqa: E402
+
+
+def onnx_run(args):
+    """The BVLC AlexNet of the ONNX Model Zoo on --data, with its own preprocessing (bvlc.py)."""
+    if not args.data:
+        raise SystemExit("evaluate.py: --onnx needs --data DIR (class folders named by ImageNet class)")
+    folders = sorted(p.name for p in Path(args.data).iterdir() if p.is_dir()) if Path(args.data).is_dir() else []
+    images = data.ImageFolder(args.data, bvlc.RESIZE, classes=bvlc.folder_classes(folders))
+    model = bvlc.load(args.onnx).to(args.device)
+    print(f"{len(images)} images of {args.data}; {args.onnx}")
+    return images, model, lambda ten_crop: bvlc.Preprocess(ten_crop)
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="a .npz written by train.py, or a run folder (its last.npz)")
+    parser.add_argument("checkpoint", nargs="?", help="a .npz written by train.py, or a run folder (its last.npz)")
+    parser.add_argument("--onnx", metavar="FILE", help="instead: the ONNX Model Zoo's bvlcalexnet-12.onnx (bvlc.py)")
     parser.add_argument("--data", help="folder of class folders (default: the run's validation folder)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", choices=mg.backend.DEVICES, default="cpu")
     args = parser.parse_args(argv)
-    meta, arrays = load_checkpoint(args.checkpoint)
-    config = meta["config"]
-    model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
-    folder = args.data or str(Path(config["data"]) / "val")
-    images = data.ImageFolder(folder, config["resize"], classes=meta["classes"])
-    if len(images) * config["resize"] ** 2 * 3 <= 4 * 2**30:
+    if (args.checkpoint is None) == (args.onnx is None):
+        parser.error("give a checkpoint or --onnx FILE")
+    if args.onnx:
+        images, model, transform = onnx_run(args)
+    else:
+        meta, arrays = load_checkpoint(args.checkpoint)
+        config = meta["config"]
+        model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
+        folder = args.data or str(Path(config["data"]) / "val")
+        images = data.ImageFolder(folder, config["resize"], classes=meta["classes"])
+        print(f"{len(images)} images of {folder} in {len(meta['classes'])} classes; checkpoint of epoch "
+              f"{meta['history'][-1]['epoch']}")
+
+        def transform(ten_crop):
+            return data.EvalTransform(config["image_size"], mean, scale, ten_crop=ten_crop)
+    if len(images) * images.size ** 2 * 3 <= 4 * 2**30:
         images.preload(args.workers)
-    print(f"{len(images)} images of {folder} in {len(meta['classes'])} classes; checkpoint of epoch "
-          f"{meta['history'][-1]['epoch']}")
     for name, ten_crop in (("centre crop", False), ("10 crops", True)):
-        loader = data.DataLoader(images, args.batch_size,
-                                 data.EvalTransform(config["image_size"], mean, scale, ten_crop=ten_crop),
-                                 workers=args.workers)
+        loader = data.DataLoader(images, args.batch_size, transform(ten_crop), workers=args.workers)
         _, top1, top5 = evaluate(model, loader, args.device, desc=name)
         print(f"{name:>11}: top-1 error {1 - top1:.2%}, top-5 error {1 - top5:.2%}")
     if images.skipped:

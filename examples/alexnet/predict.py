@@ -1,6 +1,9 @@
 """The five most likely classes of each image, with their probabilities (the ten-crop average).
 
     python examples/alexnet/predict.py photo1.jpg photo2.png --checkpoint runs/small-20260101-120000/best.npz
+    python examples/alexnet/predict.py photos/ --onnx bvlcalexnet-12.onnx     # the trained BVLC AlexNet
+
+IMAGE may be a file or a folder (its image files, sorted).
 """
 import argparse
 import sys
@@ -10,25 +13,46 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minigrad as mg  # noqa: E402
-from minigrad import data  # noqa: E402
+from minigrad import data, imagenet  # noqa: E402
 from train import load_checkpoint, model_from_checkpoint  # noqa: E402
+
+import bvlc  # noqa: E402
+
+
+def image_paths(items):
+    """Files as given; folders expanded to their image files (ImageFolder's extensions), sorted."""
+    paths = []
+    for item in items:
+        if Path(item).is_dir():
+            paths += sorted(str(p) for p in Path(item).iterdir() if p.suffix.lower() in data.IMAGE_EXTENSIONS)
+        else:
+            paths.append(item)
+    return paths
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--checkpoint", required=True, help="a .npz written by train.py, or a run folder")
+    model_file = parser.add_mutually_exclusive_group(required=True)
+    model_file.add_argument("--checkpoint", help="a .npz written by train.py, or a run folder")
+    model_file.add_argument("--onnx", metavar="FILE", help="the ONNX Model Zoo's bvlcalexnet-12.onnx, with its own "
+                            "preprocessing and the ImageNet class names (bvlc.py)")
     parser.add_argument("--device", choices=mg.backend.DEVICES, default="cpu")
     args = parser.parse_args(argv)
-    meta, arrays = load_checkpoint(args.checkpoint)
-    config, classes = meta["config"], meta["classes"]
-    model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
+    if args.onnx:
+        model, classes = bvlc.load(args.onnx).to(args.device), imagenet.class_names()
+        transform, resize = bvlc.Preprocess(ten_crop=True), bvlc.RESIZE
+    else:
+        meta, arrays = load_checkpoint(args.checkpoint)
+        config, classes = meta["config"], meta["classes"]
+        model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
+        transform, resize = data.EvalTransform(config["image_size"], mean, scale, ten_crop=True), config["resize"]
     model.eval()
-    transform, loss_fn = data.EvalTransform(config["image_size"], mean, scale, ten_crop=True), mg.SoftmaxCrossEntropy()
+    loss_fn = mg.SoftmaxCrossEntropy()
     status = 0
-    for path in args.images:
+    for path in image_paths(args.images):
         try:
-            image = data.load_image(path, config["resize"])
+            image = data.load_image(path, resize)
         except (OSError, ValueError) as error:
             print(f"{path}: cannot read it as an image ({error})")
             status = 1

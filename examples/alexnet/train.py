@@ -38,6 +38,7 @@ import minigrad as mg  # noqa: E402
 from minigrad import data, distributed  # noqa: E402
 from model import PRESETS, alexnet  # noqa: E402
 import towers  # noqa: E402
+import finetune  # noqa: E402  (--init, --freeze, --init-lr-mult)
 
 SYNTHETIC_ROOT = os.path.join("data", "synthetic")
 CHECKPOINT_FORMAT = 1
@@ -67,6 +68,11 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="background threads preparing batches (default 2)")
     parser.add_argument("--out", help="output folder (default: runs/<preset>-<date>-<time>)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR/last.npz exactly")
+    parser.add_argument("--init", metavar="FILE", help="fine-tune: start from the weights of FILE (.onnx, e.g. the "
+                        "ONNX Model Zoo's bvlcalexnet-12.onnx, or a checkpoint .npz); fc8 is new (finetune.py)")
+    parser.add_argument("--freeze", metavar="LAYERS", help="with --init: comma-separated layers not to train")
+    parser.add_argument("--init-lr-mult", type=float, default=1.0, help="with --init: learning-rate multiplier "
+                        "of the loaded layers (Caffe's lr_mult, e.g. 0.1; default 1)")
     parser.add_argument("--diagnose", action="store_true", help="print mg.diagnose's report on one batch before "
                         "training, and again whenever the training loss stalls near ln(classes)")
     parser.add_argument("--cache-gb", type=float, default=4.0, help="decode the whole dataset into memory "
@@ -366,7 +372,7 @@ def main(argv=None):
         config["epochs"] = args.epochs or config["epochs"]
         out = args.out or args.resume
     else:
-        config = make_config(args)
+        config = {**make_config(args), **finetune.config_from(args)}
         out = args.out or os.path.join("runs", f"{config['preset']}-{time.strftime('%Y%m%d-%H%M%S')}")
         if os.path.exists(os.path.join(out, "last.npz")):
             raise SystemExit(f"train.py: {out} already holds a run (last.npz); continue it with --resume {out} "
@@ -391,9 +397,12 @@ def main(argv=None):
     else:
         normalisation = fit_normalisation(train, config)
         model = alexnet(config["preset"], len(train.classes), image_size=config["image_size"],
-                        seed=config["seed"]).to(args.device)
+                        seed=config["seed"])
+        if config["init"]:
+            config["init_loaded"] = finetune.start_from(model, config["init"])
+        model.to(args.device)
         history, best = [], {"epoch": 0, "val_top1": -1.0}
-    optimizer = mg.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
+    optimizer = mg.SGD(finetune.parameter_groups(model, config), lr=config["lr"], momentum=config["momentum"],
                        weight_decay=config["weight_decay"])
     # Section 5: divide the rate by 10 when the validation error stops improving, three times at most.
     scheduler = mg.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=config["patience"],

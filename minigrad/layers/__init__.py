@@ -1,4 +1,4 @@
-from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, Parameter
 from .collective import AllGather, GatherOutput, SharedInput
 from .container import Sequential

@@ -80,3 +80,31 @@ class Tanh(Layer):
         y = self.saved(self.y)
         self.check_grad(dy, y.shape)
         return dy * (1 - y * y)
+
+
+class Softmax(Layer):
+    """softmax(x) along `axis`: the probabilities a classifier's graph often ends with (the BVLC AlexNet's
+    "prob"). Training does not use it: SoftmaxCrossEntropy takes the logits, which is more stable."""
+
+    def __init__(self, axis=-1):
+        if not isinstance(axis, (int, np.integer)):
+            raise ValueError(f"Softmax: axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+        self.y = None
+
+    def describe(self):
+        return f"Softmax(axis={self.axis})"
+
+    def forward(self, x):
+        self.check_input(x, None, "(any shape)")
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ValueError(f"{self.describe()}: axis out of range for input of shape {tuple(x.shape)}")
+        xp = array_module(x)
+        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))     # shifted: no overflow
+        self.y = e / e.sum(axis=self.axis, keepdims=True)
+        return self.y
+
+    def backward(self, dy):
+        y = self.saved(self.y)
+        self.check_grad(dy, y.shape)
+        return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))

@@ -3,7 +3,7 @@ import importlib
 
 from ..backend import is_gpu_array
 from . import cpu
-from .cpu import output_size
+from .cpu import output_size, pool_geometry
 from .cpu_runtime import parallel_map
 
 
@@ -19,12 +19,13 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     return _impl(cols).col2im(cols, x_shape, kernel_size, stride, padding)
 
 
-def maxpool_forward(x, kernel_size, stride, padding):
-    return _impl(x).maxpool_forward(x, kernel_size, stride, padding)
+def maxpool_forward(x, kernel_size, stride, padding, ceil_mode=False):
+    """padding: (ph, pw) or (top, left, bottom, right); ceil_mode rounds the output size up."""
+    return _impl(x).maxpool_forward(x, kernel_size, stride, padding, ceil_mode)
 
 
-def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
-    return _impl(dy).maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding)
+def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mode=False):
+    return _impl(dy).maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mode)
 
 
 def lrn_forward(a, size, alpha, beta, k, groups=1):
@@ -46,4 +47,4 @@ def sgd_update(w, v, grad, lr, momentum, weight_decay):
 
 
 __all__ = ["matmul", "parallel_map", "sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
-           "lrn_forward", "lrn_backward", "output_size"]
+           "lrn_forward", "lrn_backward", "output_size", "pool_geometry"]

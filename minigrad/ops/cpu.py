@@ -12,7 +12,8 @@ conventions (shared with ops/gpu.py, whose CUDA kernels the GPU tests compare wi
 - max pooling keeps `argmax` (N, C, OH, OW), int32: the window-local index i*kw + j of the first
   maximum in row-major order, as Caffe and PyTorch choose among ties.
 - Output sizes round down: OH = (H + 2*ph - kh) // sh + 1 (PyTorch's rule; AlexNet's 55, 27, 13 and 6
-  are exact under either rounding).
+  are exact under either rounding). Max pooling also takes padding as (top, left, bottom, right) and
+  ceil_mode, the forms Caffe and ONNX graphs use (pool_geometry).
 """
 import numpy as np
 
@@ -25,12 +26,43 @@ def output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def pool_output_size(size, kernel, stride, pad_begin, pad_end, ceil_mode):
+    """Windows along one axis. ceil_mode rounds up, as Caffe always did, but drops a last window that
+    would start in the trailing padding (Caffe's, PyTorch's and ONNX Runtime's rule), so every window
+    holds at least one real value."""
+    span = size + pad_begin + pad_end - kernel
+    if not ceil_mode:
+        return span // stride + 1
+    count = -(-span // stride) + 1
+    return count - 1 if (count - 1) * stride >= size + pad_begin else count
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
+    """padding (ph, pw) or (top, left, bottom, right) -> ((top, left), (OH, OW)). The kernels need only
+    the leading pads: a window is clipped at the input's far edge, and the output size says where to stop."""
+    top, left, bottom, right = padding if len(padding) == 4 else (padding[0], padding[1]) * 2
+    H, W = x_shape[2:]
+    return (top, left), (pool_output_size(H, kernel_size[0], stride[0], top, bottom, ceil_mode),
+                         pool_output_size(W, kernel_size[1], stride[1], left, right, ceil_mode))
+
+
 def _padded(x, padding, value=0.0):
-    ph, pw = padding
-    if ph == 0 and pw == 0:
+    """Pad H and W by padding (ph, pw), or by ((top, bottom), (left, right))."""
+    (top, bottom), (left, right) = ((p, p) if isinstance(p, int) else p for p in padding)
+    if top == bottom == left == right == 0:
         return x
     xp = array_module(x)
-    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _pool_padding(x_shape, kernel_size, stride, padding, ceil_mode):
+    """The leading pads, the output size, and the padding ((top, bottom), (left, right)) that makes every
+    window fit (the trailing side extended or cut to what the last window reaches)."""
+    (top, left), (OH, OW) = pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
+    H, W = x_shape[2:]
+    bottom = max(0, (OH - 1) * stride[0] + kernel_size[0] - H - top)
+    right = max(0, (OW - 1) * stride[1] + kernel_size[1] - W - left)
+    return (top, left), (OH, OW), ((top, bottom), (left, right))
 
 
 def _windows(x_padded, kernel_size, stride, out_hw, order):
@@ -68,30 +100,30 @@ def col2im_reference(cols, x_shape, kernel_size, stride, padding):
     return dx_padded[:, :, ph:ph + H, pw:pw + W]
 
 
-def maxpool_forward_reference(x, kernel_size, stride, padding):
+def maxpool_forward_reference(x, kernel_size, stride, padding, ceil_mode=False):
     N, C, H, W = x.shape
-    (kh, kw), (sh, sw) = kernel_size, stride
-    OH, OW = output_size(H, kh, sh, padding[0]), output_size(W, kw, sw, padding[1])
+    kh, kw = kernel_size
+    _, (OH, OW), fitting = _pool_padding(x.shape, kernel_size, stride, padding, ceil_mode)
     xp = array_module(x)
-    windows = _windows(_padded(x, padding, -np.inf), kernel_size, stride, (OH, OW), (0, 1, 2, 3, 4, 5))
+    windows = _windows(_padded(x, fitting, -np.inf), kernel_size, stride, (OH, OW), (0, 1, 2, 3, 4, 5))
     windows = windows.reshape(N, C, OH, OW, kh * kw)
     argmax = windows.argmax(axis=-1).astype(np.int32)      # first maximum in row-major order
     y = xp.take_along_axis(windows, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
     return y, argmax
 
 
-def maxpool_backward_reference(dy, argmax, x_shape, kernel_size, stride, padding):
+def maxpool_backward_reference(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mode=False):
     """Route each window's gradient to its one maximum; overlapping windows add up."""
     N, C, H, W = x_shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    OH, OW = dy.shape[2:]
+    (kh, kw), (sh, sw) = kernel_size, stride
+    _, (OH, OW), ((top, bottom), (left, right)) = _pool_padding(x_shape, kernel_size, stride, padding, ceil_mode)
     xp = array_module(dy)
-    dx_padded = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dy.dtype)
+    dx_padded = xp.zeros((N, C, H + top + bottom, W + left + right), dtype=dy.dtype)
     for i in range(kh):
         for j in range(kw):
             routed = xp.where(argmax == i * kw + j, dy, 0)
             dx_padded[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw] += routed
-    return dx_padded[:, :, ph:ph + H, pw:pw + W]
+    return dx_padded[:, :, top:top + H, left:left + W]
 
 
 def channel_window_sum(t, size, groups=1):
@@ -152,19 +184,20 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     return dx
 
 
-def maxpool_forward(x, kernel_size, stride, padding):
+def maxpool_forward(x, kernel_size, stride, padding, ceil_mode=False):
     _check_not_in_worker("maxpool_forward")
     N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    OH, OW = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    (kh, kw), (sh, sw) = kernel_size, stride
+    (ph, pw), (OH, OW) = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     y, argmax = np.empty((N, C, OH, OW), x.dtype), np.empty((N, C, OH, OW), np.int32)
     kernels.maxpool_forward(_contiguous(x), kh, kw, sh, sw, ph, pw, y, argmax)
     return y, argmax
 
 
-def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
+def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mode=False):
     _check_not_in_worker("maxpool_backward")
-    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    (kh, kw), (sh, sw) = kernel_size, stride
+    (ph, pw), _ = pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
     dx = np.empty(x_shape, dtype=dy.dtype)
     kernels.maxpool_backward(_contiguous(dy), _contiguous(argmax), kh, kw, sh, sw, ph, pw, dx)
     return dx

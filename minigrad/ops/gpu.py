@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cpu import output_size
+from .cpu import output_size, pool_geometry
 
 BLOCK = 256                         # threads per block of the one-thread-per-element kernels
 INT32_MAX = np.iinfo(np.int32).max
@@ -153,17 +153,25 @@ def col2im_launch(x_shape, dtype, kernel_size, stride, padding):
                                    max(C * kh * kw * N * OH * OW, N * C * H * W), *_int32(*g))
 
 
-def maxpool_forward_launch(x_shape, dtype, kernel_size, stride, padding):
+def _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
+    """As _geometry, for padding (ph, pw) or (top, left, bottom, right) and ceil_mode: the kernels take
+    the leading pads (ph, pw) = (top, left) and the output size, which carries the rest."""
+    (kh, kw), (sh, sw) = kernel_size, stride
+    (ph, pw), (OH, OW) = pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
+    return (*x_shape, kh, kw, sh, sw, ph, pw, OH, OW)
+
+
+def maxpool_forward_launch(x_shape, dtype, kernel_size, stride, padding, ceil_mode=False):
     """maxpool_forward(x, y, argmax, total, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW): a thread per output."""
-    N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW = _geometry(x_shape, kernel_size, stride, padding)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW = _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
     return _one_thread_per_element("pool.cu", "maxpool_forward", dtype, N * C * OH * OW,
                                    max(N * C * H * W, N * C * OH * OW),
                                    *_int32(C, H, W, kh, kw, sh, sw, ph, pw, OH, OW))
 
 
-def maxpool_backward_launch(x_shape, dtype, kernel_size, stride, padding):
+def maxpool_backward_launch(x_shape, dtype, kernel_size, stride, padding, ceil_mode=False):
     """maxpool_backward(dy, argmax, dx, total, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW): a thread per input pixel."""
-    N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW = _geometry(x_shape, kernel_size, stride, padding)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW = _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
     return _one_thread_per_element("pool.cu", "maxpool_backward", dtype, N * C * H * W,
                                    max(N * C * H * W, N * C * OH * OW),
                                    *_int32(C, H, W, kh, kw, sh, sw, ph, pw, OH, OW))
@@ -256,19 +264,19 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     return dx
 
 
-def maxpool_forward(x, kernel_size, stride, padding):
+def maxpool_forward(x, kernel_size, stride, padding, ceil_mode=False):
     x, = _contiguous(x)
-    launch = maxpool_forward_launch(x.shape, x.dtype, kernel_size, stride, padding)
-    N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW = _geometry(x.shape, kernel_size, stride, padding)
+    launch = maxpool_forward_launch(x.shape, x.dtype, kernel_size, stride, padding, ceil_mode)
+    N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW = _pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     y, argmax = empty((N, C, OH, OW), x.dtype), empty((N, C, OH, OW), np.int32)
     _run(launch, x, y, argmax)
     return y, argmax
 
 
-def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding):
+def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mode=False):
     dy, argmax = _contiguous(dy, argmax.astype(np.int32, copy=False))
     dx = empty(tuple(x_shape), dy.dtype)
-    _run(maxpool_backward_launch(x_shape, dy.dtype, kernel_size, stride, padding), dy, argmax, dx)
+    _run(maxpool_backward_launch(x_shape, dy.dtype, kernel_size, stride, padding, ceil_mode), dy, argmax, dx)
     return dx
 
 

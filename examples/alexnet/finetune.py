@@ -1,0 +1,99 @@
+"""Fine-tuning: train.py --init FILE starts from trained weights instead of random ones.
+
+FILE is an ONNX graph (the ONNX Model Zoo's bvlcalexnet-12.onnx, or any export of minigrad.onnx) or a
+minigrad checkpoint (.npz written by train.py). Every layer of the new network whose name and weight
+shapes match a layer of FILE takes its weights; the last layer (fc8) is always re-initialised, since
+the folder's classes are not FILE's. Names: minigrad.onnx.load names a layer after the stem its
+weights share, and the BVLC graph's initializers are conv1_w_0/conv1_b_0 ... fc8_w_0/fc8_b_0, so its
+layers come in as conv1 ... fc8, the names of examples/alexnet/model.py; nothing else needs mapping.
+
+A Caffe model (the graph's producer is Caffe or Caffe2, as the zoo's) was trained on BGR images:
+its conv1 weights are loaded with their input channels reversed, for train.py's RGB batches. Its conv1
+padding and LRN constants are not weights: the paper preset (--preset paper, 224) keeps its own.
+
+As in Caffe's fine-tuning recipe, the loaded layers can learn more slowly than the new one
+(--init-lr-mult, Caffe's lr_mult, through SGD's parameter groups) or not at all (--freeze conv1,conv2).
+"""
+import os
+
+import numpy as np
+
+from minigrad import onnx as mg_onnx
+
+NEW_LAYER = "fc8"
+
+
+def config_from(args):
+    """The run's fine-tuning settings, kept in its config so that --resume rebuilds the same groups."""
+    freeze = [name for name in (args.freeze or "").split(",") if name]
+    return {"init": os.path.abspath(args.init) if args.init else None, "freeze": freeze,
+            "init_lr_mult": args.init_lr_mult}
+
+
+def pretrained_state(path):
+    """name -> array of the weights in an ONNX file or a train.py checkpoint."""
+    if not os.path.isfile(path):
+        raise ValueError(f"--init: {path!r} does not exist; expected an .onnx file or a train.py checkpoint .npz")
+    if path.endswith(".onnx"):
+        state = mg_onnx.load(path).state_dict()
+        if _caffe_origin(path) and "conv1.weight" in state:
+            # Caffe models see BGR (bvlc.py); train.py feeds RGB, so conv1 reads its channels reversed.
+            state["conv1.weight"] = np.ascontiguousarray(state["conv1.weight"][:, ::-1])
+            print(f"--init {path}: a Caffe model (BGR input): conv1's input channels reversed for RGB")
+        return state
+    from train import load_checkpoint                      # a checkpoint of this example
+
+    _, arrays = load_checkpoint(path)
+    return {key[len("model."):]: value for key, value in arrays.items() if key.startswith("model.")}
+
+
+def _caffe_origin(path):
+    import onnx
+
+    return onnx.load(path, load_external_data=False).producer_name.lower().startswith(("caffe", "onnx-caffe"))
+
+
+def layer_of(key):
+    return key.rsplit(".", 1)[0]
+
+
+def start_from(model, path):
+    """Copy into `model` every layer of `path` whose name and shapes match, except the new last layer.
+    Returns the names of the loaded layers; prints which layers kept their random weights and why."""
+    state, own = pretrained_state(path), model.state_dict()
+    layers = {layer_of(key) for key in own}
+    loaded, kept = [], []
+    for layer in sorted(layers, key=list(model.names).index):
+        keys = [key for key in own if layer_of(key) == layer]
+        if layer == NEW_LAYER:
+            kept.append(f"{layer} (the new classifier)")
+        elif all(key in state and np.shape(state[key]) == own[key].shape for key in keys):
+            loaded.append(layer)
+        else:
+            kept.append(f"{layer} (" + ", ".join(f"{key}: {own[key].shape} vs "
+                                               f"{np.shape(state[key]) if key in state else 'absent'}"
+                                               for key in keys) + ")")
+    model.load_state_dict({key: state[key] if layer_of(key) in loaded else value for key, value in own.items()})
+    print(f"--init {path}: loaded {', '.join(loaded) or 'no layer'}; "
+          f"kept random: {', '.join(kept) or 'none'}")
+    return loaded
+
+
+def parameter_groups(model, config):
+    """SGD groups, one per layer in the model's order (so a checkpoint's velocities line up): frozen
+    layers lr_mult 0, the layers loaded by --init lr_mult config["init_lr_mult"], the others 1."""
+    unknown = sorted(set(config.get("freeze", [])) - set(model.names))
+    if unknown:
+        raise ValueError(f"--freeze: no layer {unknown} in the model; its layers are {model.names}")
+    groups = []
+    for name, layer in model.named_layers():
+        if not layer.parameters():
+            continue
+        if name in config.get("freeze", []):
+            lr_mult = 0.0
+        elif name in config.get("init_loaded", []):
+            lr_mult = config.get("init_lr_mult", 1.0)
+        else:
+            lr_mult = 1.0
+        groups.append({"params": layer.parameters(), "lr_mult": lr_mult})
+    return groups

@@ -1,0 +1,516 @@
+"""Models in and out of minigrad as ONNX graphs: export(model, path, input_shape) and load(path).
+
+Conventions converted (SPEC.md, "Exchanging models"):
+- LRN: ONNX divides alpha by the window, the paper (and minigrad) does not: export alpha * size, load
+  alpha / size. Caffe's bvlc_alexnet (alpha 1e-4, size 5, bias 1) loads as alpha=2e-5, k=1.
+- Dropout: ONNX inference Dropout is the identity (the inverted form). The paper's classic dropout
+  scales by 1 - p at test time, so export folds 1 - p into the next Conv/Gemm weights (classic dropout
+  on W is inverted dropout on (1 - p) W, in training as in eval), or writes Dropout + Mul(1 - p) when
+  no linear layer follows; load reads that pair back as a classic Dropout.
+- MaxPool: minigrad's padding (top, left, bottom, right) and ceil_mode are ONNX's pads and ceil_mode;
+  graphs older than opset 10 imitate Caffe's round-up with asymmetric pads, which load reads as they are.
+- Gemm with transB=1 takes Linear's (out, in) weight; Conv with group takes Conv2d's.
+The onnx package (the `onnx` extra) is imported only here, when one of these functions runs.
+"""
+import numpy as np
+
+from . import backend
+from . import layers as L
+
+OPSET = 17          # the opset export writes: Dropout's ratio as an input (12), MaxPool's ceil_mode (10)
+IR_VERSION = 8      # the IR version of opset 17; ONNX Runtime 1.10 and later read it
+OLDEST_OPSET = 7
+FLOAT = 1           # onnx.TensorProto.FLOAT
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise RuntimeError("minigrad.onnx needs the onnx package: pip install 'minigrad[onnx]' "
+                           "(or pip install onnx)") from None
+    return onnx, numpy_helper
+
+
+# --- export ------------------------------------------------------------------------------------------
+def _flat_layers(model, prefix=""):
+    """(name, layer) pairs of a Sequential, nested Sequentials flattened with dotted names."""
+    if not isinstance(model, L.Sequential):
+        return [(prefix or type(model).__name__.lower(), model)]
+    pairs = []
+    for name, layer in model.named_layers():
+        pairs += _flat_layers(layer, f"{prefix}.{name}" if prefix else name) if isinstance(
+            layer, L.Sequential) else [(f"{prefix}.{name}" if prefix else name, layer)]
+    return pairs
+
+
+def export(model, path, input_shape):
+    """Write `model` (a Sequential of minigrad layers) to `path` as an ONNX graph of its inference
+    (eval-mode) computation. input_shape is one example's shape, e.g. (3, 224, 224); the batch axis is
+    symbolic ("N"). Weights become initializers named "<layer>.<parameter>", nodes are named after
+    the layers. Returns the ModelProto, checked by onnx.checker (full_check) and shape inference."""
+    onnx, numpy_helper = _onnx()
+    helper = onnx.helper
+    input_shape = tuple(input_shape)
+    if input_shape and input_shape[0] is None:
+        input_shape = input_shape[1:]
+    if not input_shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in input_shape):
+        raise ValueError(f"export: input_shape must be one example's shape as positive ints, e.g. "
+                         f"(3, 224, 224), got {input_shape!r}")
+    nodes, initializers = [], []
+    current = "input"
+    pending_scale = None                  # classic dropout's 1 - p, waiting for the next Conv/Gemm
+
+    def constant(name, array):
+        initializers.append(numpy_helper.from_array(np.array(backend.to_numpy(array), order="C"), name))
+        return name
+
+    def add(op, name, inputs, **attributes):
+        nonlocal current
+        output = name if name != "input" else "input_"
+        nodes.append(helper.make_node(op, [current] + list(inputs), [output], name=name, **attributes))
+        current = output
+
+    def weight(parameter):
+        """Its values as float32, times classic dropout's pending 1 - p (see the module docstring)."""
+        return parameter.data.astype(np.float32) * np.float32(1 if pending_scale is None else pending_scale)
+
+    pairs = _flat_layers(model)
+    for index, (name, layer) in enumerate(pairs):
+        if pending_scale is not None and not isinstance(layer, (L.Conv2d, L.Linear)):
+            add("Mul", f"{name}.dropout_scale", [constant(f"{name}.dropout_factor", np.float32(pending_scale))])
+            pending_scale = None
+        if isinstance(layer, L.Conv2d):
+            (ph, pw), bias = layer.padding, layer.bias
+            inputs = [constant(f"{name}.weight", weight(layer.weight))]
+            if bias is not None:
+                inputs.append(constant(f"{name}.bias", bias.data.astype(np.float32)))
+            add("Conv", name, inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                pads=[ph, pw, ph, pw], group=layer.groups)
+        elif isinstance(layer, L.Linear):
+            inputs = [constant(f"{name}.weight", weight(layer.weight))]
+            if layer.bias is not None:
+                inputs.append(constant(f"{name}.bias", layer.bias.data.astype(np.float32)))
+            add("Gemm", name, inputs, transB=1)
+        elif isinstance(layer, L.MaxPool2d):
+            attributes = dict(ceil_mode=1) if layer.ceil_mode else {}
+            add("MaxPool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                pads=list(layer.pads), **attributes)
+        elif isinstance(layer, L.LocalResponseNorm):
+            if getattr(layer, "groups", 1) != 1:
+                raise ValueError(f"export: layer {name!r} ({layer.describe()}) normalises within channel "
+                                 f"groups; ONNX's LRN has none (only groups=1 exports)")
+            add("LRN", name, [], size=layer.size, alpha=_lrn_alpha_attribute(layer.alpha, layer.size),
+                beta=layer.beta, bias=layer.k)
+        elif isinstance(layer, L.Dropout):
+            add("Dropout", name, [constant(f"{name}.ratio", np.float32(layer.p))])
+        elif isinstance(layer, (L.BatchNorm1d, L.BatchNorm2d)):
+            inputs = [constant(f"{name}.{what}", backend.to_numpy(value).astype(np.float32)) for what, value in [
+                ("weight", layer.weight.data), ("bias", layer.bias.data),
+                ("running_mean", layer.running_mean), ("running_var", layer.running_var)]]
+            add("BatchNormalization", name, inputs, epsilon=float(layer.eps), momentum=1 - float(layer.momentum))
+        elif isinstance(layer, L.LeakyReLU):
+            add("LeakyRelu", name, [], alpha=float(layer.negative_slope))
+        elif isinstance(layer, L.Softmax):
+            add("Softmax", name, [], axis=layer.axis)
+        elif type(layer) in _SIMPLE_EXPORTS:
+            add(_SIMPLE_EXPORTS[type(layer)], name, [])
+        else:
+            raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which has no ONNX "
+                             f"form here; supported: {', '.join(SUPPORTED_LAYERS)}")
+        if isinstance(layer, (L.Conv2d, L.Linear)):
+            pending_scale = None
+        if isinstance(layer, L.Dropout) and layer.mode == "classic":
+            pending_scale = 1 - layer.p
+    if pending_scale is not None:
+        add("Mul", "output.dropout_scale", [constant("output.dropout_factor", np.float32(pending_scale))])
+    graph = helper.make_graph(
+        nodes, "minigrad", [helper.make_tensor_value_info("input", FLOAT, ["N", *input_shape])],
+        [helper.make_tensor_value_info(current, FLOAT, None)], initializers)
+    proto = helper.make_model(graph, producer_name="minigrad", opset_imports=[helper.make_opsetid("", OPSET)],
+                              ir_version=IR_VERSION)
+    proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(path))
+    return proto
+
+
+def _lrn_alpha_attribute(alpha, size):
+    """ONNX's alpha = minigrad's alpha * size, as the float32 whose float32 quotient by size (what ONNX
+    Runtime and load compute) is minigrad's alpha again, where one within a few ulps exists."""
+    target, candidate = np.float32(alpha), np.float32(alpha * size)
+    for step in (0, 1, -1, 2, -2, 3, -3):
+        nearby = candidate
+        for _ in range(abs(step)):
+            nearby = np.nextafter(nearby, np.float32(np.inf if step > 0 else -np.inf))
+        if nearby / np.float32(size) == target:
+            return float(nearby)
+    return float(candidate)
+
+
+_SIMPLE_EXPORTS = {L.ReLU: "Relu", L.Sigmoid: "Sigmoid", L.Tanh: "Tanh", L.Flatten: "Flatten"}
+SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "LocalResponseNorm", "Dropout", "BatchNorm1d",
+                    "BatchNorm2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten")
+
+
+# --- load --------------------------------------------------------------------------------------------
+SUPPORTED_OPS = ("Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN", "BatchNormalization",
+                 "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul)", "Mul (classic dropout's scale)",
+                 "Flatten", "Reshape (to flatten)", "Identity", "Softmax", "Constant", "ConstantOfShape")
+
+
+class _Node:
+    """One node being converted: its attributes, and errors that name it."""
+
+    def __init__(self, index, proto, onnx):
+        self.proto, self.op = proto, proto.op_type
+        named = f" {proto.name!r}" if proto.name else ""
+        self.label = f"node {index}{named} ({proto.op_type})"
+        self.attributes = {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute}
+
+    def error(self, what):
+        return ValueError(f"ONNX {self.label}: {what}")
+
+    def take(self, known):
+        """The attributes, after refusing any this converter does not know."""
+        unknown = sorted(set(self.attributes) - set(known))
+        if unknown:
+            raise self.error(f"attribute(s) {unknown} not supported; supported: {sorted(known)}")
+        return {name: self.attributes.get(name, default) for name, default in known.items()}
+
+
+def load(path, keep_softmax=False):
+    """Read an ONNX graph (a path or a ModelProto) as a Sequential in eval mode, float32.
+
+    The graph must be a chain: one float input, each node taking the previous one's output (weights
+    from initializers, Constant or ConstantOfShape nodes, or graph inputs that have initializers).
+    A trailing Softmax is dropped, so the model gives the logits that SoftmaxCrossEntropy trains on,
+    unless keep_softmax=True. Layers with weights are named after them ("conv1_w_0", "conv1_b_0" ->
+    "conv1"), the others after their node. Anything else is a ValueError naming the node."""
+    onnx, numpy_helper = _onnx()
+    proto = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None or opset < OLDEST_OPSET:
+        raise ValueError(f"ONNX model {path}: opset {opset} is not supported, only {OLDEST_OPSET} and later")
+    graph = proto.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in constants]
+    if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != FLOAT:
+        raise ValueError(f"ONNX model {path}: expected one float32 input (besides the initializers), got "
+                         f"{[(i.name, i.type.tensor_type.elem_type) for i in inputs]}")
+    try:
+        shapes = _inferred_shapes(onnx, proto)
+    except Exception:                           # a graph shape inference rejects: shapes stay unknown
+        shapes = {}
+    input_dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    chain = _Chain(inputs[0].name, shapes, opset, input_dims)
+    for index, node_proto in enumerate(graph.node):
+        node = _Node(index, node_proto, onnx)
+        if node.op in ("Constant", "ConstantOfShape"):
+            constants[node_proto.output[0]] = _constant(node, constants, numpy_helper)
+            continue
+        if not node_proto.input or node_proto.input[0] != chain.current:
+            raise node.error(f"takes {list(node_proto.input)}, but minigrad loads chains: every node must take "
+                             f"the previous node's output {chain.current!r} first")
+        converter = _CONVERTERS.get(node.op)
+        if converter is None:
+            raise node.error(f"operator not supported; supported: {', '.join(SUPPORTED_OPS)}")
+        is_last = index == len(graph.node) - 1
+        converter(chain, node, [constants.get(name) if name else None for name in node_proto.input[1:]],
+                  keep_softmax or not is_last)
+        chain.advance(node)
+    if [o.name for o in graph.output] != [chain.current]:
+        raise ValueError(f"ONNX model {path}: expected the graph's one output to be the last node's "
+                         f"{chain.current!r}, got {[o.name for o in graph.output]}")
+    return L.Sequential(*chain.layers).eval()
+
+
+def _inferred_shapes(onnx, proto):
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    shapes = {}
+    for info in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        t = info.type.tensor_type
+        if t.HasField("shape"):
+            shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    return shapes
+
+
+def _constant(node, constants, numpy_helper):
+    if node.op == "Constant":
+        attributes = node.take({"value": None})
+        if attributes["value"] is None:
+            raise node.error("only a Constant with a tensor `value` is supported")
+        return numpy_helper.to_array(attributes["value"])
+    shape = constants.get(node.proto.input[0])
+    if shape is None:
+        raise node.error(f"its shape {node.proto.input[0]!r} must be a constant")
+    value = node.take({"value": None})["value"]
+    fill = numpy_helper.to_array(value) if value is not None else np.zeros(1, np.float32)
+    return np.full(tuple(int(d) for d in shape), fill.reshape(-1)[0], dtype=fill.dtype)
+
+
+class _Chain:
+    """The layers converted so far and the name of the tensor the chain holds."""
+
+    def __init__(self, current, shapes, opset, input_dims):
+        self.current, self.shapes, self.opset, self.input_dims = current, shapes, opset, input_dims
+        self.layers, self.names = [], set()
+
+    def shape(self):
+        """The current tensor's shape (None for unknown dims): from shape inference, or where that
+        failed, from running the layers so far on one zero example of the input's static shape."""
+        if self.current not in self.shapes and self.input_dims and None not in self.input_dims[1:]:
+            x = np.zeros([1] + self.input_dims[1:], np.float32)
+            y = L.Sequential(*self.layers).eval().forward(x)
+            self.shapes[self.current] = self.input_dims[:1] + list(y.shape[1:])
+        return self.shapes.get(self.current)
+
+    def advance(self, node):
+        self.current = node.proto.output[0]
+
+    def append(self, node, layer, parameter_names=()):
+        name = _common_stem(parameter_names) or node.proto.name or f"{node.op.lower()}{len(self.layers)}"
+        name = name.replace(".", "_")           # Sequential names are joined with "." into parameter names
+        while name in self.names:
+            name += "_"
+        self.names.add(name)
+        self.layers.append((name, layer))
+
+
+def _common_stem(names):
+    """"conv1_w_0", "conv1_b_0" -> "conv1"; "features.0.weight", "features.0.bias" -> "features.0"."""
+    if len(names) < 2:
+        return ""
+    stem = names[0]
+    for name in names[1:]:
+        while not name.startswith(stem):
+            stem = stem[:-1]
+    return stem.rstrip("._-/:")
+
+
+def _float_weights(node, arrays, what):
+    for array, name in zip(arrays, what):
+        if array is None:
+            raise node.error(f"its {name} must be an initializer or a constant, not computed by the graph")
+        if array.dtype != np.float32:
+            raise node.error(f"its {name} is {array.dtype}; only float32 models are supported")
+
+
+def _pair(node, values, what, default):
+    values = default if values is None else list(values)
+    if values is None:
+        raise node.error(f"needs the attribute {what}")
+    if len(values) != 2:
+        raise node.error(f"{what} {values} has {len(values)} values; only 2-D (N, C, H, W) is supported")
+    return tuple(int(v) for v in values)
+
+
+def _check_no_dilation(node, attributes):
+    dilations, auto_pad = attributes["dilations"], attributes["auto_pad"]
+    if dilations is not None and any(d != 1 for d in dilations):
+        raise node.error(f"dilations {list(dilations)} not supported, only 1")
+    if auto_pad not in ("NOTSET", b"NOTSET", "VALID", b"VALID"):
+        raise node.error(f"auto_pad {auto_pad!r} not supported, only NOTSET (explicit pads) or VALID")
+
+
+def _pads(attributes):
+    return [0, 0, 0, 0] if attributes["pads"] is None or attributes["auto_pad"] in ("VALID", b"VALID") \
+        else [int(p) for p in attributes["pads"]]
+
+
+def _conv(chain, node, args, _):
+    a = node.take({"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": 1,
+                   "auto_pad": "NOTSET"})
+    _check_no_dilation(node, a)
+    if not args:
+        raise node.error("needs a weight input")
+    _float_weights(node, args, ["weight", "bias"][:len(args)])
+    weight, bias = args[0], (args[1] if len(args) > 1 else None)
+    if weight.ndim != 4:
+        raise node.error(f"weight of shape {weight.shape}; only 2-D convolutions are supported")
+    kernel = _pair(node, a["kernel_shape"], "kernel_shape", weight.shape[2:])
+    if kernel != weight.shape[2:]:
+        raise node.error(f"kernel_shape {kernel} does not match the weight's {weight.shape[2:]}")
+    top, left, bottom, right = _pads(a)
+    if (top, left) != (bottom, right):
+        raise node.error(f"asymmetric pads {[top, left, bottom, right]} not supported by Conv2d")
+    group = int(a["group"])
+    layer = L.Conv2d(weight.shape[1] * group, weight.shape[0], kernel, _pair(node, a["strides"], "strides", [1, 1]),
+                     (top, left), groups=group, bias=bias is not None)
+    layer.weight.data[...] = weight
+    if bias is not None:
+        layer.bias.data[...] = bias
+    chain.append(node, layer, node.proto.input[1:])
+
+
+def _maxpool(chain, node, _args, __):
+    a = node.take({"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "ceil_mode": 0,
+                   "auto_pad": "NOTSET", "storage_order": 0})
+    _check_no_dilation(node, a)
+    if len(node.proto.output) > 1 and node.proto.output[1]:
+        raise node.error("its Indices output is not supported")
+    kernel = _pair(node, a["kernel_shape"], "kernel_shape", None)
+    pads = _pads(a)
+    try:
+        layer = L.MaxPool2d(kernel, _pair(node, a["strides"], "strides", [1, 1]), tuple(pads),
+                            ceil_mode=bool(a["ceil_mode"]))
+    except ValueError as error:
+        raise node.error(str(error)) from None
+    chain.append(node, layer)
+
+
+def _lrn(chain, node, _args, __):
+    a = node.take({"size": None, "alpha": 1e-4, "beta": 0.75, "bias": 1.0})
+    size = int(a["size"])
+    if size % 2 == 0:
+        raise node.error(f"size {size}: an even window is not centred; minigrad's LRN needs an odd size")
+    # ONNX divides alpha by the window; the paper's formula (minigrad's) does not. Divided in float32,
+    # the precision of the attribute, so that an exported alpha comes back as the float32 it was.
+    alpha = float(np.float32(a["alpha"]) / np.float32(size))
+    chain.append(node, L.LocalResponseNorm(size, alpha=alpha, beta=float(a["beta"]),
+                                           k=float(a["bias"])))
+
+
+def _batchnorm(chain, node, args, _):
+    a = node.take({"epsilon": 1e-5, "momentum": 0.9, "spatial": 1, "training_mode": 0})
+    if a["training_mode"] or not a["spatial"]:
+        raise node.error("only inference (training_mode=0) with per-channel statistics (spatial=1) is supported")
+    if any(name for name in node.proto.output[1:]):
+        raise node.error("its running-statistics outputs are not supported (training mode)")
+    _float_weights(node, args, ["scale", "bias", "mean", "var"])
+    shape = chain.shape()
+    rank = len(shape) if shape is not None else None
+    if rank not in (2, 4):
+        raise node.error(f"input rank {rank} (shape {shape}): only (N, C) and (N, C, H, W) inputs are supported")
+    layer = (L.BatchNorm2d if rank == 4 else L.BatchNorm1d)(len(args[0]), eps=float(a["epsilon"]),
+                                                            momentum=1 - float(a["momentum"]))
+    layer.weight.data[...], layer.bias.data[...] = args[0], args[1]
+    layer.running_mean[...], layer.running_var[...] = args[2], args[3]
+    chain.append(node, layer, node.proto.input[1:])
+
+
+def _dropout(chain, node, args, _):
+    a = node.take({"ratio": 0.5, "seed": None, "is_test": 0})
+    if len(node.proto.input) > 1 and node.proto.input[1] and args[0] is None:
+        raise node.error("its ratio must be a constant")
+    if len(args) > 1 and node.proto.input[2] and (args[1] is None or bool(np.asarray(args[1]))):
+        raise node.error("training_mode must be a constant false: only inference graphs are supported")
+    ratio = float(np.asarray(args[0])) if args and args[0] is not None else float(a["ratio"])
+    chain.append(node, L.Dropout(ratio))         # inverted: the identity at inference, as ONNX's
+
+
+def _gemm(chain, node, args, _):
+    a = node.take({"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0, "broadcast": 1})
+    if a["transA"]:
+        raise node.error("transA=1 (a transposed batch) is not supported")
+    _float_weights(node, args, ["B", "C"][:len(args)])
+    weight = args[0] if a["transB"] else args[0].T            # Linear's (out, in)
+    bias = args[1] if len(args) > 1 and node.proto.input[2] else None
+    _linear(chain, node, float(a["alpha"]) * weight, None if bias is None else float(a["beta"]) * bias)
+
+
+def _linear(chain, node, weight, bias):
+    shape = chain.shape()
+    if shape is not None and len(shape) != 2:
+        raise node.error(f"input of shape {shape}: only (N, features) inputs are supported")
+    if weight.ndim != 2:
+        raise node.error(f"weight of shape {weight.shape}: only a matrix is supported")
+    out = weight.shape[0]
+    if bias is not None:
+        if bias.size not in (1, out) or (bias.ndim == 2 and bias.shape[0] != 1) or bias.ndim > 2:
+            raise node.error(f"bias of shape {bias.shape}: only a scalar or one value per output ({out}) "
+                             f"is supported, not one that depends on the batch")
+        bias = np.broadcast_to(bias.reshape(-1), (out,))
+    layer = L.Linear(weight.shape[1], out, bias=bias is not None)
+    layer.weight.data[...] = weight
+    if bias is not None:
+        layer.bias.data[...] = bias
+    chain.append(node, layer, [n for n in node.proto.input[1:] if n])
+
+
+def _matmul(chain, node, args, _):
+    node.take({})
+    _float_weights(node, args, ["B"])
+    _linear(chain, node, args[0].T, None)
+
+
+def _add(chain, node, args, _):
+    """Add of a constant right after a MatMul: the bias of the Linear layer it made."""
+    node.take({})
+    name, layer = chain.layers[-1] if chain.layers else (None, None)
+    if not isinstance(layer, L.Linear) or layer.bias is not None or args[0] is None:
+        raise node.error("only a constant bias added right after a MatMul is supported")
+    _float_weights(node, args, ["bias"])
+    bias = args[0]
+    if bias.size not in (1, layer.out_features) or bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
+        raise node.error(f"bias of shape {bias.shape} does not broadcast to ({layer.out_features},) per example")
+    linear = L.Linear(layer.in_features, layer.out_features)
+    linear.weight.data[...] = layer.weight.data
+    linear.bias.data[...] = np.broadcast_to(bias.reshape(-1), (layer.out_features,))
+    chain.layers[-1] = (name, linear)
+
+
+def _mul(chain, node, args, _):
+    """Mul by 1 - p right after a Dropout of ratio p: the paper's classic dropout (see export)."""
+    node.take({})
+    _, layer = chain.layers[-1] if chain.layers else (None, None)
+    if not (isinstance(layer, L.Dropout) and layer.mode == "inverted" and args[0] is not None
+            and args[0].size == 1 and abs(float(args[0].reshape(-1)[0]) - (1 - layer.p)) < 1e-6):
+        raise node.error("only a Mul by 1 - p right after a Dropout of ratio p (classic dropout) is supported")
+    layer.mode = "classic"
+
+
+def _flatten(chain, node, _args, __):
+    axis = int(node.take({"axis": 1})["axis"])
+    shape = chain.shape()
+    if axis != 1 and not (shape is not None and axis == 1 - len(shape)):
+        raise node.error(f"axis {axis}: only flattening everything after the batch axis (axis=1) is supported")
+    chain.append(node, L.Flatten())
+
+
+def _reshape(chain, node, args, _):
+    """Reshape to (batch, features), as exporters write Flatten ([1, 9216] in bvlc_alexnet)."""
+    node.take({"allowzero": 0})
+    target, shape = args[0] if args else None, chain.shape()
+    if target is None:
+        raise node.error("its shape must be a constant")
+    target = [int(v) for v in np.asarray(target).reshape(-1)]
+    features = int(np.prod(shape[1:])) if shape is not None and None not in shape[1:] else None
+    batch = shape[0] if shape is not None else None
+    if len(target) == 2 and target[0] in (0, -1, batch) and (target[1] == -1 or target[1] == features) \
+            and (features is not None or target[1] == -1) and target != [-1, -1]:
+        chain.append(node, L.Flatten())
+        return
+    raise node.error(f"Reshape from {shape} to {target}: only a flatten to (batch, features) is supported")
+
+
+def _identity(chain, node, _args, __):
+    node.take({})
+
+
+def _activation(layer_type, **defaults):
+    def convert(chain, node, _args, __):
+        a = node.take(defaults)
+        chain.append(node, layer_type(*(float(v) for v in a.values())))
+    return convert
+
+
+def _softmax(chain, node, _args, keep):
+    axis = int(node.take({"axis": 1 if chain.opset < 13 else -1})["axis"])
+    shape = chain.shape()
+    rank = len(shape) if shape is not None else None
+    if chain.opset < 13 and not (rank is not None and axis % rank == rank - 1):
+        raise node.error(f"opset {chain.opset} Softmax over axes {axis}.. of an input of rank {rank}: only "
+                         f"the last axis is supported")
+    if keep:
+        chain.append(node, L.Softmax(axis))
+
+
+_CONVERTERS = {
+    "Conv": _conv, "MaxPool": _maxpool, "LRN": _lrn, "BatchNormalization": _batchnorm, "Dropout": _dropout,
+    "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Mul": _mul, "Flatten": _flatten, "Reshape": _reshape,
+    "Identity": _identity, "Softmax": _softmax,
+    "Relu": _activation(L.ReLU), "Sigmoid": _activation(L.Sigmoid), "Tanh": _activation(L.Tanh),
+    "LeakyRelu": _activation(L.LeakyReLU, alpha=0.01),
+}

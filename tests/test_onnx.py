@@ -1,0 +1,295 @@
+"""minigrad.onnx against ONNX Runtime (an independent implementation of every operator), the real Caffe
+AlexNet graph shipped in the onnx wheel, and onnx's own backend test cases.
+
+Not onnx.reference: its LRN sums over the wrong axis when N != C (SPEC.md).
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+onnx = pytest.importorskip("onnx", reason="the ONNX tests need the onnx extra: pip install -e '.[onnx,test]'")
+ort = pytest.importorskip("onnxruntime", reason="the ONNX tests need onnxruntime: pip install -e '.[test]'")
+from minigrad import onnx as mg_onnx  # noqa: E402
+from onnx import helper, numpy_helper  # noqa: E402
+
+LIGHT_ALEXNET = Path(onnx.__file__).parent / "backend/test/data/light/light_bvlc_alexnet.onnx"
+
+
+def run_ort(model, x):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL   # the plain operators
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def assert_agree(actual, expected, rtol=1e-5):
+    """Relative to the output's scale: float32 sums taken in another order, nothing more."""
+    assert actual.shape == expected.shape
+    assert np.abs(actual - expected).max() <= rtol * np.abs(expected).max(), np.abs(actual - expected).max()
+
+
+def alexnet_like(lrn_alpha=1e-4, dropout="classic"):
+    """AlexNet's layer types at a small size: groups=2, LRN after ReLU, overlapping pools rounded down
+    and up, classic dropout before a Linear and before a ReLU (the fold and the Mul)."""
+    mg.manual_seed(0)
+    return mg.Sequential(
+        ("conv1", mg.Conv2d(3, 16, 5, stride=2, padding=2)), ("relu1", mg.ReLU()),
+        ("norm1", mg.LocalResponseNorm(5, alpha=lrn_alpha, beta=0.75, k=2.0)),
+        ("pool1", mg.MaxPool2d(3, 2, ceil_mode=True)),
+        ("conv2", mg.Conv2d(16, 24, 3, padding=1, groups=2)), ("relu2", mg.ReLU()),
+        ("norm2", mg.LocalResponseNorm(5, alpha=2e-5, beta=0.75, k=1.0)),
+        ("pool2", mg.MaxPool2d(3, 2, (0, 0, 1, 1))), ("flatten", mg.Flatten()),
+        ("fc6", mg.Linear(24 * 3 * 3, 32)), ("relu6", mg.ReLU()), ("drop6", mg.Dropout(0.5, dropout)),
+        ("fc7", mg.Linear(32, 32)), ("drop7", mg.Dropout(0.3, dropout)), ("relu7", mg.LeakyReLU(0.1)),
+        ("fc8", mg.Linear(32, 10))).eval()
+
+
+def batchnorm_net():
+    mg.manual_seed(1)
+    net = mg.Sequential(
+        ("conv", mg.Conv2d(3, 6, 3, bias=False)), ("bn2", mg.BatchNorm2d(6)), ("sig", mg.Sigmoid()),
+        ("pool", mg.MaxPool2d(2, padding=(1, 0, 0, 1))), ("flat", mg.Flatten()), ("fc", mg.Linear(6 * 4 * 4, 8)),
+        ("bn1", mg.BatchNorm1d(8)), ("tanh", mg.Tanh()), ("drop", mg.Dropout(0.4)), ("out", mg.Linear(8, 4)),
+        ("softmax", mg.Softmax(axis=1)))
+    rng = np.random.default_rng(2)
+    for layer in (net["bn2"], net["bn1"]):
+        layer.running_mean[...] = rng.standard_normal(layer.num_features)
+        layer.running_var[...] = rng.uniform(0.5, 2, layer.num_features)
+        layer.weight.data[...] = rng.uniform(0.5, 2, layer.num_features)
+        layer.bias.data[...] = rng.standard_normal(layer.num_features)
+    return net.eval()
+
+
+def large_input(shape, seed=0):
+    """Values ~20: sum a^2 over 5 channels reaches 1e4-1e5, so alpha 1e-4 changes the output, and
+    every wrong convention would show."""
+    return (20 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+# --- export -> ONNX Runtime ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dropout", ["classic", "inverted"])
+def test_alexnet_like_export_agrees_with_onnx_runtime(tmp_path, dropout):
+    net = alexnet_like(dropout=dropout)
+    x = large_input((5, 3, 23, 23))                    # batch 5 != 3 channels
+    model = mg_onnx.export(net, tmp_path / "net.onnx", (3, 23, 23))
+    assert model.opset_import[0].version == mg_onnx.OPSET and model.ir_version == mg_onnx.IR_VERSION
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+    assert {t.name for t in model.graph.initializer} >= {"conv1.weight", "conv2.weight", "fc8.bias"}
+    expected = net.forward(x)
+    assert_agree(expected, run_ort(onnx.load(tmp_path / "net.onnx"), x))
+    assert_agree(net.forward(x[:2]), run_ort(model, x[:2]))          # the batch axis is symbolic
+
+
+def test_the_conventions_matter_at_these_values(tmp_path):
+    """The test above could not miss a convention bug: each one changes the output by far more than
+    its tolerance (an LRN alpha not multiplied by the window; classic dropout's 1 - p left out)."""
+    x = large_input((5, 3, 23, 23))
+    reference = alexnet_like().forward(x)
+    wrong_alpha = alexnet_like(lrn_alpha=1e-4 / 5).forward(x)
+    no_scaling = alexnet_like(dropout="inverted").forward(x)
+    for wrong in (wrong_alpha, no_scaling):
+        assert np.abs(wrong - reference).max() > 100 * 1e-5 * np.abs(reference).max()
+
+
+def test_batchnorm_sigmoid_tanh_softmax_export_agrees_with_onnx_runtime(tmp_path):
+    net = batchnorm_net()
+    x = large_input((7, 3, 10, 10), seed=3) / 10
+    assert_agree(net.forward(x), run_ort(mg_onnx.export(net, tmp_path / "bn.onnx", (3, 10, 10)), x))
+
+
+@pytest.mark.parametrize("kernel, stride, pads, ceil_mode, size", [
+    (3, 2, (0, 0, 0, 0), True, 14), (3, 2, (1, 1, 0, 0), True, 13), (2, 2, (0, 1, 1, 0), True, 7),
+    (3, 3, (1, 0, 1, 1), False, 8), (3, 2, (1, 1, 1, 1), True, 6), (2, 3, (1, 0, 0, 1), True, 10)])
+def test_maxpool_pads_and_ceil_mode_agree_with_onnx_runtime(tmp_path, kernel, stride, pads, ceil_mode, size):
+    pool = mg.Sequential(("pool", mg.MaxPool2d(kernel, stride, pads, ceil_mode=ceil_mode)))
+    x = large_input((2, 3, size, size + 1))
+    np.testing.assert_array_equal(pool.forward(x), run_ort(mg_onnx.export(pool, tmp_path / "p.onnx", x.shape[1:]), x))
+
+
+def test_export_refuses_what_it_cannot_write(tmp_path):
+    with pytest.raises(ValueError, match=r"layer 1 'loss' is a SoftmaxCrossEntropy.*supported: Conv2d"):
+        mg_onnx.export(mg.Sequential(("fc", mg.Linear(2, 2)), ("loss", mg.SoftmaxCrossEntropy())),
+                       tmp_path / "x.onnx", (2,))
+    with pytest.raises(ValueError, match="input_shape must be one example's shape"):
+        mg_onnx.export(mg.Sequential(mg.ReLU()), tmp_path / "x.onnx", (0, 3))
+
+
+# --- round trip ----------------------------------------------------------------------------------------
+def test_round_trip_gives_identical_arrays(tmp_path):
+    """Weights, names and outputs come back bit for bit. (The LRN alphas here, 1e-3 and 2e-5, survive
+    ONNX's float32 attribute times and over the window exactly; 1e-4 comes back one ulp off, as ONNX
+    Runtime reads it too.)"""
+    net = alexnet_like(lrn_alpha=1e-3, dropout="inverted")
+    loaded = mg_onnx.load(mg_onnx.export(net, tmp_path / "net.onnx", (3, 23, 23)))
+    assert loaded.names == [n for n in net.names]
+    state, loaded_state = net.state_dict(), loaded.state_dict()
+    assert state.keys() == loaded_state.keys()
+    for name in state:
+        np.testing.assert_array_equal(loaded_state[name], state[name])
+    x = large_input((4, 3, 23, 23))
+    np.testing.assert_array_equal(loaded.forward(x), net.forward(x))
+    classic = alexnet_like(lrn_alpha=1e-3)          # 1 - p folded into fc7/fc8, or read back from the Mul
+    loaded = mg_onnx.load(mg_onnx.export(classic, tmp_path / "classic.onnx", (3, 23, 23)))
+    assert_agree(loaded.forward(x), classic.forward(x), rtol=1e-6)
+
+
+def test_classic_dropout_without_a_following_linear_layer_comes_back_classic(tmp_path):
+    net = mg.Sequential(("fc", mg.Linear(4, 4)), ("drop", mg.Dropout(0.25, "classic")), ("relu", mg.ReLU())).eval()
+    loaded = mg_onnx.load(mg_onnx.export(net, tmp_path / "d.onnx", (4,)))
+    assert loaded["drop"].mode == "classic" and loaded["drop"].p == 0.25
+    x = large_input((3, 4))
+    np.testing.assert_array_equal(loaded.forward(x), net.forward(x))
+
+
+# --- import: the real Caffe AlexNet graph ------------------------------------------------------------
+def light_alexnet_with_random_weights(seed=0):
+    """light_bvlc_alexnet.onnx computes its weights as ConstantOfShape(0.02); make them initializers
+    of seeded random values (std 0.01 weights, as the paper, biases around 0.1)."""
+    model = onnx.load(LIGHT_ALEXNET)
+    graph = model.graph
+    shapes = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    rng = np.random.default_rng(seed)
+    weights = []
+    for node in graph.node:
+        if node.op_type == "ConstantOfShape":
+            shape = tuple(int(d) for d in shapes[node.input[0]])
+            scale = 0.01 if len(shape) > 1 else 0.1
+            weights.append(numpy_helper.from_array((scale * rng.standard_normal(shape) + (0 if len(shape) > 1 else 0.1))
+                                                   .astype(np.float32), node.output[0]))
+    nodes = [n for n in graph.node if n.op_type != "ConstantOfShape"]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(weights)
+    graph.input.extend(helper.make_tensor_value_info(w.name, onnx.TensorProto.FLOAT, list(w.dims)) for w in weights)
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_light_bvlc_alexnet_with_random_weights_gives_onnx_runtimes_outputs():
+    model = light_alexnet_with_random_weights()
+    assert model.opset_import[0].version == 9
+    x = (np.random.default_rng(1).uniform(0, 255, (1, 3, 224, 224)) - 117).astype(np.float32)  # Caffe's scale
+    expected = run_ort(model, x)                     # probabilities (the graph ends with Softmax)
+    probabilities = mg_onnx.load(model, keep_softmax=True)
+    assert_agree(probabilities.forward(x), expected)
+    logits = mg_onnx.load(model)                     # the trailing Softmax dropped
+    assert [name for name, l in logits.named_layers() if l.parameters()] == [
+        "conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    assert logits["conv2"].groups == 2 and logits["conv5"].groups == 2
+    norm = [l for l in logits if isinstance(l, mg.LocalResponseNorm)][0]
+    assert norm.k == 1.0 and norm.alpha == pytest.approx(2e-5)          # Caffe's 1e-4 / 5, bias 1
+    pool5 = [l for l in logits if isinstance(l, mg.MaxPool2d)][-1]
+    assert pool5.padding == (0, 0, 1, 1)
+    z = logits.forward(x)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    assert_agree(p / p.sum(axis=1, keepdims=True), expected)
+    # Any batch size: the fixed Reshape [1, 9216] became a Flatten.
+    batch = np.concatenate([x, x[:, :, ::-1]])
+    z2 = logits.forward(batch)
+    assert_agree(z2[0:1], z)
+    assert_agree(z2[1:2], logits.forward(np.ascontiguousarray(x[:, :, ::-1])))
+
+
+def test_shapes_come_from_the_layers_where_shape_inference_fails():
+    """IR version 3 wants initializers listed as inputs; without them shape inference cannot type the
+    weights and gives no shape for pool5's output, which the Reshape's check then takes from running
+    the layers before it."""
+    model = light_alexnet_with_random_weights(seed=4)
+    x = (np.random.default_rng(2).uniform(0, 255, (1, 3, 224, 224)) - 117).astype(np.float32)
+    expected = mg_onnx.load(model).forward(x)
+    del model.graph.input[1:]
+    assert mg_onnx._inferred_shapes(onnx, model).get("r14") is None      # pool5's output
+    np.testing.assert_array_equal(mg_onnx.load(model).forward(x), expected)
+
+
+def test_light_bvlc_alexnet_as_shipped_loads_its_constant_weights():
+    """Its weights are ConstantOfShape nodes: load folds them (every weight 0.02)."""
+    model = mg_onnx.load(LIGHT_ALEXNET)
+    assert np.all(model["conv1"].weight.data == np.float32(0.02)) and model["fc8"].weight.shape == (1000, 4096)
+
+
+def test_an_unsupported_node_is_a_clear_error():
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                               helper.make_node("AveragePool", ["r"], ["y"], name="avg", kernel_shape=[2, 2])],
+                              "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(ValueError, match=r"node 1 'avg' \(AveragePool\): operator not supported; "
+                                         r"supported: Conv, MaxPool"):
+        mg_onnx.load(model)
+    model.graph.node[1].CopyFrom(helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[2, 2],
+                                            dilations=[2, 2]))
+    with pytest.raises(ValueError, match=r"node 1 'pool' \(MaxPool\): dilations \[2, 2\] not supported"):
+        mg_onnx.load(model)
+    model.graph.node[1].CopyFrom(helper.make_node("LRN", ["r"], ["y"], name="lrn", size=5, gamma=1.0))
+    with pytest.raises(ValueError, match=r"'lrn' \(LRN\): attribute\(s\) \['gamma'\] not supported"):
+        mg_onnx.load(model)
+
+
+# --- onnx's backend test cases for the supported operators --------------------------------------------
+SUPPORTED_OPS = {"Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN", "Dropout", "Gemm", "MatMul",
+                 "BatchNormalization", "Flatten", "Identity", "Softmax", "Reshape"}
+# The cases of those operators that minigrad refuses, each with the ValueError that names why: other
+# dtypes, other ranks, dilations, SAME padding, training mode, batch-dependent shapes and biases.
+REFUSED = {
+    "test_maxpool_2d_uint8", "test_maxpool_1d_default", "test_maxpool_3d_default", "test_maxpool_2d_same_upper",
+    "test_maxpool_2d_same_lower", "test_maxpool_2d_precomputed_same_upper", "test_maxpool_2d_dilations",
+    "test_maxpool_3d_dilations", "test_maxpool_3d_dilations_use_ref_impl",
+    "test_maxpool_3d_dilations_use_ref_impl_large", "test_maxpool_with_argmax_2d_precomputed_pads",
+    "test_maxpool_with_argmax_2d_precomputed_strides", "test_conv_with_autopad_same",
+    "test_batchnorm_example_training_mode", "test_batchnorm_epsilon_training_mode",
+    "test_training_dropout_default", "test_training_dropout_default_mask", "test_training_dropout",
+    "test_training_dropout_mask", "test_training_dropout_zero_ratio", "test_training_dropout_zero_ratio_mask",
+    "test_dropout_default_mask", "test_dropout_default_mask_ratio", "test_clip_default_int8_inbounds_expanded",
+    "test_identity_sequence", "test_identity_opt", "test_gemm_default_matrix_bias", "test_gemm_transposeA",
+    "test_gemm_all_attributes", "test_matmul_3d", "test_matmul_4d", "test_matmul_bcast", "test_matmul_1d_3d",
+    "test_matmul_4d_1d", "test_matmul_1d_1d", "test_flatten_axis0", "test_flatten_axis2", "test_flatten_axis3",
+    "test_flatten_negative_axis4", "test_flatten_negative_axis2", "test_flatten_negative_axis1",
+    "test_reshape_reordered_all_dims", "test_reshape_reordered_last_dims",
+    "test_reshape_extended_dims", "test_reshape_one_dim", "test_reshape_negative_dim",
+    "test_reshape_negative_extended_dims", "test_reshape_zero_dim", "test_reshape_zero_and_negative_dim",
+    "test_reshape_allowzero_reordered",
+}
+
+
+def backend_cases():
+    from onnx.backend.test.case.node import collect_testcases
+    with np.errstate(all="ignore"):
+        cases = collect_testcases()
+    return [c for c in cases if c.model.graph.node and {n.op_type for n in c.model.graph.node} <= SUPPORTED_OPS]
+
+
+def as_single_input(case):
+    """The node tests feed weights as graph inputs; make every input after the first an initializer."""
+    model = onnx.ModelProto()
+    model.CopyFrom(case.model)
+    inputs, outputs = case.data_sets[0]
+    graph = model.graph
+    for info, value in zip(list(graph.input[1:]), inputs[1:]):
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value), info.name))
+    return model, inputs[0], outputs[0]
+
+
+def test_onnx_backend_node_cases():
+    cases = backend_cases()
+    assert len(cases) > 80
+    matched, refused = [], []
+    for case in cases:
+        model, x, expected = as_single_input(case)
+        if case.name in REFUSED:
+            with pytest.raises(ValueError, match=r"ONNX (node|model)"):
+                mg_onnx.load(model).forward(x)
+            refused.append(case.name)
+            continue
+        actual = mg_onnx.load(model, keep_softmax=True).forward(np.asarray(x))
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6, err_msg=case.name)
+        matched.append(case.name)
+    assert {"test_lrn", "test_lrn_default", "test_maxpool_2d_ceil", "test_maxpool_2d_pads",
+            "test_maxpool_2d_precomputed_pads", "test_conv_with_strides_padding", "test_gemm_transposeB",
+            "test_gemm_alpha", "test_gemm_beta", "test_batchnorm_epsilon", "test_dropout_default_ratio",
+            "test_maxpool_2d_ceil_output_size_reduce_by_one", "test_conv_with_strides_and_asymmetric_padding",
+            "test_softmax_axis_0", "test_flatten_negative_axis3", "test_reshape_reduced_dims"} <= set(matched)
