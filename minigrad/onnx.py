@@ -98,11 +98,17 @@ def export(model, path, input_shape):
             add("MaxPool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                 pads=list(layer.pads), **attributes)
         elif isinstance(layer, L.LocalResponseNorm):
-            if getattr(layer, "groups", 1) != 1:
-                raise ValueError(f"export: layer {name!r} ({layer.describe()}) normalises within channel "
-                                 f"groups; ONNX's LRN has none (only groups=1 exports)")
-            add("LRN", name, [], size=layer.size, alpha=_lrn_alpha_attribute(layer.alpha, layer.size),
-                beta=layer.beta, bias=layer.k)
+            lrn = dict(size=layer.size, alpha=_lrn_alpha_attribute(layer.alpha, layer.size), beta=layer.beta,
+                       bias=layer.k)
+            if layer.groups == 1:
+                add("LRN", name, [], **lrn)
+            else:                         # ONNX's LRN has no groups: Split, one LRN per group, Concat
+                parts = [f"{name}.group{g}" for g in range(layer.groups)]
+                nodes.append(helper.make_node("Split", [current], parts, name=f"{name}.split", axis=1))
+                nodes += [helper.make_node("LRN", [part], [f"{part}.lrn"], name=f"{part}.lrn", **lrn)
+                          for part in parts]
+                add("Concat", name, [f"{part}.lrn" for part in parts][1:], axis=1)
+                nodes[-1].input[0] = f"{parts[0]}.lrn"
         elif isinstance(layer, L.Dropout):
             add("Dropout", name, [constant(f"{name}.ratio", np.float32(layer.p))])
         elif isinstance(layer, (L.BatchNorm1d, L.BatchNorm2d)):
@@ -155,7 +161,8 @@ SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "LocalResponseNorm", "Dropo
 
 
 # --- load --------------------------------------------------------------------------------------------
-SUPPORTED_OPS = ("Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN", "BatchNormalization",
+SUPPORTED_OPS = ("Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN",
+                 "Split + LRN + Concat (a grouped LRN)", "BatchNormalization",
                  "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul)", "Mul (classic dropout's scale)",
                  "Flatten", "Reshape (to flatten)", "Identity", "Softmax", "Constant", "ConstantOfShape")
 
@@ -164,7 +171,7 @@ class _Node:
     """One node being converted: its attributes, and errors that name it."""
 
     def __init__(self, index, proto, onnx):
-        self.proto, self.op = proto, proto.op_type
+        self.index, self.proto, self.op = index, proto, proto.op_type
         named = f" {proto.name!r}" if proto.name else ""
         self.label = f"node {index}{named} ({proto.op_type})"
         self.attributes = {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute}
@@ -205,20 +212,27 @@ def load(path, keep_softmax=False):
         shapes = {}
     input_dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
     chain = _Chain(inputs[0].name, shapes, opset, input_dims)
-    for index, node_proto in enumerate(graph.node):
+    index = 0
+    while index < len(graph.node):
+        node_proto = graph.node[index]
         node = _Node(index, node_proto, onnx)
+        index += 1
         if node.op in ("Constant", "ConstantOfShape"):
             constants[node_proto.output[0]] = _constant(node, constants, numpy_helper)
             continue
         if not node_proto.input or node_proto.input[0] != chain.current:
             raise node.error(f"takes {list(node_proto.input)}, but minigrad loads chains: every node must take "
                              f"the previous node's output {chain.current!r} first")
-        converter = _CONVERTERS.get(node.op)
-        if converter is None:
-            raise node.error(f"operator not supported; supported: {', '.join(SUPPORTED_OPS)}")
-        is_last = index == len(graph.node) - 1
-        converter(chain, node, [constants.get(name) if name else None for name in node_proto.input[1:]],
-                  keep_softmax or not is_last)
+        if node.op == "Split":
+            node = _grouped_lrn(chain, node, graph.node, index, onnx, constants)
+            index = node.index + 1
+        else:
+            converter = _CONVERTERS.get(node.op)
+            if converter is None:
+                raise node.error(f"operator not supported; supported: {', '.join(SUPPORTED_OPS)}")
+            is_last = index == len(graph.node)
+            converter(chain, node, [constants.get(name) if name else None for name in node_proto.input[1:]],
+                      keep_softmax or not is_last)
         chain.advance(node)
     if [o.name for o in graph.output] != [chain.current]:
         raise ValueError(f"ONNX model {path}: expected the graph's one output to be the last node's "
@@ -360,8 +374,12 @@ def _maxpool(chain, node, _args, __):
     chain.append(node, layer)
 
 
-def _lrn(chain, node, _args, __):
-    a = node.take({"size": None, "alpha": 1e-4, "beta": 0.75, "bias": 1.0})
+_LRN_ATTRIBUTES = {"size": None, "alpha": 1e-4, "beta": 0.75, "bias": 1.0}
+
+
+def _lrn(chain, node, _args, __, attributes=None, groups=1):
+    """attributes: already taken from the LRN node (a grouped LRN's, named by its Concat)."""
+    a = attributes or node.take(_LRN_ATTRIBUTES)
     size = int(a["size"])
     if size % 2 == 0:
         raise node.error(f"size {size}: an even window is not centred; minigrad's LRN needs an odd size")
@@ -369,7 +387,30 @@ def _lrn(chain, node, _args, __):
     # the precision of the attribute, so that an exported alpha comes back as the float32 it was.
     alpha = float(np.float32(a["alpha"]) / np.float32(size))
     chain.append(node, L.LocalResponseNorm(size, alpha=alpha, beta=float(a["beta"]),
-                                           k=float(a["bias"])))
+                                           k=float(a["bias"]), groups=groups))
+
+
+def _grouped_lrn(chain, split, nodes, index, onnx, constants):
+    """Split along the channels into G equal parts, one LRN on each (the same attributes), Concat in
+    order: minigrad's LocalResponseNorm(groups=G), which is how export writes it (ONNX's LRN has no
+    groups). Returns the Concat node, whose output the chain then holds."""
+    parts = list(split.proto.output)
+    attributes = split.take({"axis": 0, "split": None, "num_outputs": None})
+    group = [_Node(index + g, nodes[index + g], onnx) for g in range(len(parts)) if index + g < len(nodes)]
+    concat = _Node(index + len(parts), nodes[index + len(parts)], onnx) if index + len(parts) < len(nodes) else None
+    sizes = attributes["split"] if len(split.proto.input) < 2 or not split.proto.input[1] else \
+        constants.get(split.proto.input[1], [0, -1])           # opset 13 on: the sizes as an input
+    equal = sizes is None or len(set(int(n) for n in sizes)) == 1
+    lrn_attributes = [dict(n.attributes) for n in group]
+    if (attributes["axis"] != 1 or not equal or len(group) != len(parts)
+            or any(n.op != "LRN" or list(n.proto.input) != [part] for n, part in zip(group, parts))
+            or any(a != lrn_attributes[0] for a in lrn_attributes)
+            or concat is None or concat.op != "Concat" or concat.attributes.get("axis") != 1
+            or list(concat.proto.input) != [n.proto.output[0] for n in group]):
+        raise split.error("Split is supported only as a grouped LRN: a Split of the channels (axis 1) into "
+                          "equal parts, the same LRN on each part, and a Concat of them along axis 1 in order")
+    _lrn(chain, concat, None, None, attributes=group[0].take(_LRN_ATTRIBUTES), groups=len(parts))
+    return concat
 
 
 def _batchnorm(chain, node, args, _):

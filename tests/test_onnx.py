@@ -31,16 +31,17 @@ def assert_agree(actual, expected, rtol=1e-5):
     assert np.abs(actual - expected).max() <= rtol * np.abs(expected).max(), np.abs(actual - expected).max()
 
 
-def alexnet_like(lrn_alpha=1e-4, dropout="classic"):
-    """AlexNet's layer types at a small size: groups=2, LRN after ReLU, overlapping pools rounded down
-    and up, classic dropout before a Linear and before a ReLU (the fold and the Mul)."""
+def alexnet_like(lrn_alpha=1e-4, dropout="classic", lrn_groups=1):
+    """AlexNet's layer types at a small size: groups=2, LRN after ReLU (per tower with lrn_groups=2, as
+    the presets), overlapping pools rounded down and up, classic dropout before a Linear and before a
+    ReLU (the fold and the Mul)."""
     mg.manual_seed(0)
     return mg.Sequential(
         ("conv1", mg.Conv2d(3, 16, 5, stride=2, padding=2)), ("relu1", mg.ReLU()),
-        ("norm1", mg.LocalResponseNorm(5, alpha=lrn_alpha, beta=0.75, k=2.0)),
+        ("norm1", mg.LocalResponseNorm(5, alpha=lrn_alpha, beta=0.75, k=2.0, groups=lrn_groups)),
         ("pool1", mg.MaxPool2d(3, 2, ceil_mode=True)),
         ("conv2", mg.Conv2d(16, 24, 3, padding=1, groups=2)), ("relu2", mg.ReLU()),
-        ("norm2", mg.LocalResponseNorm(5, alpha=2e-5, beta=0.75, k=1.0)),
+        ("norm2", mg.LocalResponseNorm(5, alpha=2e-5, beta=0.75, k=1.0, groups=lrn_groups)),
         ("pool2", mg.MaxPool2d(3, 2, (0, 0, 1, 1))), ("flatten", mg.Flatten()),
         ("fc6", mg.Linear(24 * 3 * 3, 32)), ("relu6", mg.ReLU()), ("drop6", mg.Dropout(0.5, dropout)),
         ("fc7", mg.Linear(32, 32)), ("drop7", mg.Dropout(0.3, dropout)), ("relu7", mg.LeakyReLU(0.1)),
@@ -70,9 +71,9 @@ def large_input(shape, seed=0):
 
 
 # --- export -> ONNX Runtime ---------------------------------------------------------------------------
-@pytest.mark.parametrize("dropout", ["classic", "inverted"])
-def test_alexnet_like_export_agrees_with_onnx_runtime(tmp_path, dropout):
-    net = alexnet_like(dropout=dropout)
+@pytest.mark.parametrize("dropout, lrn_groups", [("classic", 1), ("inverted", 1), ("classic", 2)])
+def test_alexnet_like_export_agrees_with_onnx_runtime(tmp_path, dropout, lrn_groups):
+    net = alexnet_like(dropout=dropout, lrn_groups=lrn_groups)
     x = large_input((5, 3, 23, 23))                    # batch 5 != 3 channels
     model = mg_onnx.export(net, tmp_path / "net.onnx", (3, 23, 23))
     assert model.opset_import[0].version == mg_onnx.OPSET and model.ir_version == mg_onnx.IR_VERSION
@@ -83,6 +84,15 @@ def test_alexnet_like_export_agrees_with_onnx_runtime(tmp_path, dropout):
     assert_agree(net.forward(x[:2]), run_ort(model, x[:2]))          # the batch axis is symbolic
 
 
+
+def test_the_small_alexnet_preset_exports_with_its_towers_lrn(tmp_path):
+    """The network train.py trains (LRN per tower, inverted dropout) runs in ONNX Runtime as in minigrad."""
+    from model import PRESETS, alexnet          # examples/alexnet, on the path by conftest.py
+
+    net, size = alexnet("small", 10).eval(), PRESETS["small"].image_size
+    x = large_input((3, 3, size, size), seed=4)
+    assert_agree(net.forward(x), run_ort(mg_onnx.export(net, tmp_path / "small.onnx", (3, size, size)), x))
+
 def test_the_conventions_matter_at_these_values(tmp_path):
     """The test above could not miss a convention bug: each one changes the output by far more than
     its tolerance (an LRN alpha not multiplied by the window; classic dropout's 1 - p left out)."""
@@ -90,7 +100,8 @@ def test_the_conventions_matter_at_these_values(tmp_path):
     reference = alexnet_like().forward(x)
     wrong_alpha = alexnet_like(lrn_alpha=1e-4 / 5).forward(x)
     no_scaling = alexnet_like(dropout="inverted").forward(x)
-    for wrong in (wrong_alpha, no_scaling):
+    window_across_groups = alexnet_like(lrn_groups=2).forward(x)
+    for wrong in (wrong_alpha, no_scaling, window_across_groups):
         assert np.abs(wrong - reference).max() > 100 * 1e-5 * np.abs(reference).max()
 
 
@@ -118,13 +129,16 @@ def test_export_refuses_what_it_cannot_write(tmp_path):
 
 
 # --- round trip ----------------------------------------------------------------------------------------
-def test_round_trip_gives_identical_arrays(tmp_path):
-    """Weights, names and outputs come back bit for bit. (The LRN alphas here, 1e-3 and 2e-5, survive
-    ONNX's float32 attribute times and over the window exactly; 1e-4 comes back one ulp off, as ONNX
-    Runtime reads it too.)"""
-    net = alexnet_like(lrn_alpha=1e-3, dropout="inverted")
+@pytest.mark.parametrize("lrn_groups", [1, 2])
+def test_round_trip_gives_identical_arrays(tmp_path, lrn_groups):
+    """Weights, names and outputs come back bit for bit, a grouped LRN (written as Split, LRN, Concat)
+    as one LocalResponseNorm(groups=2) again. (The LRN alphas here, 1e-3 and 2e-5, survive ONNX's
+    float32 attribute times and over the window exactly; 1e-4 comes back one ulp off, as ONNX Runtime
+    reads it too.)"""
+    net = alexnet_like(lrn_alpha=1e-3, dropout="inverted", lrn_groups=lrn_groups)
     loaded = mg_onnx.load(mg_onnx.export(net, tmp_path / "net.onnx", (3, 23, 23)))
     assert loaded.names == [n for n in net.names]
+    assert loaded["norm1"].groups == loaded["norm2"].groups == lrn_groups
     state, loaded_state = net.state_dict(), loaded.state_dict()
     assert state.keys() == loaded_state.keys()
     for name in state:
@@ -227,6 +241,29 @@ def test_an_unsupported_node_is_a_clear_error():
         mg_onnx.load(model)
     model.graph.node[1].CopyFrom(helper.make_node("LRN", ["r"], ["y"], name="lrn", size=5, gamma=1.0))
     with pytest.raises(ValueError, match=r"'lrn' \(LRN\): attribute\(s\) \['gamma'\] not supported"):
+        mg_onnx.load(model)
+
+    model.graph.node[1].CopyFrom(helper.make_node("Split", ["r"], ["y"], name="split", axis=1))
+    with pytest.raises(ValueError, match=r"'split' \(Split\): Split is supported only as a grouped LRN"):
+        mg_onnx.load(model)
+
+
+def test_a_grouped_lrn_needs_the_same_lrn_on_every_part():
+    """Split -> LRN, LRN -> Concat loads as LocalResponseNorm(groups=2) only when it is one: a part
+    normalised differently from the other is no grouped LRN, and is refused rather than misread."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 4, 3, 3])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Split", ["x"], ["a", "b"], name="split", axis=1),
+             helper.make_node("LRN", ["a"], ["la"], size=3, alpha=0.3),
+             helper.make_node("LRN", ["b"], ["lb"], size=3, alpha=0.3),
+             helper.make_node("Concat", ["la", "lb"], ["y"], name="norm", axis=1)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 13)])
+    loaded = mg_onnx.load(model)
+    assert loaded.names == ["norm"] and loaded["norm"].groups == 2
+    inputs = large_input((2, 4, 3, 3)) / 10
+    assert_agree(loaded.forward(inputs), run_ort(model, inputs))
+    model.graph.node[2].CopyFrom(helper.make_node("LRN", ["b"], ["lb"], size=3, alpha=0.2))
+    with pytest.raises(ValueError, match="Split is supported only as a grouped LRN"):
         mg_onnx.load(model)
 
 

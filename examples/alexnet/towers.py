@@ -113,11 +113,18 @@ def tower(net, comm):
     return model.train(net.training)
 
 
+def _like(optimizer, params):
+    """An SGD over `params` (in the order of optimizer.params) with optimizer's rates and groups."""
+    groups = [{"params": [p], "lr_mult": lr_mult, "decay_mult": decay_mult}
+              for p, lr_mult, decay_mult in zip(params, optimizer.lr_mults, optimizer.decay_mults)]
+    return mg.SGD(groups, lr=optimizer.lr, momentum=optimizer.momentum, weight_decay=optimizer.weight_decay)
+
+
 def split(net, optimizer, comm):
-    """(this rank's tower, an SGD over its parameters with the halves of `optimizer`'s velocities)."""
+    """(this rank's tower, an SGD over its parameters with the halves of `optimizer`'s velocities and
+    its parameter groups: a frozen or slowed layer stays so in both towers)."""
     model = tower(net, comm)
-    halves = mg.SGD(model.parameters(), lr=optimizer.lr, momentum=optimizer.momentum,
-                    weight_decay=optimizer.weight_decay)
+    halves = _like(optimizer, model.parameters())
     halves.velocity = [v[rows(len(v), comm.rank, comm.size)].copy() for v in optimizer.velocity]
     return model, halves
 
@@ -131,7 +138,7 @@ def gather_whole(model, optimizer, net, comm):
     for name, layer in model.named_layers():
         if isinstance(layer, mg.Dropout):
             net[name].set_rng_state(layer.get_rng_state())
-    full = mg.SGD(net.parameters(), lr=optimizer.lr, momentum=optimizer.momentum, weight_decay=optimizer.weight_decay)
+    full = _like(optimizer, net.parameters())
     full.velocity = [comm.allgather(v, axis=0) for v in optimizer.velocity]
     return full
 
