@@ -18,6 +18,7 @@ def two_workers(monkeypatch):
     pool = ThreadPoolExecutor(2, thread_name_prefix="minigrad-test")
     monkeypatch.setattr(cpu_runtime, "WORKERS", 2)
     monkeypatch.setattr(cpu_runtime, "_pool", pool)
+    monkeypatch.setattr(cpu_runtime, "_pool_pid", os.getpid())
     yield
     pool.shutdown()
 
