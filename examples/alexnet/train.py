@@ -333,6 +333,9 @@ def main(argv=None):
                              f"or choose another --out")
     os.makedirs(out, exist_ok=True)
     mg.backend.check_device(args.device)
+    # The application, not the library, decides the process's malloc policy (minigrad/ops/cpu_runtime.py).
+    print("malloc: freed memory kept for reuse (mg.keep_freed_memory())" if mg.keep_freed_memory()
+          else "malloc: left as it is (mg.keep_freed_memory() needs glibc)")
     ensure_synthetic(config)
 
     train, val = open_datasets(config, args.cache_gb * 2**30, args.workers)
