@@ -178,8 +178,9 @@ def tune_malloc():
     """What train.py does; returns the line that says so."""
     if ARGS.glibc_malloc:
         return "malloc: glibc's default (--glibc-malloc)"
-    kept = mg.keep_freed_memory()
-    return "malloc: freed memory kept for reuse (mg.keep_freed_memory())" if kept else "malloc: not glibc, left as it is"
+    if mg.keep_freed_memory():
+        return "malloc: freed memory kept for reuse (mg.keep_freed_memory())"
+    return "malloc: not glibc, left as it is"
 
 
 def machine():

@@ -51,8 +51,8 @@ def backward(dy, saved, needs_input_grad):
         if dx is not None:                                                # dL/dcols_g = W_g^T dy_g
             dcols = matmul(weight.reshape(G, OC // G, -1).transpose(0, 2, 1), dy_g).reshape(cols.shape)
             dx[batch] = col2im(dcols, (n,) + x.shape[1:], kernel_size, stride, padding)
-        # dL/dW_g = dy_g cols_g^T, computed as its transpose cols_g dy_g^T: OpenBLAS ran that
-        # 15-20% faster in conv2's and conv5's shapes.
+        # dL/dW_g = dy_g cols_g^T, computed as its transpose cols_g dy_g^T, which OpenBLAS runs
+        # faster in conv2's and conv5's shapes (benchmarks/results/cpu_alexnet_vm.md).
         bias_grad = dy_g.sum(axis=2).reshape(OC) if has_bias else None
         return matmul(cols_g, dy_g.transpose(0, 2, 1)), bias_grad
 
