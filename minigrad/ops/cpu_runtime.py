@@ -1,7 +1,7 @@
 """How minigrad runs on the CPU: one pool of workers that own the cores, with NumPy's BLAS
 single-threaded while they run, and, when the application asks for it, a malloc that keeps the memory
-a step frees for the next step. Importing minigrad changes nothing in the process: the workers start
-on the first parallel call, BLAS's thread count is changed only inside minigrad's own parallel
+a step frees for the next step. Importing minigrad changes nothing in the process but Numba's
+threading layer (below): the workers start on the first parallel call, BLAS's thread count is changed only inside minigrad's own parallel
 sections, and malloc is changed only by `keep_freed_memory()`.
 
 Threads. Why minigrad splits its GEMMs itself instead of leaving that to OpenBLAS: after each
@@ -21,12 +21,14 @@ Where NumPy's BLAS is not an OpenBLAS that exports its thread controls (conda's 
 Accelerate), minigrad cannot set BLAS's thread count, leaves it alone and runs everything on the
 calling thread. Workers must never launch a parallel Numba kernel: Numba's workqueue layer aborts the
 process when entered from two threads at once, so the kernels they call (col2im, Winograd's tiles) are
-serial ones, and ops.cpu refuses the parallel ones inside a worker with an error instead.
+serial ones, and ops.cpu refuses the parallel ones inside a worker with an error instead. One setting
+is not scoped: importing ops/cpu_kernels.py selects Numba's workqueue threading layer (Numba fixes its
+layer, for the whole process, at the first parallel launch, so a later choice would not take).
 
 Memory. glibc's malloc serves every block over 32 MB (at batch 32, each of conv1's and norm1's
 activations and gradients, fc6's weight gradient) with a fresh mmap and unmaps it on free, so every
-training step asks the kernel for about half a gigabyte of new zeroed pages, a tenth of the step's
-time in system time (benchmarks/results/cpu_alexnet_vm.md). `keep_freed_memory()` tells malloc to
+training step asks the kernel for about half a gigabyte of new zeroed pages, which costs the step
+system time (benchmarks/results/cpu_alexnet_vm.md). `keep_freed_memory()` tells malloc to
 serve big blocks from its heap and to keep freed memory there, so that the next step reuses it: what
 the big frameworks' caching allocators do. It is the application's decision, because it holds for the
 whole process (a notebook that frees a large pandas frame keeps those pages too); train.py and the
