@@ -193,5 +193,8 @@ def test_importing_minigrad_starts_no_threads_and_the_workers_start_on_first_use
     before, after_import, after_use, workers, blas_restored = _run_fresh_python(
         _THREADS_AROUND_IMPORT, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2").split()
     assert after_import == before
-    assert int(after_use) == int(before) + (int(workers) if int(workers) > 1 else 0)
+    if int(workers) > 1:               # the pool's threads start as its first items arrive
+        assert int(before) < int(after_use) <= int(before) + int(workers)
+    else:
+        assert after_use == before
     assert blas_restored == "True"     # BLAS's thread count is minigrad's only inside its own calls
