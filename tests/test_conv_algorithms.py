@@ -68,7 +68,10 @@ def test_forward_matches_the_loop_reference(name, data):
 @given(data=st.data())
 def test_backward_matches_gradcheck(name, data):
     layer, x = data.draw(cases(name))
-    result = mg.gradcheck(layer, x)
+    # A convolution is linear in x, in the weight and in the bias, so central differences have no
+    # truncation error: a large step only shrinks the rounding of L (larger in Winograd's transforms),
+    # which at the default step can exceed the tolerance where a gradient is exactly zero.
+    result = mg.gradcheck(layer, x, eps=1e-3)
     assert result.passed, result
     assert set(result.errors) == {"input", "weight"} | ({"bias"} if layer.bias is not None else set())
 

@@ -97,7 +97,7 @@ def test_winograd_forward_matches_loop_reference(case):
 @given(winograd_conv_cases())
 def test_winograd_backward_matches_gradcheck(case):
     conv, x = make_winograd_conv(case)
-    result = mg.gradcheck(conv, x)
+    result = mg.gradcheck(conv, x, eps=1e-3)     # linear in x and the weights: see test_conv_algorithms.py
     assert result.passed, result
 
 
