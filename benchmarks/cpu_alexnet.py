@@ -1,12 +1,15 @@
 """One training step of the paper's AlexNet on the CPU, minigrad and PyTorch side by side.
 
     python benchmarks/cpu_alexnet.py [--batch 32] [--repeats 7] [--threads 2] [--memory-batch 128]
+                                     [--no-layers] [--glibc-malloc]
 
 Both frameworks get the same weights, the same batch and the same number of threads; their steps are
 timed alternately in this one process (median of --repeats after warm-up), then the forward pass alone
 (eval mode), then each layer's forward and backward in isolation. The GEMM floor is the step's
 multiply-add count divided by the rate NumPy's float32 GEMM reaches on large square matrices here.
 Peak memory of a --memory-batch step is measured in two fresh subprocesses (peak RSS, VmHWM).
+minigrad's side runs as train.py does, with mg.keep_freed_memory() (malloc keeps freed blocks for the
+next step); --glibc-malloc leaves glibc's default instead. PyTorch's subprocess always has the default.
 The report is printed and written to benchmarks/results/cpu_alexnet_<host>.md. PyTorch is optional
 for this script only: without it minigrad's numbers are printed alone.
 """
@@ -34,6 +37,8 @@ def parse():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-batch", type=int, default=128)
     parser.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
+    parser.add_argument("--glibc-malloc", action="store_true",
+                        help="do not call mg.keep_freed_memory(): glibc's default malloc policy")
     parser.add_argument("--peak-memory-of", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -140,10 +145,10 @@ def layer_times(net, tnet, x, repeats=3):
 
 def peak_memory(framework, batch):
     """Peak RSS (MiB) of a fresh process that builds the network and takes two steps. PyTorch's process
-    builds its weights through minigrad too, but keeps glibc's own malloc policy (ops/cpu_runtime.py)."""
-    env = dict(os.environ, MINIGRAD_KEEP_FREED_MEMORY="1" if framework == "minigrad" else "0")
+    builds its weights through minigrad too, under glibc's own malloc policy."""
+    malloc = ["--glibc-malloc"] if ARGS.glibc_malloc else []
     out = subprocess.run([sys.executable, __file__, "--peak-memory-of", framework, "--memory-batch", str(batch),
-                          "--threads", str(ARGS.threads)], capture_output=True, text=True, check=True, env=env)
+                          "--threads", str(ARGS.threads)] + malloc, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -153,6 +158,7 @@ def report_peak_memory():
     x = rng.standard_normal((ARGS.memory_batch, 3, 224, 224), dtype=np.float32)
     y = rng.integers(0, 1000, ARGS.memory_batch)
     if ARGS.peak_memory_of == "minigrad":
+        tune_malloc()
         opt, ce = mg.SGD(net.parameters(), lr=0.01), mg.SoftmaxCrossEntropy()
         for _ in range(2):
             minigrad_step(net, opt, ce, x, y)
@@ -168,6 +174,15 @@ def report_peak_memory():
             print(int(line.split()[1]) / 1024)
 
 
+def tune_malloc():
+    """What train.py does; returns the line that says so."""
+    if ARGS.glibc_malloc:
+        return "malloc: glibc's default (--glibc-malloc)"
+    if mg.keep_freed_memory():
+        return "malloc: freed memory kept for reuse (mg.keep_freed_memory())"
+    return "malloc: not glibc, left as it is"
+
+
 def machine():
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     flags = open("/proc/cpuinfo").read()
@@ -180,7 +195,8 @@ def main():
     if ARGS.peak_memory_of:
         return report_peak_memory()
     lines = [f"# AlexNet (paper preset) training step on the CPU, batch {ARGS.batch}, float32", "",
-             f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M')}", ""]
+             f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M')}", tune_malloc(), ""]
+    print("\n".join(lines), flush=True)
 
     def say(text=""):
         print(text, flush=True)

@@ -6,6 +6,7 @@ from .init import manual_seed
 from .layers import (AllGather, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, LeakyReLU, Linear,
                      LocalResponseNorm, MaxPool2d, Parameter, ReLU, Sequential, Sigmoid,
                      Softmax, SoftmaxCrossEntropy, Tanh, GatherOutput, SharedInput)
+from .ops.cpu_runtime import keep_freed_memory
 from .optim import SGD, Adam, ReduceLROnPlateau, StepLR, clip_grad_norm
 
 __version__ = "0.1.0"

@@ -1,6 +1,8 @@
 """minigrad's CPU runtime (ops/cpu_runtime.py) and the lazily zeroed gradient it serves."""
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +20,7 @@ def two_workers(monkeypatch):
     pool = ThreadPoolExecutor(2, thread_name_prefix="minigrad-test")
     monkeypatch.setattr(cpu_runtime, "WORKERS", 2)
     monkeypatch.setattr(cpu_runtime, "_pool", pool)
+    monkeypatch.setattr(cpu_runtime, "_pool_pid", os.getpid())
     yield
     pool.shutdown()
 
@@ -133,3 +136,65 @@ def test_two_linear_backwards_accumulate_and_zero_grad_clears(rng):
     np.testing.assert_allclose(layer.weight.grad, 2 * dy.T @ x, rtol=1e-13)
     layer.zero_grad()
     assert not layer.weight.grad.any() and not layer.bias.grad.any()
+
+
+# --- importing minigrad changes nothing in the process; the application's calls do ----------------
+def _run_fresh_python(code, **env):
+    """stdout of `code` in a fresh interpreter that imports this checkout's minigrad."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(mg.__file__)))
+    env = dict(os.environ, PYTHONPATH=root, **env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+
+
+_FREE_A_GIGABYTE = """
+import os, sys
+import numpy as np
+import minigrad as mg
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+if sys.argv[1:] == ["tuned"] and not mg.keep_freed_memory():
+    print("not glibc")
+    raise SystemExit
+block = np.ones(2 ** 27)               # 1 GiB, every page written
+held = rss()
+del block
+print(held - rss())                    # bytes the free gave back to the system
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads RSS from Linux's /proc/self/statm")
+def test_importing_minigrad_leaves_malloc_returning_freed_memory_and_keep_freed_memory_keeps_it():
+    returned = int(_run_fresh_python(_FREE_A_GIGABYTE))
+    assert returned > 0.9 * 2 ** 30
+    tuned = _run_fresh_python(_FREE_A_GIGABYTE.replace("sys.argv[1:]", '["tuned"]'))
+    if tuned.strip() == "not glibc":
+        pytest.skip("the C library is not glibc: keep_freed_memory() changes nothing there")
+    assert int(tuned) < 0.1 * 2 ** 30
+
+
+_THREADS_AROUND_IMPORT = """
+import threading
+import numpy as np
+before = threading.active_count()
+import minigrad as mg
+from minigrad.ops import cpu_runtime
+after_import = threading.active_count()
+blas_threads = cpu_runtime._OPENBLAS[1]() if cpu_runtime._OPENBLAS else None
+a = np.ones((512, 512))
+mg.ops.matmul(a, a)                    # large enough to split among the workers
+blas_after = cpu_runtime._OPENBLAS[1]() if cpu_runtime._OPENBLAS else None
+print(before, after_import, threading.active_count(), cpu_runtime.WORKERS, blas_threads == blas_after)
+"""
+
+
+def test_importing_minigrad_starts_no_threads_and_the_workers_start_on_first_use():
+    before, after_import, after_use, workers, blas_restored = _run_fresh_python(
+        _THREADS_AROUND_IMPORT, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2").split()
+    assert after_import == before
+    if int(workers) > 1:               # the pool's threads start as its first items arrive
+        assert int(before) < int(after_use) <= int(before) + int(workers)
+    else:
+        assert after_use == before
+    assert blas_restored == "True"     # BLAS's thread count is minigrad's only inside its own calls

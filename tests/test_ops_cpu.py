@@ -4,8 +4,7 @@ import pytest
 from hypothesis import assume, given, strategies as st
 
 import minigrad as mg
-from minigrad.layers import conv as conv_module
-from minigrad.ops import cpu
+from minigrad.ops import cpu, cpu_runtime
 
 
 @st.composite
@@ -79,7 +78,7 @@ def test_lrn_forward_and_backward(case, size, alpha, beta, groups):
 
 @pytest.mark.parametrize("columns_per_chunk", [1, 7, 10_000])
 def test_conv_gives_the_same_answer_however_the_batch_is_chunked(monkeypatch, columns_per_chunk, rng):
-    monkeypatch.setattr(conv_module, "CPU_COLUMNS_PER_CHUNK", columns_per_chunk)
+    monkeypatch.setattr(cpu_runtime, "COLUMNS_PER_CHUNK", columns_per_chunk)
     conv = mg.Conv2d(4, 6, 3, stride=2, padding=1, groups=2).astype(np.float64)
     x = rng.standard_normal((5, 4, 7, 6))
     y = conv.forward(x)

@@ -382,6 +382,9 @@ def main(argv=None):
     mg.backend.check_device(args.device)
     if args.device == "cuda" and comm.size > 1:
         distributed.select_gpu(world)
+    # The application, not the library, decides the process's malloc policy (minigrad/ops/cpu_runtime.py).
+    print("malloc: freed memory kept for reuse (mg.keep_freed_memory())" if mg.keep_freed_memory()
+          else "malloc: left as it is (mg.keep_freed_memory() needs glibc)")
     if world.rank == 0:
         ensure_synthetic(config)
     world.barrier()

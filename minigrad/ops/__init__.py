@@ -1,8 +1,23 @@
-"""The hot primitives, dispatched on the array that comes in: ops.cpu for NumPy, ops.gpu for CuPy."""
+"""The hot primitives, dispatched on the array that comes in: ops.cpu for NumPy, ops.gpu for CuPy.
+
+Convolution algorithms are one module each, with the same two functions, and Conv2d
+(layers/conv.py) chooses which one runs:
+
+    forward(x, weight, bias, stride, padding, groups) -> (y, saved)
+    backward(dy, saved, needs_input_grad) -> (dx, dweight, dbias)
+
+x (N, C, H, W); weight (OC, C/groups, kh, kw); bias (OC,) or None; stride and padding (h, w) pairs.
+`saved` is whatever backward needs, opaque to the caller (x itself rather than column matrices, which
+backward computes again chunk by chunk). backward returns this batch's gradients, which the layer adds
+into its parameters: dx None unless needs_input_grad, dbias None without a bias.
+
+- im2col_gemm.py: im2col and one GEMM per group; every stride and kernel, on the CPU and the GPU.
+- winograd.py: Winograd's minimal filtering; stride-1 square kernels, on the CPU.
+"""
 import importlib
 
 from ..backend import is_gpu_array
-from . import cpu
+from . import cpu, cpu_runtime
 from .cpu import output_size, pool_geometry
 from .cpu_runtime import parallel_map
 
@@ -40,6 +55,15 @@ def matmul(a, b, out=None):
     """a @ b (stacked over leading axes): OpenBLAS through NumPy, cuBLAS through CuPy, or on the GPU the
     hand-written tiled SGEMM when ops.gpu.use_custom_sgemm(True) selects it."""
     return _impl(a).matmul(a, b, out)
+
+
+def map_batch(fn, x, columns_per_image):
+    """[fn(chunk) for chunk in slices of x's batch]: on the CPU chunks of about
+    cpu_runtime.COLUMNS_PER_CHUNK GEMM columns, spread over the workers; on a GPU the whole batch in
+    one launch."""
+    if is_gpu_array(x):
+        return [fn(slice(0, len(x)))] if len(x) else []
+    return cpu_runtime.map_batch(fn, len(x), columns_per_image)
 
 
 def sgd_update(w, v, grad, lr, momentum, weight_decay):

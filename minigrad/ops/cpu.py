@@ -77,7 +77,7 @@ def _windows(x_padded, kernel_size, stride, out_hw, order):
 
 def im2col(x, kernel_size, stride, padding):
     """One strided view of every window, copied once by reshape: measured faster than a Numba kernel
-    at every AlexNet layer (conv2: 4.3 vs 10.2 ms a chunk; benchmarks/results/), so the layers use it."""
+    at every AlexNet layer (benchmarks/results/cpu_alexnet_vm.md), so the layers use it."""
     N, C, H, W = x.shape
     (kh, kw), (sh, sw) = kernel_size, stride
     OH, OW = output_size(H, kh, sh, padding[0]), output_size(W, kw, sw, padding[1])

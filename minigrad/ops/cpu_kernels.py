@@ -9,9 +9,9 @@ import numpy as np
 from numba import njit, prange, uintp
 
 # Numba's OpenMP layer keeps its threads spinning after each parallel loop, and they fight OpenBLAS's
-# threads for the two cores: conv1's alternating im2col and GEMM ran 268 ms a batch instead of 70 ms
-# (benchmarks/results/). The workqueue layer sleeps between loops. It must not be entered from two
-# threads at once; minigrad launches its parallel kernels from the training loop's thread only.
+# threads for the two cores: conv1's alternating im2col and GEMM ran several times slower
+# (benchmarks/results/cpu_alexnet_vm.md). The workqueue layer sleeps between loops. It must not be
+# entered from two threads at once; minigrad launches its parallel kernels from the training loop's thread only.
 numba.config.THREADING_LAYER = "workqueue"
 
 
@@ -31,7 +31,7 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
     (ops/cpu_runtime.py), and Numba's parallel layer must not be entered from two threads at once.
     The innermost loop indexes the flat arrays with unsigned ints: a signed index makes Numba check
     for negative indices (Python's wrap-around), and that branch kept LLVM from vectorising the loop
-    (conv2's chunk: 3.3 -> 0.9 ms).
+    (benchmarks/results/cpu_alexnet_vm.md).
     """
     N, C, H, W = dx.shape
     dx_flat, cols_flat, columns = dx.reshape(-1), cols.reshape(-1), cols.shape[1]
@@ -89,7 +89,7 @@ def maxpool_backward(dy, argmax, kh, kw, sh, sw, ph, pw, dx):
 def _power(scale, exponent):
     """scale ** exponent. At the paper's beta = 0.75, s^-0.75 = 1 / (sqrt(s) sqrt(sqrt(s))): two
     vectorised square roots instead of a call to powf per element, which was half of norm1's time
-    (forward 41 -> 21 ms at batch 32)."""
+    (benchmarks/results/cpu_alexnet_vm.md)."""
     if exponent == -0.75:
         root = np.sqrt(scale)
         return 1 / (root * np.sqrt(root))

@@ -1,29 +1,38 @@
 """How minigrad runs on the CPU: one pool of workers that own the cores, with NumPy's BLAS
-single-threaded, and a malloc that keeps the memory a step frees for the next step.
+single-threaded while they run, and, when the application asks for it, a malloc that keeps the memory
+a step frees for the next step. Importing minigrad changes nothing in the process but Numba's
+threading layer (below): the workers start on the first parallel call, BLAS's thread count is changed only inside minigrad's own parallel
+sections, and malloc is changed only by `keep_freed_memory()`.
 
 Threads. Why minigrad splits its GEMMs itself instead of leaving that to OpenBLAS: after each
-multi-threaded GEMM, OpenBLAS's worker threads spin for about 0.1 s (2^28 cycles) waiting for the
-next one, and on a two-core machine they take a core from whatever runs next. In AlexNet what runs
-next is often a Numba kernel (LRN, pooling, the SGD step), which then ran at half speed: a training
-step took 1.58 s instead of 1.36 s (benchmarks/results/cpu_alexnet_vm.md). OPENBLAS_THREAD_TIMEOUT
-would shorten the spin, but OpenBLAS reads it once, when NumPy is imported, which is usually before
-minigrad is. So every GEMM minigrad runs is a single-threaded BLAS call on one worker's share of the
-output, and OpenBLAS's own threads never wake. The same workers unfold a convolution's batch chunks
-in parallel, which also puts both cores on im2col (a NumPy copy, single-threaded by itself).
+multi-threaded GEMM, OpenBLAS's worker threads spin (2^28 cycles) waiting for the next one, and on a
+two-core machine they take a core from whatever runs next. In AlexNet what runs next is often a Numba
+kernel (LRN, pooling, the SGD step), which then ran at half speed (benchmarks/results/cpu_alexnet_vm.md).
+OPENBLAS_THREAD_TIMEOUT would shorten the spin, but OpenBLAS reads it once, when NumPy is imported,
+which is usually before minigrad is. So every GEMM minigrad runs is a single-threaded BLAS call on one
+worker's share of the output, and OpenBLAS's own threads never wake: `parallel_map` sets BLAS to one
+thread from the first entry into a parallel section until the last exit, and then restores the count
+it found, so the host's own NumPy calls outside minigrad see BLAS as they left it. The workers are
+as many as the threads BLAS was given (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else all the cores).
+The same workers run a convolution's batch chunks (`map_batch`), which also puts every core on
+im2col and Winograd's tile passes (NumPy copies and serial kernels, single-threaded by themselves).
 
 Where NumPy's BLAS is not an OpenBLAS that exports its thread controls (conda's MKL, Apple's
 Accelerate), minigrad cannot set BLAS's thread count, leaves it alone and runs everything on the
 calling thread. Workers must never launch a parallel Numba kernel: Numba's workqueue layer aborts the
-process when entered from two threads at once, so the kernels they call (col2im) are serial ones,
-and ops.cpu refuses the parallel ones inside a worker with an error instead.
+process when entered from two threads at once, so the kernels they call (col2im, Winograd's tiles) are
+serial ones, and ops.cpu refuses the parallel ones inside a worker with an error instead. One setting
+is not scoped: importing ops/cpu_kernels.py selects Numba's workqueue threading layer (Numba fixes its
+layer, for the whole process, at the first parallel launch, so a later choice would not take).
 
 Memory. glibc's malloc serves every block over 32 MB (at batch 32, each of conv1's and norm1's
 activations and gradients, fc6's weight gradient) with a fresh mmap and unmaps it on free, so every
-step asked the kernel for about half a gigabyte of new zeroed pages: 0.16 s of system time a step,
-0.12 s of the step's 1.26 s. `_keep_freed_memory` tells malloc to serve big blocks from its heap and
-to keep freed memory there (up to 2 GB at the top of the heap), so that the next step reuses it. This
-is what the big frameworks' caching allocators do; elsewhere than glibc nothing is changed, and
-MINIGRAD_KEEP_FREED_MEMORY=0 in the environment turns it off.
+training step asks the kernel for about half a gigabyte of new zeroed pages, which costs the step
+system time (benchmarks/results/cpu_alexnet_vm.md). `keep_freed_memory()` tells malloc to
+serve big blocks from its heap and to keep freed memory there, so that the next step reuses it: what
+the big frameworks' caching allocators do. It is the application's decision, because it holds for the
+whole process (a notebook that frees a large pandas frame keeps those pages too); train.py and the
+benchmarks call it.
 """
 import contextlib
 import ctypes
@@ -51,33 +60,41 @@ def _numpy_openblas():
     return None
 
 
-def _keep_freed_memory():
-    if not sys.platform.startswith("linux") or os.environ.get("MINIGRAD_KEEP_FREED_MEMORY") == "0":
-        return
+def keep_freed_memory():
+    """Make glibc's malloc keep the memory the process frees, for the next allocation to reuse: big
+    blocks come from the heap instead of a fresh mmap each, and up to 2 GB freed at the top of the
+    heap stays there instead of going back to the system. For the whole process, until it exits.
+
+    Returns True where it took effect, False where the C library is not glibc (musl, macOS, Windows:
+    nothing is changed there)."""
+    if not sys.platform.startswith("linux"):
+        return False
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4                  # glibc's <malloc.h>
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # absent from musl
-    if mallopt is not None:
-        mallopt(M_MMAP_MAX, 0)                             # big blocks from the heap, not mmap...
-        mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)             # ...and kept there once freed
+    if mallopt is None:
+        return False
+    mallopt(M_MMAP_MAX, 0)                                 # big blocks from the heap, not mmap...
+    mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)                 # ...and kept there once freed
+    return True
 
 
-_keep_freed_memory()
-_OPENBLAS = _numpy_openblas()
+_OPENBLAS = _numpy_openblas()         # only looked up: NumPy has loaded it, and nothing is set here
 # The cores BLAS was given (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else all of them) become the workers.
 WORKERS = _OPENBLAS[1]() if _OPENBLAS else 1
 _local = threading.local()
+_pool, _pool_pid, _pool_lock = None, None, threading.Lock()
 
 
-def _start_pool():
-    global _pool
-    _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="minigrad") if WORKERS > 1 else None
-
-
-_start_pool()
-# A forked child (multiprocessing's default on Linux) inherits the pool but not its threads, and
-# would wait forever on its first parallel_map: it gets a pool of its own.
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_start_pool)
+def _workers():
+    """The pool of workers (None with one worker), started on first use. A forked child (multiprocessing's
+    default on Linux) inherits the pool but not its threads, and would wait forever on it: it starts one
+    of its own."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="minigrad") if WORKERS > 1 else None
+            _pool_pid = os.getpid()
+        return _pool
 
 
 _blas_lock = threading.Lock()
@@ -125,10 +142,35 @@ def parallel_map(fn, items):
     items = list(items)
     if in_worker():
         return [fn(item) for item in items]
+    pool = _workers() if len(items) > 1 else None
     with _single_threaded_blas():
-        if _pool is None or len(items) < 2:
+        if pool is None:
             return [fn(item) for item in items]
-        return list(_pool.map(_as_worker(fn), items))
+        return list(pool.map(_as_worker(fn), items))
+
+
+# About 2k GEMM columns per chunk: the GEMMs stay large enough for BLAS while a chunk's column matrix
+# stays a few MB (cache-sized) rather than gigabytes at batch 128, and each worker gets several chunks.
+# 1024 and 4096 columns, and one chunk per worker, measured slower at AlexNet's conv2
+# (benchmarks/results/cpu_alexnet_vm.md).
+COLUMNS_PER_CHUNK = 2048
+
+
+def batch_chunks(batch_size, columns_per_image):
+    """Slices of a batch to compute at once: about COLUMNS_PER_CHUNK GEMM columns each, in a multiple of
+    the workers' count of equal slices so that every core gets the same work."""
+    if batch_size == 0:
+        return []
+    count = -(-batch_size * columns_per_image // COLUMNS_PER_CHUNK)        # ceil
+    count = min(batch_size, -(-count // WORKERS) * WORKERS)
+    bounds = [batch_size * i // count for i in range(count + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
+
+
+def map_batch(fn, batch_size, columns_per_image):
+    """[fn(chunk) for chunk in batch_chunks(...)], spread over the workers; fn(chunk) computes the images
+    batch[chunk] (a convolution's forward or backward on them)."""
+    return parallel_map(fn, batch_chunks(batch_size, columns_per_image))
 
 
 # Below this many multiply-adds a GEMM is not worth splitting (fc8 at batch 1 is 4M).

@@ -28,23 +28,28 @@ ops/cpu_kernels.py that the tests compare with them):
 - untile(t (a, a, P, C), mat (t, a), step, pad, out (N, H, W, C)): the reverse, adding
   mat @ t[:, :, p] @ mat^T into the window of out[n] at (ty*step - ph, tx*step - pw), clipped to out.
 The forward pass runs tiles(x, B^T) and untile(M, A^T); the backward pass tiles(dy, A) and untile(dV, B).
+
+The convolution itself (`forward`, `backward`, with the interface ops/__init__.py describes) is at the
+end of this file; its batch goes in chunks over minigrad's workers (cpu_runtime.map_batch), one GEMM
+column per output tile.
 """
 import functools
 import math
+from collections import namedtuple
 from fractions import Fraction
 
 import numpy as np
 
 from . import cpu_kernels as kernels
-from .cpu_runtime import matmul
+from .cpu_runtime import map_batch, matmul
 
 # Interpolation points, in the order Lavin & Gray take them: small ones keep the transforms' entries
 # small, and with them float32's rounding error.
 POINTS = [Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fraction(1, 2), Fraction(-1, 2)]
 # Input tiles of at most 8 x 8: AlexNet then gets F(5x5, 3x3) at conv3-conv5 and F(4x4, 5x5) at conv2.
-# Measured (float32, 256 or 48 random channels, error / largest output): F(2, 3) 6e-7, F(4, 3) 1.1e-5,
-# F(5, 3) 8e-6, F(4, 5) 7e-6, against im2col's 4e-7; a training step took 1.05 s against 1.19 s with
-# tiles of at most 6 x 6 (benchmarks/results/cpu_alexnet_vm.md).
+# Larger tiles save more multiplications but round more in float32 (the error grows with the
+# transforms' entries); 8 x 8 measured faster than 6 x 6 and 7 x 7, with float32 errors still below
+# 2e-5 of the output's scale (benchmarks/results/cpu_alexnet_vm.md has both tables).
 MAX_TILE = 8
 
 
@@ -157,3 +162,87 @@ def untile(t, mat, step, pad, tiles_h, tiles_w, out):
     kernels.winograd_untile(np.ascontiguousarray(t), np.ascontiguousarray(mat, out.dtype), step, *pad,
                             tiles_h, tiles_w, out)
     return out
+
+
+# --- The convolution: M[i, j] = V[i, j] @ U[i, j]^T for each of the a x a tile positions ----------
+
+Saved = namedtuple("Saved", "x U tile kernel has_bias padding groups")
+
+
+def applies(kernel_size, stride):
+    """Whether this file computes the convolution: stride 1 and a square kernel of 2 to MAX_TILE - 1."""
+    kh, kw = kernel_size
+    return tuple(stride) == (1, 1) and kh == kw and 2 <= kh < MAX_TILE
+
+
+def _tiling(tile, r, out_hw):
+    AT, _, BT = transforms(tile, r)
+    return AT, BT, -(-out_hw[0] // tile), -(-out_hw[1] // tile)
+
+
+def _grouped(t, groups):
+    """(a, a, rows, channels) -> (a*a, G, rows, channels/G), a view: one GEMM operand per tile position
+    and group."""
+    a, _, rows, channels = t.shape
+    return t.reshape(a * a, rows, groups, channels // groups).transpose(0, 2, 1, 3)
+
+
+def _weight_grouped(U, groups):
+    """U or dL/dU (a, a, OC, C/G) -> (a*a, G, OC/G, C/G), a view."""
+    return U.reshape(U.shape[0] * U.shape[1], groups, -1, U.shape[3])
+
+
+def forward(x, weight, bias, stride, padding, groups):
+    """The tile is tile_size's, or 2 where no tile needs fewer multiplications than direct convolution
+    (Conv2d takes im2col there unless asked for Winograd)."""
+    (N, _, H, W), (OC, _, r, _) = x.shape, weight.shape
+    if not applies(weight.shape[2:], stride):
+        raise ValueError(f"winograd.forward: needs stride 1 and a square kernel of 2 to {MAX_TILE - 1}, "
+                         f"got stride {tuple(stride)}, kernel {tuple(weight.shape[2:])}")
+    OH, OW = H + 2 * padding[0] - r + 1, W + 2 * padding[1] - r + 1
+    tile = tile_size(r, OH, OW) or 2
+    AT, BT, tiles_h, tiles_w = _tiling(tile, r, (OH, OW))
+    U = weight_transform(weight.astype(x.dtype, copy=False), tile)             # G g G^T
+    y = np.empty((N, OC, OH, OW), x.dtype)
+
+    def convolve(batch):
+        V = tiles(x[batch].transpose(0, 2, 3, 1), BT, tile, padding, tiles_h, tiles_w)   # B^T d B
+        M = np.empty(V.shape[:3] + (OC,), x.dtype)                                     # (a, a, P, OC)
+        matmul(_grouped(V, groups), _weight_grouped(U, groups).transpose(0, 1, 3, 2), out=_grouped(M, groups))
+        y_channels_last = np.zeros((y[batch].shape[0], OH, OW, OC), x.dtype)
+        untile(M, AT, tile, (0, 0), tiles_h, tiles_w, y_channels_last)                  # A^T M A
+        if bias is not None:
+            y_channels_last += bias
+        y[batch] = y_channels_last.transpose(0, 3, 1, 2)
+
+    map_batch(convolve, N, tiles_h * tiles_w)
+    return y, Saved(x, U, tile, r, bias is not None, padding, groups)
+
+
+def backward(dy, saved, needs_input_grad):
+    """Each step is the adjoint of one step of forward, in reverse order."""
+    x, U, tile, r, has_bias, padding, groups = saved
+    AT, BT, tiles_h, tiles_w = _tiling(tile, r, dy.shape[2:])
+    dx = np.empty_like(x) if needs_input_grad else None
+
+    def backpropagate(batch):
+        """This chunk's dL/dU and dL/db; its dL/dx goes straight into dx."""
+        dM = tiles(dy[batch].transpose(0, 2, 3, 1), AT.T, tile, (0, 0), tiles_h, tiles_w)      # A dY A^T
+        V = tiles(x[batch].transpose(0, 2, 3, 1), BT, tile, padding, tiles_h, tiles_w)
+        if dx is not None:
+            dV = np.empty(V.shape, V.dtype)
+            matmul(_grouped(dM, groups), _weight_grouped(U, groups), out=_grouped(dV, groups))
+            n, C, H, W = dx[batch].shape
+            dx_channels_last = np.zeros((n, H, W, C), dx.dtype)
+            untile(dV, BT.T, tile, padding, tiles_h, tiles_w, dx_channels_last)           # B dV B^T
+            dx[batch] = dx_channels_last.transpose(0, 3, 1, 2)
+        dU = np.empty(U.shape, U.dtype)
+        matmul(_grouped(dM, groups).transpose(0, 1, 3, 2), _grouped(V, groups), out=_weight_grouped(dU, groups))
+        return dU, dy[batch].sum(axis=(0, 2, 3)) if has_bias else None
+
+    grads = map_batch(backpropagate, len(x), tiles_h * tiles_w)
+    OC, C = U.shape[2:]
+    if not grads:                                                                  # an empty batch
+        return dx, np.zeros((OC, C, r, r), dy.dtype), np.zeros(OC, dy.dtype) if has_bias else None
+    bias_grad = sum(db for _, db in grads) if has_bias else None
+    return dx, weight_grad(sum(dU for dU, _ in grads), tile, r), bias_grad         # G^T dU G
