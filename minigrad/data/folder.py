@@ -10,21 +10,67 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .transforms import center_crop, resize_shorter_side
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp")
 LAYOUT = "ROOT/<class name>/<image>.jpg|.jpeg|.png|... (one sub-folder per class, images inside)"
+ORIENTATION = 0x0112             # the EXIF tag of how the camera was held
+MAX_PIXELS = 89_478_485          # PIL's own limit (Image.MAX_IMAGE_PIXELS): a larger "image" is refused
 
 
 def load_image(path, size):
     """Decode `path` as RGB, rescale its shorter side to `size`, crop the centre: (size, size, 3) uint8.
-    Raises OSError (or ValueError) when the file is not a readable image."""
+
+    What real folders hold is brought to 8-bit RGB: the EXIF orientation is applied (a phone photo
+    stands the right way up), grey, CMYK and palette images are converted, 16-bit grey is scaled to
+    8 bits (PIL's convert would clip it), and transparency is composited over white. Only the first
+    frame of a GIF or TIFF is read. Raises OSError or ValueError when the file is not a readable image,
+    and ValueError for more than MAX_PIXELS pixels (a decompression bomb)."""
     with Image.open(path) as image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ValueError(f"{width} x {height} pixels is more than {MAX_PIXELS:,}: refused as a "
+                             f"possible decompression bomb")
         image.draft("RGB", (size, size))        # JPEG: decode at a reduced scale when it can (faster)
-        image = resize_shorter_side(image.convert("RGB"), size)
-    return center_crop(np.asarray(image), size)
+        if image.getexif().get(ORIENTATION, 1) != 1:    # exif_transpose copies even an upright image
+            image = ImageOps.exif_transpose(image)
+        image = _to_rgb(image)
+        pixels = np.asarray(resize_shorter_side(image, size))     # decoded before the file closes
+    return center_crop(pixels, size)
+
+
+def _to_rgb(image):
+    """An 8-bit RGB copy of a decoded PIL image of any mode."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):           # 16-bit (or 32-bit) grey: keep the top bits
+        grey = np.asarray(image.convert("I"), np.int64)
+        top = 65535 if image.mode.startswith("I;16") or grey.max() > 255 else 255
+        image = Image.fromarray((np.clip(grey, 0, top) * (255 / top)).round().astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        image = Image.new("RGB", rgba.size, (255, 255, 255))
+        image.paste(rgba, mask=rgba.getchannel("A"))
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _is_hidden(name):
+    """Files and folders the system or a tool made (.DS_Store, .cache/, ._photo.jpg): not data."""
+    return name.startswith(".") or name.startswith("__MACOSX")
+
+
+def class_files(folder):
+    """(image paths, other paths) under a class `folder`, sub-folders included, sorted; hidden files
+    and folders are left out of both."""
+    images, others = [], []
+    for directory, subdirectories, files in os.walk(folder):
+        subdirectories[:] = sorted(d for d in subdirectories if not _is_hidden(d))
+        for name in sorted(files):
+            if not _is_hidden(name):
+                (images if name.lower().endswith(IMAGE_EXTENSIONS) else others).append(os.path.join(directory, name))
+    return images, others
 
 
 class ImageFolder:
@@ -34,7 +80,12 @@ class ImageFolder:
     classes: a list of class names to number the folders by (a validation set must use the training
     set's numbering); default: the sorted sub-folder names of ROOT.
 
-    An unreadable or corrupt file is skipped with one warning naming it; `skipped` lists them.
+    Images in sub-folders of a class folder belong to the class; hidden files and folders (.DS_Store,
+    .cache/) are not looked at. Every other file either trains or is skipped with one warning naming it
+    and why: a file without an image extension (Thumbs.db, README.txt) when the folder is scanned, an
+    unreadable, truncated or refused image when it is decoded. `skipped` lists them all. A class left
+    with no readable image is warned about by name (it keeps its number, so that the validation set
+    and checkpoints agree, but the network never sees it).
     `preload()` decodes every image once into `images` (N, S, S, 3) uint8, so that training never waits
     on JPEG decoding; without it, `batch()` decodes on demand (for sets too large for memory).
     """
@@ -56,17 +107,26 @@ class ImageFolder:
                              f"expected classes {self.classes}")
         self.root, self.size = root, size
         self.samples = []                      # (path, label)
+        self.skipped = []                       # paths of files that do not train, each warned about once
         for name in folders:
-            folder = os.path.join(root, name)
-            files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
-            self.samples += [(os.path.join(folder, f), self.classes.index(name)) for f in files]
+            images, others = class_files(os.path.join(root, name))
+            for path in others:
+                self._skip(path, "not an image file (its extension is none of IMAGE_EXTENSIONS)")
+            if not images:
+                warnings.warn(f"ImageFolder: class {name!r} ({os.path.join(root, name)}) holds no image file: "
+                              f"the network will never see it", stacklevel=2)
+            self.samples += [(path, self.classes.index(name)) for path in images]
         if not self.samples:
             raise ValueError(f"ImageFolder: the class folders of {root!r} ({', '.join(folders[:5])}"
                              f"{', ...' if len(folders) > 5 else ''}) hold no image files with an extension "
                              f"in {IMAGE_EXTENSIONS}; expected the layout {LAYOUT}")
         self.labels = np.array([label for _, label in self.samples], dtype=np.int64)
         self.images = None
-        self.skipped = []                       # paths of unreadable files, each warned about once
+
+    def _skip(self, path, why):
+        if path not in self.skipped:
+            self.skipped.append(path)
+            warnings.warn(f"ImageFolder: skipping {path}: {why}", stacklevel=3)
 
     def __len__(self):
         return len(self.samples)
@@ -76,10 +136,8 @@ class ImageFolder:
         path = self.samples[index][0]
         try:
             return load_image(path, self.size)
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            if path not in self.skipped:
-                self.skipped.append(path)
-                warnings.warn(f"ImageFolder: skipping unreadable image {path}: {error}", stacklevel=2)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            self._skip(path, f"unreadable image ({error})")
             return None
 
     def preload(self, workers=2):
@@ -88,12 +146,16 @@ class ImageFolder:
         with ThreadPoolExecutor(max(1, workers)) as pool:
             decoded = list(pool.map(self.load, range(len(self.samples))))
         keep = [i for i, image in enumerate(decoded) if image is not None]
+        before = self.labels
         if not keep:
             raise ValueError(f"ImageFolder: none of the {len(self.samples)} files under {self.root!r} "
                              f"could be read as an image")
         self.samples = [self.samples[i] for i in keep]
         self.labels = self.labels[keep]
         self.images = np.stack([decoded[i] for i in keep])
+        for label in sorted(set(np.unique(before)) - set(np.unique(self.labels))):
+            warnings.warn(f"ImageFolder: class {self.classes[label]!r} ({os.path.join(self.root, self.classes[label])}) "
+                          f"has no readable image: the network will never see it", stacklevel=2)
         return self
 
     def subset(self, indices):
@@ -102,7 +164,7 @@ class ImageFolder:
         part.samples = [self.samples[i] for i in indices]
         part.labels = self.labels[indices]
         part.images = None if self.images is None else self.images[indices]
-        part.skipped = []
+        part.skipped = list(self.skipped)          # the files skipped when the folder was scanned
         return part
 
     def batch(self, indices):
