@@ -39,16 +39,16 @@ from minigrad import data, distributed  # noqa: E402
 from model import PRESETS, alexnet  # noqa: E402
 import towers  # noqa: E402
 import finetune  # noqa: E402  (--init, --freeze, --init-lr-mult)
+import recipe  # noqa: E402
 
 SYNTHETIC_ROOT = os.path.join("data", "synthetic")
 CHECKPOINT_FORMAT = 1
 
-# What a preset trains with when an option is not given. The paper's numbers are section 5's; the small
-# preset's pass 90% validation top-1 on the synthetic set by epoch 6 (measured: 89.1% after 5, 97.5%
-# after 6, 96.3% after 7), about 30 s an epoch on two idle CPU cores.
+# What a preset trains with when an option is not given. The paper's numbers are section 5's; how long
+# to train and when to evaluate is recipe.py's plan (it adapts the small preset to the folder's size).
 RECIPES = {
-    "paper": {"batch_size": 128, "lr": 0.01, "epochs": 90, "patience": 2, "scale": "raw"},
-    "small": {"batch_size": 64, "lr": 0.01, "epochs": 7, "patience": 1, "scale": "unit"},
+    "paper": {"batch_size": 128, "lr": 0.01, "scale": "raw"},
+    "small": {"batch_size": 64, "lr": 0.01, "scale": "unit"},
 }
 MAX_LR_REDUCTIONS = 3               # "divided by 10 three times prior to termination" (section 5)
 HOLDOUT_FRACTION = 0.1              # of the training images, when a folder has no val/ split
@@ -60,7 +60,10 @@ def parse_args(argv=None):
     parser.add_argument("--data", help="image folder: DIR/train/<class>/* and DIR/val/<class>/* (without "
                         "val/, 10%% of train is held out); default: the synthetic set in data/synthetic")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="network size (default: small)")
-    parser.add_argument("--epochs", type=int, help="total epochs (default: the preset's recipe)")
+    parser.add_argument("--epochs", type=int, help="total epochs, exactly (default: recipe.py's plan: paper "
+                        "90; small a budget of optimisation steps, printed at the start)")
+    parser.add_argument("--no-flip", action="store_true", help="no random horizontal mirroring: use it when "
+                        "a mirrored image is another class or no image of the data (digits, letters, text)")
     parser.add_argument("--batch-size", type=int, help="default: 128 (paper), 64 (small)")
     parser.add_argument("--lr", type=float, help="initial learning rate (default 0.01)")
     parser.add_argument("--seed", type=int, help="seeds the weights, dropout, shuffling and augmentation (default 0)")
@@ -141,7 +144,8 @@ def make_loaders(train, val, config, mean, pca, scale, workers, comm=distributed
     """The training loader serves this rank's slice of each global batch; the validation images are
     cut into one contiguous share per rank, so that each image is evaluated once."""
     crop = config["image_size"]
-    train_loader = data.DataLoader(train, config["batch_size"], data.TrainTransform(crop, mean, pca, scale),
+    transform = data.TrainTransform(crop, mean, pca, scale, flip=config.get("flip", True))
+    train_loader = data.DataLoader(train, config["batch_size"], transform,
                                    shuffle=True, seed=config["seed"], workers=workers, drop_last=True,
                                    shard=(comm.rank, comm.size) if comm.size > 1 else None)
     val = val.subset(np.array_split(np.arange(len(val)), comm.size)[comm.rank]) if comm.size > 1 else val
@@ -223,9 +227,11 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=distributed.LocalCommunicator()):
+def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=distributed.LocalCommunicator(),
+                evaluate_after=(), on_evaluate=None):
     """One pass over the training set; returns (mean loss, top-1 accuracy) over its batches.
-    With several ranks, `model` is a DataParallel replica and `loader` serves this rank's slices."""
+    With several ranks, `model` is a DataParallel replica and `loader` serves this rank's slices.
+    on_evaluate() is called after each step (0-based) in `evaluate_after` (the plan's mid-epoch ones)."""
     model.train()
     total_loss = total_correct = seen = 0
     start = time.time()
@@ -252,6 +258,9 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=d
         seen += int(count)
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{total_correct / seen:.1%}",
                         img_s=f"{seen / (time.time() - start):.0f}", refresh=False)
+        if step in evaluate_after:
+            on_evaluate()
+            model.train()
     bar.close()
     if not seen:
         raise ValueError("train.py: the training set gave no batch (fewer images than --batch-size?)")
@@ -292,7 +301,8 @@ def write_metrics(out, history, meta):
     classes, best epoch and training top-1 per epoch."""
     text = json.dumps({"epochs": [{key: row[key] for key in METRICS} for row in history],
                        "train_top1": [row["train_top1"] for row in history], "config": meta["config"],
-                       "classes": meta["classes"], "best": meta["best"]}, indent=1)
+                       "classes": meta["classes"], "best": meta["best"], "skipped": len(meta["skipped"]),
+                       "skipped_files": meta["skipped"]}, indent=1)
     atomic_write(os.path.join(out, "metrics.json"), lambda f: f.write(text.encode()))
 
 
@@ -331,11 +341,11 @@ def run_diagnosis(model, loader, epoch, device, why):
 # --- main -------------------------------------------------------------------------------------------
 def make_config(args):
     preset = args.preset or "small"
-    recipe = RECIPES[preset]
+    defaults = RECIPES[preset]
     config = {"preset": preset, "image_size": PRESETS[preset].image_size,
               "resize": resize_for(PRESETS[preset].image_size), "seed": 0 if args.seed is None else args.seed,
-              "batch_size": args.batch_size or recipe["batch_size"], "lr": args.lr or recipe["lr"],
-              "epochs": args.epochs or recipe["epochs"], "patience": recipe["patience"], "scale": recipe["scale"],
+              "batch_size": args.batch_size or defaults["batch_size"], "lr": args.lr or defaults["lr"],
+              "epochs": args.epochs, "scale": defaults["scale"], "flip": not args.no_flip,
               "momentum": 0.9, "weight_decay": 0.0005}
     if args.data is None:
         per_class = args.synthetic_per_class
@@ -398,6 +408,9 @@ def main(argv=None):
         model, normalisation = model_from_checkpoint(meta, arrays, args.device)
         history, best = meta["history"], meta["best"]
     else:
+        plan = recipe.plan(config["preset"], len(train), config["batch_size"], config["epochs"])
+        config.update(epochs=plan.epochs, plan=plan.to_dict())
+        print(plan.describe())
         normalisation = fit_normalisation(train, config)
         model = alexnet(config["preset"], len(train.classes), image_size=config["image_size"],
                         seed=config["seed"])
@@ -408,7 +421,9 @@ def main(argv=None):
     optimizer = mg.SGD(finetune.parameter_groups(model, config), lr=config["lr"], momentum=config["momentum"],
                        weight_decay=config["weight_decay"])
     # Section 5: divide the rate by 10 when the validation error stops improving, three times at most.
-    scheduler = mg.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=config["patience"],
+    # The plan counts patience in evaluations, several per epoch when epochs are long (recipe.py).
+    plan = recipe.Plan(**config["plan"])
+    scheduler = mg.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=plan.patience,
                                      max_reductions=MAX_LR_REDUCTIONS)
     if args.resume:
         optimizer.load_state_dict({**meta["optimizer"], "velocity": [arrays[f"velocity.{i}"] for i in
@@ -432,12 +447,17 @@ def main(argv=None):
     if args.diagnose:
         run_diagnosis(model, train_loader, start_epoch + 1, args.device, "before training")
 
+    def evaluate_mid_epoch():
+        _, top1, _ = evaluate(model, val_loader, args.device, comm=comm)
+        scheduler.step(1 - top1)
+        tqdm.write(f"  mid-epoch evaluation: val top-1 {top1:.1%}, lr {optimizer.lr:g}")
+
     run_start = time.time()
     for epoch in range(start_epoch + 1, config["epochs"] + 1):
         epoch_start, lr = time.time(), optimizer.lr
         try:
-            train_loss, train_top1 = train_epoch(model, loss_fn, optimizer, train_loader, epoch,
-                                                 config["epochs"], args.device, comm)
+            train_loss, train_top1 = train_epoch(model, loss_fn, optimizer, train_loader, epoch, config["epochs"],
+                                                 args.device, comm, plan.evaluation_steps()[:-1], evaluate_mid_epoch)
         except Diverged as error:
             kept = f"{out}/last.npz keeps epoch {start_epoch}" if history else "no checkpoint was written"
             print(f"train.py: stopping: {error}. {kept}. Try a lower --lr (this epoch used {lr:g}).")
@@ -450,7 +470,8 @@ def main(argv=None):
         improved = val_top1 > best["val_top1"]
         if improved:
             best = {"epoch": epoch, "val_top1": val_top1, "val_top5": val_top5}
-        meta = {"config": config, "classes": train.classes, "history": history, "best": best}
+        meta = {"config": config, "classes": train.classes, "history": history, "best": best,
+                "skipped": sorted(set(train.skipped) | set(val.skipped))}
         # Towers: their halves gathered into the one-device layout, which resumes on any layout.
         saved = optimizer if tower_comm.size == 1 else towers.gather_whole(model, optimizer, whole, tower_comm)
         if world.rank == 0:               # the replicas are identical: one writes, the others wait
@@ -471,6 +492,7 @@ def main(argv=None):
         print(f"done in {time.time() - run_start:.0f}s: val top-1 {last['val_top1']:.1%}, top-5 {last['val_top5']:.1%} "
               f"after {last['epoch']} epochs; best top-1 {best['val_top1']:.1%} at epoch {best['epoch']}; "
               f"checkpoints, metrics.json and curves.png in {out}")
+        print(f"{len(meta['skipped'])} file(s) skipped (each warned about above; listed in metrics.json)")
     return 0
 
 

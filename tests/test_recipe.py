@@ -1,0 +1,54 @@
+"""examples/alexnet/recipe.py: the training plan for folders of very different sizes."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "alexnet"))
+import recipe  # noqa: E402
+
+
+@pytest.mark.parametrize("images", [200, 500, 1_500, 6_000, 50_000, 1_281_167])
+def test_the_small_plan_trains_the_step_budget_or_the_minimum_epochs(images):
+    plan = recipe.plan("small", images, 64)
+    assert plan.steps_per_epoch == images // 64
+    assert recipe.MIN_EPOCHS <= plan.epochs <= recipe.MAX_EPOCHS
+    if plan.epochs == recipe.MIN_EPOCHS:               # a large folder: every image seen MIN_EPOCHS times
+        assert plan.steps >= recipe.STEP_BUDGET
+    elif plan.epochs < recipe.MAX_EPOCHS:              # otherwise the budget, to within one epoch
+        assert recipe.STEP_BUDGET <= plan.steps < recipe.STEP_BUDGET + plan.steps_per_epoch
+    # The plateau is watched about EVALUATIONS times (more when epochs are short: once per epoch),
+    # with a patience that is a real share of the run, never below PATIENCE evaluations.
+    assert plan.evaluations >= recipe.EVALUATIONS // 2
+    assert plan.patience >= recipe.PATIENCE and plan.patience >= plan.evaluations // 10
+    assert plan.patience * 4 < plan.evaluations        # room for the paper's three reductions
+
+
+def test_sizes_far_apart_get_the_plans_they_need():
+    small, synthetic, large = (recipe.plan("small", n, 64) for n in (1_500, 6_000, 50_000))
+    assert (small.epochs, small.steps_per_epoch, small.evaluations_per_epoch) == (53, 23, 1)
+    assert (synthetic.epochs, synthetic.evaluations_per_epoch) == (13, 2)
+    assert (large.epochs, large.steps_per_epoch, large.evaluations_per_epoch) == (10, 781, 2)
+    assert small.patience > large.patience              # many noisy evaluations of a small val set
+    tiny = recipe.plan("small", 128, 64)                # 2 steps per epoch: capped at MAX_EPOCHS
+    assert tiny.epochs == recipe.MAX_EPOCHS and "at most" in tiny.why
+
+
+def test_evaluation_steps_are_spread_and_end_the_epoch():
+    plan = recipe.plan("small", 50_000, 64)
+    steps = plan.evaluation_steps()
+    assert steps[-1] == plan.steps_per_epoch - 1 and len(steps) == plan.evaluations_per_epoch
+    assert steps == sorted(set(steps)) and steps[0] > 0
+    assert recipe.plan("small", 1_500, 64).evaluation_steps() == [22]
+
+
+def test_epochs_given_are_exact_and_the_paper_keeps_its_recipe():
+    assert recipe.plan("small", 1_500, 64, epochs=7).epochs == 7
+    assert "as given" in recipe.plan("small", 50_000, 64, epochs=3).describe()
+    paper = recipe.plan("paper", 1_281_167, 128)
+    assert (paper.epochs, paper.evaluations_per_epoch, paper.patience) == (90, 1, 2)
+    assert recipe.plan("paper", 1_281_167, 128, epochs=2).epochs == 2
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        recipe.plan("small", 10, 64)
+    text = recipe.plan("small", 1_500, 64).describe()
+    assert "53 epochs" in text and "1219 steps" in text and "budget" in text
