@@ -52,10 +52,13 @@ def test_predict_gives_onnx_runtimes_top5_names_for_files_and_folders(zoo_file, 
     photo(tmp_path / "album" / "b.png", 2)
     (tmp_path / "album" / "notes.txt").write_text("not an image")
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    status = predict.main(["--onnx", str(zoo_file), str(tmp_path / "a.jpg"), str(tmp_path / "album"),
-                           str(tmp_path / "broken.jpg")])
+    with pytest.warns(UserWarning) as caught:
+        status = predict.main(["--onnx", str(zoo_file), str(tmp_path / "a.jpg"), str(tmp_path / "album"),
+                               str(tmp_path / "broken.jpg")])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert status == 1 and len(lines) == 3 and "cannot read it as an image" in lines[2]
+    assert status == 1 and len(lines) == 3 and lines[2] == "2 file(s) skipped (each warned about above)"
+    skips = [str(w.message) for w in caught if "skipping" in str(w.message)]
+    assert len(skips) == 2 and "notes.txt: not an image" in skips[0] and "broken.jpg: unreadable image" in skips[1]
     # ONNX Runtime on the same ten crops, probabilities averaged (its graph ends with Softmax).
     crops = bvlc.Preprocess(ten_crop=True)(data.load_image(tmp_path / "a.jpg", bvlc.RESIZE)[None])[0]
     probs = np.mean([run_ort(onnx.load(zoo_file), crop[None])[0] for crop in crops], axis=0)

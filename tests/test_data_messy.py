@@ -106,6 +106,8 @@ def messy_folder(root):
     photo(birds / "web.webp")
     photo(birds / "big.jpg", quality=60)
     bomb_png(birds / "bomb.png")
+    photo(root / "train" / "__MACOSX" / "cat photos" / "._rgb.jpg")     # a Mac's zip: not a class
+    photo(root / "train" / ".ipynb_checkpoints" / "x.jpg")              # hidden: not a class
     empty.mkdir(parents=True)
     (empty / "broken.jpg").write_bytes(b"GIF89a but not really")
     for name in ("cat photos", "ñandú"):

@@ -108,8 +108,28 @@ def test_checkpoint_round_trip_evaluate_and_predict(folder, tmp_path, capsys):
     assert predict.main([str(image), "--checkpoint", str(tmp_path / "best.npz")]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{image}: vertical")
+    # A folder is read as a class folder is: sub-folders in, hidden files out, other files warned about.
+    album = tmp_path / "album"
+    (album / "2019").mkdir(parents=True)
+    (album / ".thumbnails").mkdir()
+    for name in ("a.png", "2019/b.png", ".thumbnails/c.png"):
+        (album / name).write_bytes(image.read_bytes())
+    (album / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (album / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.warns(UserWarning, match="Thumbs.db: not an image file"):
+        assert predict.main([str(album), "--checkpoint", str(tmp_path / "best.npz")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[:2]] == [str(album / "a.png"), str(album / "2019" / "b.png")]
+    assert lines[2:] == ["1 file(s) skipped (each warned about above)"]
     with pytest.raises(ValueError, match="does not exist"):
         train.load_checkpoint(tmp_path / "missing.npz")
+
+
+def test_evaluate_finds_the_images_a_run_without_val_held_out(folder, tmp_path, capsys):
+    assert run(folder / "train", tmp_path, "--epochs", "1") == 0
+    assert "holding out 20 of 192 images" in capsys.readouterr().out       # 10 of each class's 96
+    assert evaluate.main([str(tmp_path / "last.npz"), "--workers", "1"]) == 0
+    assert "20 images of" in capsys.readouterr().out
 
 
 def test_refuses_to_overwrite_a_run_and_explains_a_bad_folder(folder, tmp_path):

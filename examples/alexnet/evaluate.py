@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minigrad as mg  # noqa: E402
 from minigrad import data  # noqa: E402
-from train import evaluate, load_checkpoint, model_from_checkpoint  # noqa: E402
+from train import evaluate, load_checkpoint, model_from_checkpoint, split_folder  # noqa: E402
 
 import bvlc  # noqa: E402
 
@@ -32,7 +32,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", nargs="?", help="a .npz written by train.py, or a run folder (its last.npz)")
     parser.add_argument("--onnx", metavar="FILE", help="instead: the ONNX Model Zoo's bvlcalexnet-12.onnx (bvlc.py)")
-    parser.add_argument("--data", help="folder of class folders (default: the run's validation folder)")
+    parser.add_argument("--data", help="folder of class folders (default: the run's validation images: its "
+                        "DIR/val, or the 10%% it held out)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", choices=mg.backend.DEVICES, default="cpu")
@@ -45,10 +46,12 @@ def main(argv=None):
         meta, arrays = load_checkpoint(args.checkpoint)
         config = meta["config"]
         model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
-        folder = args.data or str(Path(config["data"]) / "val")
-        images = data.ImageFolder(folder, config["resize"], classes=meta["classes"])
-        print(f"{len(images)} images of {folder} in {len(meta['classes'])} classes; checkpoint of epoch "
-              f"{meta['history'][-1]['epoch']}")
+        if args.data:
+            images = data.ImageFolder(args.data, config["resize"], classes=meta["classes"])
+        else:                                 # the run's own validation images, held out as it held them
+            images = split_folder(config)[1]
+        print(f"{len(images)} images of {args.data or config['data']} in {len(meta['classes'])} classes; "
+              f"checkpoint of epoch {meta['history'][-1]['epoch']}")
 
         def transform(ten_crop):
             return data.EvalTransform(config["image_size"], mean, scale, ten_crop=ten_crop)
@@ -59,7 +62,7 @@ def main(argv=None):
         _, top1, top5 = evaluate(model, loader, args.device, desc=name)
         print(f"{name:>11}: top-1 error {1 - top1:.2%}, top-5 error {1 - top5:.2%}")
     if images.skipped:
-        print(f"skipped {len(images.skipped)} unreadable image(s)")
+        print(f"{len(images.skipped)} file(s) skipped (each warned about above)")
     return 0
 
 

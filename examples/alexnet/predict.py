@@ -3,7 +3,9 @@
     python examples/alexnet/predict.py photo1.jpg photo2.png --checkpoint runs/small-20260101-120000/best.npz
     python examples/alexnet/predict.py photos/ --onnx bvlcalexnet-12.onnx     # the trained BVLC AlexNet
 
-IMAGE may be a file or a folder (its image files, sorted).
+IMAGE may be a file or a folder: its image files, sub-folders included, read as train.py reads a class
+folder (hidden files and folders are left out; any other file that is not a readable image is skipped
+with one warning naming it). The exit status is 1 when an image could not be read.
 """
 import argparse
 import sys
@@ -20,14 +22,18 @@ import bvlc  # noqa: E402
 
 
 def image_paths(items):
-    """Files as given; folders expanded to their image files (ImageFolder's extensions), sorted."""
-    paths = []
+    """(paths to predict, files skipped): files as given; folders expanded as a class folder is
+    (data.class_files), their files without an image extension warned about and skipped."""
+    paths, skipped = [], []
     for item in items:
         if Path(item).is_dir():
-            paths += sorted(str(p) for p in Path(item).iterdir() if p.suffix.lower() in data.IMAGE_EXTENSIONS)
+            images, others = data.class_files(item)
+            for path in others:
+                data.warn_skipped(path, data.NOT_AN_IMAGE)
+            paths, skipped = paths + images, skipped + others
         else:
             paths.append(item)
-    return paths
+    return paths, skipped
 
 
 def main(argv=None):
@@ -49,12 +55,14 @@ def main(argv=None):
         transform, resize = data.EvalTransform(config["image_size"], mean, scale, ten_crop=True), config["resize"]
     model.eval()
     loss_fn = mg.SoftmaxCrossEntropy()
+    paths, skipped = image_paths(args.images)
     status = 0
-    for path in image_paths(args.images):
+    for path in paths:
         try:
             image = data.load_image(path, resize)
-        except (OSError, ValueError) as error:
-            print(f"{path}: cannot read it as an image ({error})")
+        except data.UNREADABLE as error:
+            data.warn_skipped(path, f"unreadable image ({error})", stacklevel=2)
+            skipped.append(path)
             status = 1
             continue
         crops = transform(image[None])[0]                           # (10, 3, s, s)
@@ -63,6 +71,8 @@ def main(argv=None):
         probs = mg.backend.to_numpy(loss_fn.probs).mean(axis=0)
         top = np.argsort(-probs)[:5]
         print(f"{path}: " + ", ".join(f"{classes[i]} {probs[i]:.1%}" for i in top))
+    if skipped:
+        print(f"{len(skipped)} file(s) skipped (each warned about above)")
     return status
 
 

@@ -100,32 +100,35 @@ def resize_for(crop_size):
     return round(crop_size * 256 / 224)
 
 
-def open_datasets(config, cache_bytes, workers):
-    """(train, val) ImageFolders of config["data"], prepared at config["resize"] and, when they fit in
-    `cache_bytes`, decoded into memory."""
+def split_folder(config):
+    """(train, val) ImageFolders of config["data"] at config["resize"]: DIR/train and DIR/val, or, without
+    them, a fixed 10% of each class held out, chosen by the seed (so evaluate.py finds the same split)."""
     root, size, seed = config["data"], config["resize"], config["seed"]
     train_dir, val_dir = os.path.join(root, "train"), os.path.join(root, "val")
     if os.path.isdir(train_dir) and os.path.isdir(val_dir):
         train = data.ImageFolder(train_dir, size)
-        val = data.ImageFolder(val_dir, size, classes=train.classes)
-    else:
-        # No val/ split: hold out a fixed 10% of each class, chosen by the seed.
-        whole = data.ImageFolder(train_dir if os.path.isdir(train_dir) else root, size)
-        rng = np.random.default_rng([seed, 2])
-        held_out = np.concatenate([rng.permutation(np.flatnonzero(whole.labels == label))[
-            :max(1, round(HOLDOUT_FRACTION * np.sum(whole.labels == label)))] for label in range(len(whole.classes))])
-        kept = np.setdiff1d(np.arange(len(whole)), held_out)
-        print(f"{root}: no train/ and val/ folders; holding out {len(held_out)} of {len(whole)} images "
-              f"(10% per class) for validation")
-        train, val = whole.subset(kept), whole.subset(np.sort(held_out))
+        return train, data.ImageFolder(val_dir, size, classes=train.classes)
+    whole = data.ImageFolder(train_dir if os.path.isdir(train_dir) else root, size)
+    rng = np.random.default_rng([seed, 2])
+    held_out = np.concatenate([rng.permutation(np.flatnonzero(whole.labels == label))[
+        :max(1, round(HOLDOUT_FRACTION * np.sum(whole.labels == label)))] for label in range(len(whole.classes))])
+    kept = np.setdiff1d(np.arange(len(whole)), held_out)
+    print(f"{root}: no train/ and val/ folders; holding out {len(held_out)} of {len(whole)} images "
+          f"(10% per class) for validation")
+    return whole.subset(kept), whole.subset(np.sort(held_out))
+
+
+def open_datasets(config, cache_bytes, workers):
+    """split_folder's (train, val), decoded into memory when they fit in `cache_bytes`."""
+    train, val = split_folder(config)
     for split in (train, val):
-        if len(split) * size * size * 3 <= cache_bytes:
+        if len(split) * split.size ** 2 * 3 <= cache_bytes:
             start = time.time()
             split.preload(workers)
             print(f"decoded {len(split)} images of {split.root} into memory ({split.images.nbytes / 2**20:.0f} MB) "
                   f"in {time.time() - start:.1f}s")
         if split.skipped:
-            print(f"skipped {len(split.skipped)} unreadable image(s) in {split.root}")
+            print(f"skipped {len(split.skipped)} file(s) in {split.root} (each warned about above)")
     return train, val
 
 

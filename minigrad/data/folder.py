@@ -17,6 +17,8 @@ from .transforms import center_crop, resize_shorter_side
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp")
 LAYOUT = "ROOT/<class name>/<image>.jpg|.jpeg|.png|... (one sub-folder per class, images inside)"
 ORIENTATION = 0x0112             # the EXIF tag of how the camera was held
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)   # what a bad file raises
+NOT_AN_IMAGE = "not an image file (its extension is none of IMAGE_EXTENSIONS)"
 MAX_PIXELS = 89_478_485          # PIL's own limit (Image.MAX_IMAGE_PIXELS): a larger "image" is refused
 
 
@@ -61,6 +63,11 @@ def _is_hidden(name):
     return name.startswith(".") or name.startswith("__MACOSX")
 
 
+def warn_skipped(path, why, stacklevel=3):
+    """The one warning a file that does not train (or is not predicted) gets: its path and why."""
+    warnings.warn(f"ImageFolder: skipping {path}: {why}", stacklevel=stacklevel)
+
+
 def class_files(folder):
     """(image paths, other paths) under a class `folder`, sub-folders included, sorted; hidden files
     and folders are left out of both."""
@@ -95,7 +102,7 @@ class ImageFolder:
             raise ValueError(f"ImageFolder: size must be a positive int, got {size!r}")
         if not os.path.isdir(root):
             raise ValueError(f"ImageFolder: {root!r} is not a directory; expected the layout {LAYOUT}")
-        folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+        folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not _is_hidden(entry.name))
         if not folders:
             found = sorted(os.listdir(root))[:5]
             raise ValueError(f"ImageFolder: no class sub-folders in {root!r} (found {found or 'nothing'}); "
@@ -111,7 +118,7 @@ class ImageFolder:
         for name in folders:
             images, others = class_files(os.path.join(root, name))
             for path in others:
-                self._skip(path, "not an image file (its extension is none of IMAGE_EXTENSIONS)")
+                self._skip(path, NOT_AN_IMAGE)
             if not images:
                 warnings.warn(f"ImageFolder: class {name!r} ({os.path.join(root, name)}) holds no image file: "
                               f"the network will never see it", stacklevel=2)
@@ -126,7 +133,7 @@ class ImageFolder:
     def _skip(self, path, why):
         if path not in self.skipped:
             self.skipped.append(path)
-            warnings.warn(f"ImageFolder: skipping {path}: {why}", stacklevel=3)
+            warn_skipped(path, why, stacklevel=4)
 
     def __len__(self):
         return len(self.samples)
@@ -136,7 +143,7 @@ class ImageFolder:
         path = self.samples[index][0]
         try:
             return load_image(path, self.size)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        except UNREADABLE as error:
             self._skip(path, f"unreadable image ({error})")
             return None
 
