@@ -45,6 +45,7 @@ def parse():
 
 ARGS = parse()
 set_threads(ARGS.threads)
+import numba  # noqa: E402
 import numpy as np  # noqa: E402  (after the thread variables are set)
 
 sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
@@ -209,7 +210,8 @@ def main():
     opt, ce = mg.SGD(net.parameters(), lr=0.01), mg.SoftmaxCrossEntropy()
     start = time.perf_counter()
     minigrad_step(net, opt, ce, x, y)
-    say(f"minigrad first step (Numba compilation or cache load included): {time.perf_counter() - start:.2f} s")
+    say(f"minigrad first step (Numba compilation or cache load included): {time.perf_counter() - start:.2f} s; "
+        f"Numba's threading layer: {numba.threading_layer()}")
 
     steps = {}
     forwards = {"minigrad": lambda: net.eval().forward(x)}

@@ -13,8 +13,8 @@ images at the global batch --batch (each rank its slice), one warm-up step then 
 
 For the ranks it also reports the step time spent waiting for the all-reduces after backward (what
 the overlap did not hide) and the time the same buckets take to all-reduce with nothing else running.
-The report is printed and written to benchmarks/results/distributed.md (the scaling model beside it
-is written by hand).
+Every process calls mg.keep_freed_memory(), as train.py does, and the report says so. The report is
+printed and written to benchmarks/results/distributed.md (the scaling model beside it is written by hand).
 """
 import argparse
 import json
@@ -49,6 +49,7 @@ def worker(args):
 
     comm = distributed.world()
     distributed.check_global_batch(comm, args.batch)
+    kept_freed_memory = mg.keep_freed_memory()          # as train.py runs (minigrad/ops/cpu_runtime.py)
     model = alexnet("paper")
     optimizer = mg.SGD(model.parameters(), lr=0.01)
     replicas = distributed.DataParallel(model, comm) if comm.size > 1 else None
@@ -89,7 +90,7 @@ def worker(args):
                 request.wait()
             standalone.append(time.perf_counter() - start)
     if comm.rank == 0:
-        print(json.dumps({"step": step, "exposed": exposed, "compute": alone,
+        print(json.dumps({"step": step, "exposed": exposed, "compute": alone, "kept_freed_memory": kept_freed_memory,
                           "allreduce": statistics.median(standalone) if standalone else 0.0,
                           "buckets": [int(flat.nbytes) for flat, _ in replicas.buckets] if replicas else [],
                           "parameters": sum(p.data.size for p in model.parameters())}))
@@ -121,7 +122,10 @@ def main():
     lines = [f"# Data-parallel AlexNet (paper preset) on this machine, global batch {args.batch}, float32", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; Python "
              f"{platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}; median of {args.steps} steps "
-             f"after one warm-up", "",
+             f"after one warm-up",
+             "malloc: freed memory kept for reuse in every process (mg.keep_freed_memory(), as train.py runs)"
+             if all(run["kept_freed_memory"] for run in runs.values())
+             else "malloc: glibc's default (mg.keep_freed_memory() needs glibc)", "",
              "| configuration | step | images/s | vs one process, 2 threads | step without the all-reduces "
              "| waited after backward | the all-reduces alone | hidden by the overlap |",
              "|---|---|---|---|---|---|---|---|"]

@@ -12,7 +12,8 @@ images at --batch (both towers see the whole batch), one warm-up step then --ste
 For the towers it also reports the part of a step spent inside the crossings (the collective layers'
 forward and backward: the transfers and the waiting for the other tower). The bytes per step at each
 crossing come from towers.crossings, against the all-reduce of the gradients that two data-parallel
-replicas would send. The report is printed and written to benchmarks/results/towers.md.
+replicas would send. Every process calls mg.keep_freed_memory(), as train.py does, and the report
+says so. The report is printed and written to benchmarks/results/towers.md.
 """
 import argparse
 import json
@@ -61,6 +62,7 @@ def worker(args):
     from model import alexnet
 
     comm = distributed.world()
+    kept_freed_memory = mg.keep_freed_memory()          # as train.py runs (minigrad/ops/cpu_runtime.py)
     model = alexnet("paper")
     spent = [0.0]
     if comm.size > 1:
@@ -86,7 +88,8 @@ def worker(args):
             crossing.append(spent[0])
     slowest = comm.allgather_object((statistics.median(steps), statistics.median(crossing)))
     if comm.rank == 0:
-        print(json.dumps({"step": max(s for s, _ in slowest), "crossing": max(c for _, c in slowest)}))
+        print(json.dumps({"step": max(s for s, _ in slowest), "crossing": max(c for _, c in slowest),
+                          "kept_freed_memory": kept_freed_memory}))
 
 
 def run(command, threads):
@@ -119,7 +122,10 @@ def main():
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"{time.strftime('%Y-%m-%d')}; median of {args.steps} steps after a warm-up, random images. "
              f"Load average {load:.1f} when it started: with other jobs on the machine the times are "
-             "indicative only.", "",
+             "indicative only.",
+             "malloc: freed memory kept for reuse in every process (mg.keep_freed_memory(), as train.py runs)"
+             if one["kept_freed_memory"] and two["kept_freed_memory"]
+             else "malloc: glibc's default (mg.keep_freed_memory() needs glibc)", "",
              "| configuration | step (s) | in the crossings (s) | ratio to one process |", "|---|---|---|---|",
              f"| one process, 2 threads | {one['step']:.2f} | - | 1.00 |",
              f"| two towers, 2 ranks x 1 thread | {two['step']:.2f} | {two['crossing']:.2f} | "

@@ -1,4 +1,5 @@
 """minigrad's CPU runtime (ops/cpu_runtime.py) and the lazily zeroed gradient it serves."""
+import json
 import multiprocessing
 import os
 import subprocess
@@ -140,17 +141,27 @@ def test_two_linear_backwards_accumulate_and_zero_grad_clears(rng):
 
 # --- importing minigrad changes nothing in the process; the application's calls do ----------------
 def _run_fresh_python(code, **env):
-    """stdout of `code` in a fresh interpreter that imports this checkout's minigrad."""
+    """stdout of `code` in a fresh interpreter that imports this checkout's minigrad, with Numba's
+    default threading layer unless `env` names one."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(mg.__file__)))
-    env = dict(os.environ, PYTHONPATH=root, **env)
+    inherited = {name: value for name, value in os.environ.items() if name != "NUMBA_THREADING_LAYER"}
+    env = dict(inherited, PYTHONPATH=root, **env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
 
+
+# minigrad and every module in it, as a program that uses any part of minigrad imports them.
+_IMPORT_EVERYTHING = """
+import importlib, pkgutil
+import minigrad as mg
+import minigrad.ops.cpu_runtime
+for module in pkgutil.walk_packages(mg.__path__, "minigrad."):
+    importlib.import_module(module.name)
+"""
 
 _FREE_A_GIGABYTE = """
 import os, sys
 import numpy as np
-import minigrad as mg
-
+""" + _IMPORT_EVERYTHING + """
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -174,27 +185,93 @@ def test_importing_minigrad_leaves_malloc_returning_freed_memory_and_keep_freed_
     assert int(tuned) < 0.1 * 2 ** 30
 
 
-_THREADS_AROUND_IMPORT = """
+_STATE_AROUND_IMPORT = """
+import json, os, threading
+import numba
+import numpy as np
+
+def state():
+    try:
+        from threadpoolctl import threadpool_info      # every loaded BLAS's thread count, where installed
+        blas = sorted((pool["filepath"], pool["num_threads"]) for pool in threadpool_info())
+    except ImportError:
+        blas = None
+    try:
+        layer = numba.threading_layer()
+    except ValueError:                                 # no parallel Numba launch yet
+        layer = None
+    return {"threads": threading.active_count(), "environ": dict(os.environ), "blas": blas,
+            "numba.config.THREADING_LAYER": numba.config.THREADING_LAYER, "numba layer": layer}
+
+before = state()
+""" + _IMPORT_EVERYTHING + """
+print(json.dumps([before, state()]))
+"""
+
+
+def test_importing_minigrad_and_every_module_in_it_changes_nothing_in_the_process():
+    """No thread started, no environment variable set, BLAS's thread count and Numba's threading
+    layer and its config as they were (malloc: the test above)."""
+    before, after = json.loads(_run_fresh_python(_STATE_AROUND_IMPORT, OPENBLAS_NUM_THREADS="2"))
+    assert after == before
+    assert before["numba layer"] is None
+
+
+_THREADS_ON_FIRST_USE = """
 import threading
 import numpy as np
-before = threading.active_count()
 import minigrad as mg
 from minigrad.ops import cpu_runtime
-after_import = threading.active_count()
+before = threading.active_count()
 blas_threads = cpu_runtime._OPENBLAS[1]() if cpu_runtime._OPENBLAS else None
 a = np.ones((512, 512))
 mg.ops.matmul(a, a)                    # large enough to split among the workers
 blas_after = cpu_runtime._OPENBLAS[1]() if cpu_runtime._OPENBLAS else None
-print(before, after_import, threading.active_count(), cpu_runtime.WORKERS, blas_threads == blas_after)
+print(before, threading.active_count(), cpu_runtime.WORKERS, blas_threads == blas_after)
 """
 
 
-def test_importing_minigrad_starts_no_threads_and_the_workers_start_on_first_use():
-    before, after_import, after_use, workers, blas_restored = _run_fresh_python(
-        _THREADS_AROUND_IMPORT, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2").split()
-    assert after_import == before
+def test_the_workers_start_on_first_use_and_blas_threads_are_restored_after_it():
+    before, after_use, workers, blas_restored = _run_fresh_python(
+        _THREADS_ON_FIRST_USE, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2").split()
     if int(workers) > 1:               # the pool's threads start as its first items arrive
         assert int(before) < int(after_use) <= int(before) + int(workers)
     else:
         assert after_use == before
     assert blas_restored == "True"     # BLAS's thread count is minigrad's only inside its own calls
+
+
+_THREADING_LAYER_AFTER_A_KERNEL = """
+import sys
+import numba
+import numpy as np
+import minigrad as mg
+if sys.argv[1:] == ["host starts a layer"]:
+    numba.get_num_threads()            # as the host's own first parallel Numba function would
+try:
+    started_before = numba.threading_layer()
+except ValueError:
+    started_before = None
+mg.ops.lrn_forward(np.ones((1, 4, 2, 2), np.float32), 3, 1e-4, 0.75, 2.0)    # a parallel Numba kernel
+print(started_before, numba.threading_layer(), numba.config.THREADING_LAYER)
+"""
+
+
+def test_minigrads_first_parallel_kernel_starts_numbas_workqueue_layer_and_leaves_its_config():
+    assert _run_fresh_python(_THREADING_LAYER_AFTER_A_KERNEL).split() == ["None", "workqueue", "default"]
+
+
+def test_a_threading_layer_the_host_started_is_kept():
+    started_before, layer, config = _run_fresh_python(
+        _THREADING_LAYER_AFTER_A_KERNEL.replace("sys.argv[1:]", '["host starts a layer"]')).split()
+    assert layer == started_before and config == "default"
+
+
+def test_a_threading_layer_the_host_chose_is_kept():
+    try:
+        out = _run_fresh_python(_THREADING_LAYER_AFTER_A_KERNEL, NUMBA_THREADING_LAYER="omp")
+    except subprocess.CalledProcessError as error:
+        if "No threading layer could be loaded" in error.stderr:
+            pytest.skip("Numba's OpenMP layer cannot load here")
+        raise
+    assert out.split() == ["None", "omp", "omp"]

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..backend import array_module
 from . import cpu_kernels as kernels
-from .cpu_runtime import in_worker, matmul  # noqa: F401  (matmul: the CPU's GEMM, split among the workers)
+from .cpu_runtime import in_worker, use_numba_workqueue
+from .cpu_runtime import matmul  # noqa: F401  (the CPU's GEMM, split among the workers)
 
 
 def output_size(size, kernel, stride, padding):
@@ -169,11 +170,13 @@ def _contiguous(x):
     return np.ascontiguousarray(x)
 
 
-def _check_not_in_worker(name):
-    """Numba's workqueue layer aborts the whole process when two threads enter a parallel kernel."""
+def _before_parallel_kernel(name):
+    """Numba's workqueue layer aborts the whole process when two threads enter a parallel kernel, so
+    a worker is refused; the first call starts that layer (ops/cpu_runtime.py)."""
     if in_worker():
         raise RuntimeError(f"ops.{name} runs a parallel Numba kernel and cannot run on one of minigrad's "
                            f"workers (inside ops.parallel_map); call it from the training loop's thread")
+    use_numba_workqueue()
 
 
 def col2im(cols, x_shape, kernel_size, stride, padding):
@@ -185,7 +188,7 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
 
 
 def maxpool_forward(x, kernel_size, stride, padding, ceil_mode=False):
-    _check_not_in_worker("maxpool_forward")
+    _before_parallel_kernel("maxpool_forward")
     N, C, H, W = x.shape
     (kh, kw), (sh, sw) = kernel_size, stride
     (ph, pw), (OH, OW) = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
@@ -195,7 +198,7 @@ def maxpool_forward(x, kernel_size, stride, padding, ceil_mode=False):
 
 
 def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mode=False):
-    _check_not_in_worker("maxpool_backward")
+    _before_parallel_kernel("maxpool_backward")
     (kh, kw), (sh, sw) = kernel_size, stride
     (ph, pw), _ = pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
     dx = np.empty(x_shape, dtype=dy.dtype)
@@ -204,7 +207,7 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mod
 
 
 def lrn_forward(a, size, alpha, beta, k, groups=1):
-    _check_not_in_worker("lrn_forward")
+    _before_parallel_kernel("lrn_forward")
     a = _contiguous(a)
     b, scale = np.empty_like(a), np.empty_like(a)
     kernels.lrn_forward(a, size, a.shape[1] // groups, a.dtype.type(alpha), a.dtype.type(beta), a.dtype.type(k),
@@ -213,7 +216,7 @@ def lrn_forward(a, size, alpha, beta, k, groups=1):
 
 
 def lrn_backward(dy, a, b, scale, size, alpha, beta, groups=1):
-    _check_not_in_worker("lrn_backward")
+    _before_parallel_kernel("lrn_backward")
     dy = _contiguous(dy)
     da, ratio = np.empty_like(dy), np.empty_like(dy)
     kernels.lrn_backward(dy, _contiguous(a), _contiguous(b), _contiguous(scale), size, dy.shape[1] // groups,
@@ -223,7 +226,7 @@ def lrn_backward(dy, a, b, scale, size, alpha, beta, groups=1):
 
 def sgd_update(w, v, grad, lr, momentum, weight_decay):
     """sgd_update_reference in one fused pass: 5 array streams instead of 10 and no temporaries."""
-    _check_not_in_worker("sgd_update")
+    _before_parallel_kernel("sgd_update")
     if not (w.flags.c_contiguous and v.flags.c_contiguous) or not w.shape == v.shape == grad.shape:
         raise ValueError(f"sgd_update: expected C-contiguous weight and velocity and a gradient of one shape, "
                          f"got {w.shape}, {v.shape}, {grad.shape}")

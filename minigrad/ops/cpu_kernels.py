@@ -3,16 +3,10 @@
 Each kernel writes every element of its output (no reliance on zeroed memory) and mirrors a NumPy
 reference in ops/cpu.py that the tests compare it with. `cache=True` stores the compiled machine code
 beside this file (or in NUMBA_CACHE_DIR), so only a machine's first run pays for compilation.
+ops/cpu.py calls the parallel ones after cpu_runtime.use_numba_workqueue(), which says why.
 """
-import numba
 import numpy as np
 from numba import njit, prange, uintp
-
-# Numba's OpenMP layer keeps its threads spinning after each parallel loop, and they fight OpenBLAS's
-# threads for the two cores: conv1's alternating im2col and GEMM ran several times slower
-# (benchmarks/results/cpu_alexnet_vm.md). The workqueue layer sleeps between loops. It must not be
-# entered from two threads at once; minigrad launches its parallel kernels from the training loop's thread only.
-numba.config.THREADING_LAYER = "workqueue"
 
 
 @njit(cache=True, inline="always")

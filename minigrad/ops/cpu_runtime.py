@@ -1,8 +1,9 @@
 """How minigrad runs on the CPU: one pool of workers that own the cores, with NumPy's BLAS
 single-threaded while they run, and, when the application asks for it, a malloc that keeps the memory
-a step frees for the next step. Importing minigrad changes nothing in the process but Numba's
-threading layer (below): the workers start on the first parallel call, BLAS's thread count is changed only inside minigrad's own parallel
-sections, and malloc is changed only by `keep_freed_memory()`.
+a step frees for the next step. Importing minigrad changes nothing in the process: the workers start
+on the first parallel call, BLAS's thread count is changed only inside minigrad's own parallel
+sections, Numba's threading layer is chosen at minigrad's first parallel Numba kernel (below), and
+malloc is changed only by `keep_freed_memory()`.
 
 Threads. Why minigrad splits its GEMMs itself instead of leaving that to OpenBLAS: after each
 multi-threaded GEMM, OpenBLAS's worker threads spin (2^28 cycles) waiting for the next one, and on a
@@ -21,9 +22,17 @@ Where NumPy's BLAS is not an OpenBLAS that exports its thread controls (conda's 
 Accelerate), minigrad cannot set BLAS's thread count, leaves it alone and runs everything on the
 calling thread. Workers must never launch a parallel Numba kernel: Numba's workqueue layer aborts the
 process when entered from two threads at once, so the kernels they call (col2im, Winograd's tiles) are
-serial ones, and ops.cpu refuses the parallel ones inside a worker with an error instead. One setting
-is not scoped: importing ops/cpu_kernels.py selects Numba's workqueue threading layer (Numba fixes its
-layer, for the whole process, at the first parallel launch, so a later choice would not take).
+serial ones, and ops.cpu refuses the parallel ones inside a worker with an error instead.
+
+Numba's threading layer. Numba's OpenMP layer keeps its threads spinning after each parallel loop, and
+they fight OpenBLAS's threads for the cores (conv1's alternating im2col and GEMM ran several times
+slower: benchmarks/results/cpu_alexnet_vm.md); the workqueue layer sleeps between loops. Numba starts
+one layer for the whole process, at its first parallel launch, and it cannot be changed after, so
+this is the one choice minigrad cannot scope to its own calls: `use_numba_workqueue()`, called
+before each of minigrad's parallel kernels, starts the workqueue layer the first time, unless a layer
+is already running or the process chose one (NUMBA_THREADING_LAYER, or numba.config.THREADING_LAYER
+set before). numba.config is left as it was found. A program that imports minigrad and never runs
+its LRN, pooling or SGD on the CPU keeps Numba's default.
 
 Memory. glibc's malloc serves every block over 32 MB (at batch 32, each of conv1's and norm1's
 activations and gradients, fc6's weight gradient) with a fresh mmap and unmaps it on free, so every
@@ -42,6 +51,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 
 
@@ -76,6 +86,26 @@ def keep_freed_memory():
     mallopt(M_MMAP_MAX, 0)                                 # big blocks from the heap, not mmap...
     mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1)                 # ...and kept there once freed
     return True
+
+
+_numba_layer_started = False
+
+
+def use_numba_workqueue():
+    """Start Numba's workqueue threading layer unless a layer is running or was chosen (see above)."""
+    global _numba_layer_started
+    if _numba_layer_started:
+        return
+    try:
+        numba.threading_layer()                     # raises ValueError until a layer has started
+    except ValueError:
+        if numba.config.THREADING_LAYER == "default":          # nobody chose one
+            numba.config.THREADING_LAYER = "workqueue"
+            try:
+                numba.get_num_threads()             # starts the layer while the config names it...
+            finally:
+                numba.config.THREADING_LAYER = "default"       # ...which then reads as it was
+    _numba_layer_started = True
 
 
 _OPENBLAS = _numpy_openblas()         # only looked up: NumPy has loaded it, and nothing is set here
