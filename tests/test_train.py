@@ -1,5 +1,6 @@
 """examples/alexnet/train.py, evaluate.py and predict.py end to end on tiny image folders: the outputs of
 a run, bit-identical resume, the NaN stop that keeps the last good checkpoint, and the checkpoint round trip."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -94,11 +95,14 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(folder, tmp
     assert (tmp_path / "last.npz").read_bytes() == good != before
 
 
-def test_checkpoint_round_trip_evaluate_and_predict(folder, tmp_path, capsys):
+def test_checkpoint_round_trip_evaluate_and_predict(folder, tmp_path, capsys, monkeypatch):
     assert run(folder, tmp_path, "--epochs", "2") == 0
+    # The checkpoint records the network's sizes: it loads after the preset has changed.
+    monkeypatch.setitem(train.PRESETS, "small", dataclasses.replace(train.PRESETS["small"], hidden=8))
     meta, arrays = train.load_checkpoint(tmp_path / "best.npz")
     model, (mean, pca, scale) = train.model_from_checkpoint(meta, arrays)
     assert all(np.array_equal(value, arrays[f"model.{key}"]) for key, value in model.state_dict().items())
+    assert model["fc7"].weight.data.shape != (8, 8)
     side = train.resize_for(train.PRESETS["small"].image_size)
     assert mean.shape == (side, side, 3) and pca.eigenvectors.shape == (3, 3)
     assert evaluate.main([str(tmp_path / "best.npz"), "--data", str(folder / "val"), "--workers", "1"]) == 0

@@ -55,7 +55,8 @@ def alexnet(preset="paper", num_classes=1000, image_size=None, seed=0):
     k1, kernel1, stride1 = p.conv1
     c2, c3, c4, c5 = p.channels
     # Padding that makes conv1's windows tile the image: 2 at 224 (torchvision), 0 at 227 (Caffe).
-    pad1 = 2 if preset == "paper" and image_size == 224 else (0 if preset == "paper" else kernel1 // 2)
+    paper = p == PRESETS["paper"]
+    pad1 = (2 if image_size == 224 else 0) if paper else kernel1 // 2
     mg.manual_seed(seed)
 
     def after_conv1(size):

@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minigrad as mg  # noqa: E402
 from minigrad import data, distributed  # noqa: E402
-from model import PRESETS, alexnet  # noqa: E402
+from model import PRESETS, Preset, alexnet  # noqa: E402
 import towers  # noqa: E402
 import finetune  # noqa: E402  (--init, --freeze, --init-lr-mult)
 import recipe  # noqa: E402
@@ -204,10 +205,17 @@ def load_checkpoint(path):
     return meta, arrays
 
 
+def architecture(config):
+    """The run's network sizes: recorded in its config (so a checkpoint outlives a change of the presets),
+    or, for a run recorded before they were, the preset's of today."""
+    sizes = {**asdict(PRESETS[config["preset"]]), **config.get("architecture", {})}
+    return Preset(**{name: tuple(value) if isinstance(value, list) else value for name, value in sizes.items()})
+
+
 def model_from_checkpoint(meta, arrays, device="cpu"):
     """The network of a checkpoint with its weights, and (mean image, PCAColor, scale)."""
     config = meta["config"]
-    model = alexnet(config["preset"], len(meta["classes"]), image_size=config["image_size"], seed=config["seed"])
+    model = alexnet(architecture(config), len(meta["classes"]), image_size=config["image_size"], seed=config["seed"])
     model.load_state_dict({key[len("model."):]: value for key, value in arrays.items() if key.startswith("model.")})
     normalisation = (arrays["mean_image"], data.PCAColor(arrays["pca_eigenvalues"], arrays["pca_eigenvectors"]),
                      meta["scale"])
@@ -345,7 +353,7 @@ def run_diagnosis(model, loader, epoch, device, why):
 def make_config(args):
     preset = args.preset or "small"
     defaults = RECIPES[preset]
-    config = {"preset": preset, "image_size": PRESETS[preset].image_size,
+    config = {"preset": preset, "architecture": asdict(PRESETS[preset]), "image_size": PRESETS[preset].image_size,
               "resize": resize_for(PRESETS[preset].image_size), "seed": 0 if args.seed is None else args.seed,
               "batch_size": args.batch_size or defaults["batch_size"], "lr": args.lr or defaults["lr"],
               "epochs": args.epochs, "scale": defaults["scale"], "flip": not args.no_flip,
@@ -415,8 +423,7 @@ def main(argv=None):
         config.update(epochs=plan.epochs, plan=plan.to_dict())
         print(plan.describe())
         normalisation = fit_normalisation(train, config)
-        model = alexnet(config["preset"], len(train.classes), image_size=config["image_size"],
-                        seed=config["seed"])
+        model = alexnet(architecture(config), len(train.classes), image_size=config["image_size"], seed=config["seed"])
         if config["init"]:
             config["init_loaded"] = finetune.start_from(model, config["init"])
         model.to(args.device)
