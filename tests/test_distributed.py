@@ -36,9 +36,11 @@ def rank_environment(**extra):
     return env
 
 
-def launch(ranks, *args, timeout=LAUNCH_TIMEOUT):
-    """Run this file's scenario `args` on `ranks` MPI processes; returns the CompletedProcess."""
-    command = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpi4py", str(HERE), *map(str, args)]
+def launch(ranks, *args, timeout=LAUNCH_TIMEOUT, mpi4py=True):
+    """Run this file's scenario `args` on `ranks` MPI processes (mpi4py=False: without `-m mpi4py`, as
+    a user who forgets it would); returns the CompletedProcess."""
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, *(["-m", "mpi4py"] if mpi4py else []), str(HERE),
+               *map(str, args)]
     return subprocess.run(command, env=rank_environment(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -272,10 +274,22 @@ def assert_failed_with(result, *phrases):
 
 
 @needs_mpi
-def test_an_exception_on_one_rank_ends_the_whole_job_with_its_traceback(folder, tmp_path):
-    """Rank 1 raises in its second training step while rank 0 goes on into the step's all-reduce:
-    python -m mpi4py aborts the job (the launch's timeout would catch a hang)."""
-    assert_failed_with(launch(2, "fail_in_step", folder, tmp_path), "Traceback", "injected failure on rank 1")
+@pytest.mark.parametrize("where, how, mpi4py", [("forward", "raise", True), ("forward", "raise", False),
+                                                ("backward", "raise", False), ("backward", "interrupt", True),
+                                                ("forward", "kill", False)])
+def test_a_failure_on_one_rank_ends_the_whole_job(folder, tmp_path, where, how, mpi4py):
+    """Rank 1 fails in its second training step, in forward (rank 0 goes on into the step's
+    all-reduces) or in backward once a bucket's non-blocking all-reduce is in flight: an exception,
+    a Ctrl-C or SIGKILL, launched with or without `-m mpi4py`. The job ends, with the traceback when
+    there is one (the launch's timeout fails the test on a hang)."""
+    result = launch(2, "fail_in_step", folder, where, how, mpi4py=mpi4py)
+    if how == "raise":
+        assert_failed_with(result, "Traceback", f"injected failure on rank 1 in {where}")
+    elif how == "interrupt":
+        assert_failed_with(result, "KeyboardInterrupt")
+        assert result.returncode == 130, result.returncode        # what a shell reports for Ctrl-C
+    else:
+        assert_failed_with(result)
 
 
 @needs_mpi
@@ -331,7 +345,9 @@ def test_a_run_of_two_ranks_resumes_on_one_as_if_it_had_never_stopped(folder, tm
         assert a["val_top1"] == b["val_top1"]
 
 
-def scenario_fail_in_step(folder, out):
+def scenario_fail_in_step(folder, where, how):
+    import signal
+
     import train
     from model import PRESETS, alexnet
 
@@ -343,17 +359,30 @@ def scenario_fail_in_step(folder, out):
     train_set, val_set = train.open_datasets(config, 2**30, workers=0)
     model = alexnet(PRESETS["small"], num_classes=3)
     optimizer = mg.SGD(model.parameters(), lr=0.01)
-    train.replicate(model, optimizer, comm)
+    replicas = train.replicate(model, optimizer, comm, bucket_bytes=100_000)
+    assert len(replicas.buckets) > 2
     loader, _ = train.make_loaders(train_set, val_set, config, *train.fit_normalisation(train_set, config), 0, comm)
-    forward, calls = model.forward, []
+    forward, steps = model.forward, []
 
-    def failing_forward(x):
-        calls.append(1)
-        if comm.rank == 1 and len(calls) == 2:
-            raise RuntimeError("injected failure on rank 1")
+    def fail():
+        if how == "raise":
+            raise RuntimeError(f"injected failure on rank {comm.rank} in {where}")
+        if how == "interrupt":
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def counting_forward(x):
+        steps.append(1)
+        if where == "forward" and comm.rank == 1 and len(steps) == 2:
+            fail()
         return forward(x)
 
-    model.forward = failing_forward
+    def in_backward(layer):           # after DataParallel's hook: a bucket's all-reduce has started
+        if where == "backward" and comm.rank == 1 and len(steps) == 2 and replicas.pending:
+            fail()
+
+    model.forward = counting_forward
+    model.backward_hooks.append(in_backward)
     train.train_epoch(model, mg.SoftmaxCrossEntropy(), optimizer, loader, 1, 1, "cpu", comm)
 
 
