@@ -259,10 +259,12 @@ def scenario_train(folder, out):
 TRAIN_PY = ROOT / "examples" / "alexnet" / "train.py"
 
 
-def train_py(ranks, *args, mpmd=None):
-    """examples/alexnet/train.py on `ranks` ranks; mpmd: a second argument list for one more rank."""
+def train_py(ranks, *args, mpmd=None, mpi4py=True):
+    """examples/alexnet/train.py on `ranks` ranks; mpmd: a second argument list for one more rank;
+    mpi4py=False: launched without `-m mpi4py`."""
     def program(arguments):
-        return [sys.executable, "-m", "mpi4py", str(TRAIN_PY), "--workers", "0", *map(str, arguments)]
+        return [sys.executable, *(["-m", "mpi4py"] if mpi4py else []), str(TRAIN_PY), "--workers", "0",
+                *map(str, arguments)]
     command = [MPIEXEC, "-n", str(ranks), *program(args)] + ([":", "-n", "1", *program(mpmd)] if mpmd else [])
     return subprocess.run(command, env=rank_environment(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
 
@@ -301,12 +303,27 @@ def test_a_global_batch_the_ranks_do_not_divide_is_refused_before_training(folde
 
 @needs_mpi
 def test_ranks_whose_data_folders_differ_are_refused_naming_the_rank(folder, tmp_path):
+    """The other copy has the same file names, but one file is longer (still a readable image)."""
     other = tmp_path / "other"
     shutil.copytree(folder, other)
-    next((other / "train" / "class1").iterdir()).unlink()
+    with open(next((other / "train" / "class1").iterdir()), "ab") as f:
+        f.write(b"trailing bytes")
     result = train_py(1, "--data", folder, "--batch-size", 12, "--out", tmp_path / "run",
                       mpmd=["--data", other, "--batch-size", 12, "--out", tmp_path / "run"])
-    assert_failed_with(result, "the hash of the image files under --data", "differs between ranks", "rank 1 has")
+    assert_failed_with(result, "the list of readable image files (names and sizes) under --data",
+                       "differs between ranks", "rank 1 has '45 files, hash")
+
+
+@needs_mpi
+def test_an_option_or_a_usage_error_on_one_rank_only_ends_the_job_naming_it(folder, tmp_path):
+    """An MPMD launch whose second rank gets another --lr (it would train a replica of its own
+    silently), then an invalid --epochs (it stops before the others' first collective): both end the
+    whole job, launched without `-m mpi4py`."""
+    common = ["--data", folder, "--batch-size", 12, "--out", tmp_path / "run"]
+    result = train_py(1, *common, mpmd=[*common, "--lr", 0.02], mpi4py=False)
+    assert_failed_with(result, "the run's configuration differs between ranks: rank 1 has lr=0.02 where rank 0 has 0.01")
+    result = train_py(1, *common, mpmd=[*common, "--epochs", 0], mpi4py=False)
+    assert_failed_with(result, "train.py: --epochs must be a positive int, got 0")
 
 
 @needs_mpi
@@ -386,6 +403,40 @@ def scenario_fail_in_step(folder, where, how):
     train.train_epoch(model, mg.SoftmaxCrossEntropy(), optimizer, loader, 1, 1, "cpu", comm)
 
 
+@needs_mpi
+def test_a_failure_while_rank_0_writes_a_checkpoint_leaves_the_last_one_to_resume_from(folder, tmp_path):
+    """Rank 0 fails halfway through writing epoch 2's last.npz while rank 1 waits: the job ends,
+    last.npz is still epoch 1's and loads; a temporary file that a killed writer would have left is
+    removed by the next write, and the run resumes from epoch 1 in one process."""
+    out = tmp_path / "run"
+    assert_failed_with(launch(2, "fail_writing_checkpoint", folder, out, mpi4py=False),
+                       "Traceback", "injected failure while writing")
+    meta = json.loads(str(np.load(out / "last.npz")["meta"]))
+    assert [row["epoch"] for row in meta["history"]] == [1]
+    assert not list(out.glob(".*.tmp"))
+    (out / ".last.npz.killed.tmp").write_bytes(b"PK, then SIGKILL")
+    resumed = subprocess.run([sys.executable, str(TRAIN_PY), "--workers", "0", "--resume", str(out)],
+                             env=rank_environment(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [row["epoch"] for row in json.loads(str(np.load(out / "last.npz")["meta"]))["history"]] == [1, 2]
+    assert not list(out.glob(".*.tmp"))
+
+
+def scenario_fail_writing_checkpoint(folder, out):
+    import train
+
+    savez = np.savez
+
+    def failing_savez(file, **arrays):
+        if os.path.exists(Path(out) / "last.npz"):      # epoch 2's: there is an epoch-1 file to keep
+            file.write(b"PK, half a checkpoint")
+            raise RuntimeError("injected failure while writing a checkpoint")
+        savez(file, **arrays)
+
+    np.savez = failing_savez
+    train.main(["--data", folder, "--batch-size", "12", "--epochs", "2", "--workers", "0", "--out", out])
+
+
 def scenario_mismatched_models():
     from model import Preset, alexnet
 
@@ -445,7 +496,8 @@ def scenario_staged_gpu():
 
 
 SCENARIOS = {"collectives": scenario_collectives, "train": scenario_train, "fail_in_step": scenario_fail_in_step,
-             "mismatched_models": scenario_mismatched_models, "staged_gpu": scenario_staged_gpu}
+             "fail_writing_checkpoint": scenario_fail_writing_checkpoint, "mismatched_models": scenario_mismatched_models,
+             "staged_gpu": scenario_staged_gpu}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](*sys.argv[2:])

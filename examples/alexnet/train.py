@@ -22,6 +22,8 @@ the same training as one process, up to the order of floating-point sums. Rank 0
 writes the outputs; a checkpoint resumes on any number of ranks.
 """
 import argparse
+import glob
+import hashlib
 import json
 import math
 import os
@@ -153,8 +155,10 @@ def make_loaders(train, val, config, mean, pca, scale, workers, comm=distributed
 def atomic_write(path, write):
     """Call write(file) on a temporary file in path's folder, fsync it, then rename it over `path`: a
     crash at any moment leaves either the old file or the new one, never a torn one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    folder, prefix = os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + "."
+    for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(prefix) + "*.tmp")):
+        os.unlink(stale)                  # left by a writer that was killed (SIGKILL, SIGTERM) mid-write
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
             write(f)
@@ -356,15 +360,16 @@ def ensure_synthetic(config):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    # MPI first, before anything that can fail: a rank that exits before MPI is initialised cannot
+    # abort the job, and the others would wait for it in MPI_Init forever (minigrad/distributed.py).
     world = distributed.world()
-    # comm: the data-parallel replicas (the whole job without --model-parallel); tower_comm: this
-    # rank's partner towers, which see the same batch.
-    comm, tower_comm = towers.layout(world, args.model_parallel)
     if world.rank:                        # rank 0 alone prints (errors still reach stderr from any rank)
         sys.stdout = open(os.devnull, "w")
+    args = parse_args(argv)
     if args.resume:
         meta, arrays = load_checkpoint(args.resume)
+        resumed = {"epoch": len(meta["history"]), "record": hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+                   .hexdigest()[:16]}
         config = meta["config"]
         ignored = [f"--{name}" for name in ("data", "preset", "batch_size", "lr", "seed") if getattr(args, name) is not None]
         if ignored:
@@ -377,6 +382,16 @@ def main(argv=None):
         if os.path.exists(os.path.join(out, "last.npz")):
             raise SystemExit(f"train.py: {out} already holds a run (last.npz); continue it with --resume {out} "
                              f"or choose another --out")
+        resumed = None
+    # Every rank must run the same training: an option given to one rank only (an MPMD launch, a node
+    # with another copy of the checkpoint) would make the ranks train different replicas silently, or
+    # run different numbers of steps and hang. The data is compared by its files, below.
+    distributed.check_agreement(world, {**{key: value for key, value in config.items() if key != "data"},
+                                        "device": args.device, "model_parallel": args.model_parallel,
+                                        "diagnose": args.diagnose, "resumed": resumed}, "the run's configuration")
+    # comm: the data-parallel replicas (the whole job without --model-parallel); tower_comm: this
+    # rank's partner towers, which see the same batch.
+    comm, tower_comm = towers.layout(world, args.model_parallel)
     distributed.check_global_batch(comm, config["batch_size"])
     os.makedirs(out, exist_ok=True)
     mg.backend.check_device(args.device)
@@ -390,8 +405,10 @@ def main(argv=None):
     world.barrier()
 
     train, val = open_datasets(config, args.cache_gb * 2**30, args.workers)
-    distributed.check_agreement(comm, distributed.file_list_hash([path for split in (train, val) for path, _ in split.samples]),
-                                f"the hash of the image files under --data {config['data']}")
+    if world.size > 1:                    # (a stat per file: not for one process)
+        files = [path for split in (train, val) for path, _ in split.samples]
+        distributed.check_agreement(world, f"{len(files)} files, hash {distributed.file_list_hash(files)}",
+                                    f"the list of readable image files (names and sizes) under --data {config['data']}")
     if args.resume:
         if train.classes != meta["classes"]:
             raise SystemExit(f"train.py: the classes in {config['data']} are not those of the checkpoint")
@@ -475,4 +492,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+    except SystemExit as stop:            # a usage error, a refused run: with several ranks, it ends them all
+        status = stop.code
+    distributed.exit_job(status)
