@@ -286,9 +286,9 @@ def test_a_failure_on_one_rank_ends_the_whole_job(folder, tmp_path, where, how, 
     there is one (the launch's timeout fails the test on a hang)."""
     result = launch(2, "fail_in_step", folder, where, how, mpi4py=mpi4py)
     if how == "raise":
-        assert_failed_with(result, "Traceback", f"injected failure on rank 1 in {where}")
+        assert_failed_with(result, "Traceback", f"injected failure on rank 1 in {where}", "rank 1 of 2")
     elif how == "interrupt":
-        assert_failed_with(result, "KeyboardInterrupt")
+        assert_failed_with(result, "KeyboardInterrupt", "rank 1 of 2")
         assert result.returncode == 130, result.returncode        # what a shell reports for Ctrl-C
     else:
         assert_failed_with(result)
