@@ -67,6 +67,10 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, help="initial learning rate (default 0.01)")
     parser.add_argument("--seed", type=int, help="seeds the weights, dropout, shuffling and augmentation (default 0)")
     parser.add_argument("--device", choices=mg.backend.DEVICES, default="cpu")
+    parser.add_argument("--dtype", choices=("float32", "float64"), help="of the weights and batches (default "
+                        "float32); float64 is slower, for comparing a run on N ranks with the one-process run "
+                        "number for number (they agree to rounding, about 1e-15; in float32 the rounding grows "
+                        "over the steps)")
     parser.add_argument("--workers", type=int, default=2, help="background threads preparing batches (default 2)")
     parser.add_argument("--out", help="output folder (default: runs/<preset>-<date>-<time>)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR/last.npz exactly")
@@ -141,13 +145,19 @@ def fit_normalisation(train, config):
 
 def make_loaders(train, val, config, mean, pca, scale, workers, comm=distributed.LocalCommunicator()):
     """The training loader serves this rank's slice of each global batch; the validation images are
-    cut into one contiguous share per rank, so that each image is evaluated once."""
-    crop = config["image_size"]
-    train_loader = data.DataLoader(train, config["batch_size"], data.TrainTransform(crop, mean, pca, scale),
+    cut into one contiguous share per rank, so that each image is evaluated once. The batches come
+    in config["dtype"] (the transforms compute in float32)."""
+    crop, dtype = config["image_size"], np.dtype(config["dtype"])
+
+    def in_dtype(transform):
+        return lambda *args, **kwargs: transform(*args, **kwargs).astype(dtype, copy=False)
+
+    train_loader = data.DataLoader(train, config["batch_size"], in_dtype(data.TrainTransform(crop, mean, pca, scale)),
                                    shuffle=True, seed=config["seed"], workers=workers, drop_last=True,
                                    shard=(comm.rank, comm.size) if comm.size > 1 else None)
     val = val.subset(np.array_split(np.arange(len(val)), comm.size)[comm.rank]) if comm.size > 1 else val
-    val_loader = data.DataLoader(val, config["batch_size"], data.EvalTransform(crop, mean, scale), workers=workers)
+    val_loader = data.DataLoader(val, config["batch_size"], in_dtype(data.EvalTransform(crop, mean, scale)),
+                                 workers=workers)
     return train_loader, val_loader
 
 
@@ -201,10 +211,11 @@ def load_checkpoint(path):
     return meta, arrays
 
 
-def model_from_checkpoint(meta, arrays, device="cpu"):
-    """The network of a checkpoint with its weights, and (mean image, PCAColor, scale)."""
+def model_from_checkpoint(meta, arrays, device="cpu", dtype="float32"):
+    """The network of a checkpoint with its weights in `dtype`, and (mean image, PCAColor, scale)."""
     config = meta["config"]
-    model = alexnet(config["preset"], len(meta["classes"]), image_size=config["image_size"], seed=config["seed"])
+    model = alexnet(config["preset"], len(meta["classes"]), image_size=config["image_size"],
+                    seed=config["seed"]).astype(dtype)
     model.load_state_dict({key[len("model."):]: value for key, value in arrays.items() if key.startswith("model.")})
     normalisation = (arrays["mean_image"], data.PCAColor(arrays["pca_eigenvalues"], arrays["pca_eigenvectors"]),
                      meta["scale"])
@@ -340,7 +351,7 @@ def make_config(args):
               "resize": resize_for(PRESETS[preset].image_size), "seed": 0 if args.seed is None else args.seed,
               "batch_size": args.batch_size or recipe["batch_size"], "lr": args.lr or recipe["lr"],
               "epochs": args.epochs or recipe["epochs"], "patience": recipe["patience"], "scale": recipe["scale"],
-              "momentum": 0.9, "weight_decay": 0.0005}
+              "momentum": 0.9, "weight_decay": 0.0005, "dtype": args.dtype or "float32"}
     if args.data is None:
         per_class = args.synthetic_per_class
         config["synthetic_per_class"] = per_class
@@ -370,8 +381,9 @@ def main(argv=None):
         meta, arrays = load_checkpoint(args.resume)
         resumed = {"epoch": len(meta["history"]), "record": hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
                    .hexdigest()[:16]}
-        config = meta["config"]
-        ignored = [f"--{name}" for name in ("data", "preset", "batch_size", "lr", "seed") if getattr(args, name) is not None]
+        config = {"dtype": "float32", **meta["config"]}          # (checkpoints from before --dtype)
+        ignored = [f"--{name.replace('_', '-')}" for name in ("data", "preset", "batch_size", "lr", "seed", "dtype")
+                   if getattr(args, name) is not None]
         if ignored:
             print(f"resuming: {', '.join(ignored)} ignored, the run keeps the values it started with")
         config["epochs"] = args.epochs or config["epochs"]
@@ -412,12 +424,12 @@ def main(argv=None):
     if args.resume:
         if train.classes != meta["classes"]:
             raise SystemExit(f"train.py: the classes in {config['data']} are not those of the checkpoint")
-        model, normalisation = model_from_checkpoint(meta, arrays, args.device)
+        model, normalisation = model_from_checkpoint(meta, arrays, args.device, config["dtype"])
         history, best = meta["history"], meta["best"]
     else:
         normalisation = fit_normalisation(train, config)
         model = alexnet(config["preset"], len(train.classes), image_size=config["image_size"],
-                        seed=config["seed"])
+                        seed=config["seed"]).astype(config["dtype"])
         if config["init"]:
             config["init_loaded"] = finetune.start_from(model, config["init"])
         model.to(args.device)
