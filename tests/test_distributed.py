@@ -319,7 +319,8 @@ def test_an_option_or_a_usage_error_on_one_rank_only_ends_the_job_naming_it(fold
     whole job, launched without `-m mpi4py`."""
     common = ["--data", folder, "--batch-size", 12, "--out", tmp_path / "run"]
     result = train_py(1, *common, mpmd=[*common, "--lr", 0.02], mpi4py=False)
-    assert_failed_with(result, "the run's configuration differs between ranks: rank 1 has lr=0.02 where rank 0 has 0.01")
+    assert_failed_with(result, "the run's configuration differs between ranks: "
+                               "rank 1 has lr=0.02 where rank 0 has 0.01")
     result = train_py(1, *common, mpmd=[*common, "--epochs", 0], mpi4py=False)
     assert_failed_with(result, "train.py: --epochs must be a positive int, got 0")
 
@@ -496,8 +497,8 @@ def scenario_staged_gpu():
 
 
 SCENARIOS = {"collectives": scenario_collectives, "train": scenario_train, "fail_in_step": scenario_fail_in_step,
-             "fail_writing_checkpoint": scenario_fail_writing_checkpoint, "mismatched_models": scenario_mismatched_models,
-             "staged_gpu": scenario_staged_gpu}
+             "fail_writing_checkpoint": scenario_fail_writing_checkpoint,
+             "mismatched_models": scenario_mismatched_models, "staged_gpu": scenario_staged_gpu}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](*sys.argv[2:])
