@@ -444,7 +444,7 @@ class _NcclCollectives:
                                      self.nccl.NCCL_SUM, self.stream.ptr)
         self.nccl_comm.allGather(chunk.data.ptr, flat.data.ptr, chunk.size, self._type(flat), self.stream.ptr)
         done = self.stream.record()
-        return _GpuRequest(done, lambda: _divide_for_mean(flat, self.comm.size, op))
+        return _GpuRequest(done, lambda: _divide_for_mean(flat, self.comm.size, op), chunk)
 
     def allgather(self, array, axis, shapes):
         cupy = _cupy()
@@ -470,16 +470,19 @@ class _NcclCollectives:
 
 class _GpuRequest:
     """An NCCL collective queued on the communication stream: test() asks its event, wait() makes the
-    caller's stream wait for it (the host does not block)."""
+    caller's stream wait for it (the host does not block). `buffers` (the reduce-scatter's chunk) are
+    held until then: they come from the caller's stream's memory pool, which would hand them out
+    again as soon as they were freed, while NCCL may still be using them."""
 
-    def __init__(self, event, finish):
-        self.event, self.finish = event, finish
+    def __init__(self, event, finish, *buffers):
+        self.event, self.finish, self.buffers = event, finish, buffers
 
     def test(self):
         return self.event.done
 
     def wait(self):
         _cupy().cuda.get_current_stream().wait_event(self.event)
+        self.buffers = ()                 # the caller's stream now runs after NCCL's use of them
         return self.finish()
 
 
