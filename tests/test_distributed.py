@@ -56,7 +56,8 @@ def test_outside_mpiexec_the_world_is_one_process_and_mpi4py_is_not_imported():
             "assert (c.rank, c.size) == (0, 1); assert c.allreduce(x) is not x and (c.allreduce(x, 'mean') == x).all(); "
             "assert c.iallreduce(x).wait().tolist() == x.tolist(); assert c.broadcast(x) is x; "
             "assert c.allgather_object(5) == [5] and c.split(1).size == 1; "
-            "assert 'mpi4py' not in sys.modules, 'mpi4py was imported'")
+            "assert 'mpi4py' not in sys.modules, 'mpi4py was imported'; "
+            "assert sys.excepthook is sys.__excepthook__, 'one process: the excepthook must stay as it was'")
     subprocess.run([sys.executable, "-c", code], env=rank_environment(), check=True, timeout=60)
 
 
