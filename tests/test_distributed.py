@@ -1,8 +1,8 @@
 """minigrad.distributed under mpiexec: the collectives, data-parallel training that computes what one
 process computes, and the failures that must end the job with a clear error instead of a hang.
 
-Each test launches `mpiexec -n N python -m mpi4py tests/test_distributed.py SCENARIO DIR` with a
-timeout; the scenarios are at the bottom of this file and check their results inside the ranks (an
+Each test launches `mpiexec -n N python -m mpi4py tests/test_distributed.py SCENARIO DIR` (some without
+`-m mpi4py`, as a user who forgets it) with a timeout; the scenarios are at the bottom of this file and check their results inside the ranks (an
 assertion on one rank aborts the job: a non-zero exit) or write them to DIR for the test to compare.
 """
 import importlib.util
