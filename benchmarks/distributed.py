@@ -14,7 +14,7 @@ images at the global batch --batch (each rank its slice), one warm-up step then 
 For the ranks it also reports the step time spent waiting for the all-reduces after backward (what
 the overlap did not hide) and the time the same buckets take to all-reduce with nothing else running.
 Every process calls mg.keep_freed_memory(), as train.py does, and the report says so. The report is
-printed and written to benchmarks/results/distributed.md (the scaling model beside it is written by hand).
+printed, for benchmarks/results/distributed.md (whose scaling model comes from benchmarks/scaling_model.py).
 """
 import argparse
 import json
@@ -137,7 +137,7 @@ def main():
                      f"{baseline / run['step']:.2f}x | {comm} |")
     buckets = runs["2 ranks, 1 thread each"]["buckets"]
     lines += ["", f"{runs['2 ranks, 1 thread each']['parameters']:,} parameters in {len(buckets)} buckets of "
-              f"{', '.join(f'{b / 2**20:.0f}' for b in buckets)} MB (backward order). Hidden = 1 - (step - step "
+              f"{', '.join(f'{b / 2**20:.0f}' for b in buckets)} MiB (backward order). Hidden = 1 - (step - step "
               f"without the all-reduces) / the all-reduces alone."]
     report = "\n".join(lines)
     print(report)

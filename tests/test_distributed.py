@@ -1,8 +1,8 @@
 """minigrad.distributed under mpiexec: the collectives, data-parallel training that computes what one
 process computes, and the failures that must end the job with a clear error instead of a hang.
 
-Each test launches `mpiexec -n N python -m mpi4py tests/test_distributed.py SCENARIO DIR` with a
-timeout; the scenarios are at the bottom of this file and check their results inside the ranks (an
+Each test launches `mpiexec -n N python -m mpi4py tests/test_distributed.py SCENARIO DIR` (some without
+`-m mpi4py`, as a user who forgets it) with a timeout; the scenarios are at the bottom of this file and check their results inside the ranks (an
 assertion on one rank aborts the job: a non-zero exit) or write them to DIR for the test to compare.
 """
 import importlib.util
@@ -36,9 +36,11 @@ def rank_environment(**extra):
     return env
 
 
-def launch(ranks, *args, timeout=LAUNCH_TIMEOUT):
-    """Run this file's scenario `args` on `ranks` MPI processes; returns the CompletedProcess."""
-    command = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpi4py", str(HERE), *map(str, args)]
+def launch(ranks, *args, timeout=LAUNCH_TIMEOUT, mpi4py=True):
+    """Run this file's scenario `args` on `ranks` MPI processes (mpi4py=False: without `-m mpi4py`, as
+    a user who forgets it would); returns the CompletedProcess."""
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, *(["-m", "mpi4py"] if mpi4py else []), str(HERE),
+               *map(str, args)]
     return subprocess.run(command, env=rank_environment(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -54,7 +56,8 @@ def test_outside_mpiexec_the_world_is_one_process_and_mpi4py_is_not_imported():
             "assert (c.rank, c.size) == (0, 1); assert c.allreduce(x) is not x and (c.allreduce(x, 'mean') == x).all(); "
             "assert c.iallreduce(x).wait().tolist() == x.tolist(); assert c.broadcast(x) is x; "
             "assert c.allgather_object(5) == [5] and c.split(1).size == 1; "
-            "assert 'mpi4py' not in sys.modules, 'mpi4py was imported'")
+            "assert 'mpi4py' not in sys.modules, 'mpi4py was imported'; "
+            "assert sys.excepthook is sys.__excepthook__, 'one process: the excepthook must stay as it was'")
     subprocess.run([sys.executable, "-c", code], env=rank_environment(), check=True, timeout=60)
 
 
@@ -217,7 +220,7 @@ def scenario_train(folder, out):
 
     comm = distributed.world()
     config = {"data": folder, "resize": 35, "image_size": TINY["image_size"], "seed": 3, "batch_size": GLOBAL_BATCH,
-              "scale": "unit"}
+              "scale": "unit", "dtype": "float64"}
     train_set, val_set = train.open_datasets(config, 2**30, workers=0)
     mean, pca, scale = train.fit_normalisation(train_set, config)
     model = alexnet(Preset(**TINY), num_classes=3, seed=config["seed"]).astype(np.float64)
@@ -225,8 +228,6 @@ def scenario_train(folder, out):
     replicas = train.replicate(model, optimizer, comm, bucket_bytes=1000)  # several buckets, even in this tiny net
     assert comm.size == 1 or len(replicas.buckets) == 4
     train_loader, val_loader = train.make_loaders(train_set, val_set, config, mean, pca, scale, 0, comm)
-    for loader in (train_loader, val_loader):          # the network runs in float64
-        loader.transform = (lambda transform: lambda *a, **k: transform(*a, **k).astype(np.float64))(loader.transform)
     loss_fn, steps = mg.SoftmaxCrossEntropy(), {"weights": [], "velocities": [], "losses": []}
     forward, step = loss_fn.forward, optimizer.step
 
@@ -257,10 +258,12 @@ def scenario_train(folder, out):
 TRAIN_PY = ROOT / "examples" / "alexnet" / "train.py"
 
 
-def train_py(ranks, *args, mpmd=None):
-    """examples/alexnet/train.py on `ranks` ranks; mpmd: a second argument list for one more rank."""
+def train_py(ranks, *args, mpmd=None, mpi4py=True):
+    """examples/alexnet/train.py on `ranks` ranks; mpmd: a second argument list for one more rank;
+    mpi4py=False: launched without `-m mpi4py`."""
     def program(arguments):
-        return [sys.executable, "-m", "mpi4py", str(TRAIN_PY), "--workers", "0", *map(str, arguments)]
+        return [sys.executable, *(["-m", "mpi4py"] if mpi4py else []), str(TRAIN_PY), "--workers", "0",
+                *map(str, arguments)]
     command = [MPIEXEC, "-n", str(ranks), *program(args)] + ([":", "-n", "1", *program(mpmd)] if mpmd else [])
     return subprocess.run(command, env=rank_environment(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
 
@@ -272,10 +275,22 @@ def assert_failed_with(result, *phrases):
 
 
 @needs_mpi
-def test_an_exception_on_one_rank_ends_the_whole_job_with_its_traceback(folder, tmp_path):
-    """Rank 1 raises in its second training step while rank 0 goes on into the step's all-reduce:
-    python -m mpi4py aborts the job (the launch's timeout would catch a hang)."""
-    assert_failed_with(launch(2, "fail_in_step", folder, tmp_path), "Traceback", "injected failure on rank 1")
+@pytest.mark.parametrize("where, how, mpi4py", [("forward", "raise", True), ("forward", "raise", False),
+                                                ("backward", "raise", False), ("backward", "interrupt", True),
+                                                ("forward", "kill", False)])
+def test_a_failure_on_one_rank_ends_the_whole_job(folder, tmp_path, where, how, mpi4py):
+    """Rank 1 fails in its second training step, in forward (rank 0 goes on into the step's
+    all-reduces) or in backward once a bucket's non-blocking all-reduce is in flight: an exception,
+    a Ctrl-C or SIGKILL, launched with or without `-m mpi4py`. The job ends, with the traceback when
+    there is one (the launch's timeout fails the test on a hang)."""
+    result = launch(2, "fail_in_step", folder, where, how, mpi4py=mpi4py)
+    if how == "raise":
+        assert_failed_with(result, "Traceback", f"injected failure on rank 1 in {where}", "rank 1 of 2")
+    elif how == "interrupt":
+        assert_failed_with(result, "KeyboardInterrupt", "rank 1 of 2")
+        assert result.returncode == 130, result.returncode        # what a shell reports for Ctrl-C
+    else:
+        assert_failed_with(result)
 
 
 @needs_mpi
@@ -287,12 +302,28 @@ def test_a_global_batch_the_ranks_do_not_divide_is_refused_before_training(folde
 
 @needs_mpi
 def test_ranks_whose_data_folders_differ_are_refused_naming_the_rank(folder, tmp_path):
+    """The other copy has the same file names, but one file is longer (still a readable image)."""
     other = tmp_path / "other"
     shutil.copytree(folder, other)
-    next((other / "train" / "class1").iterdir()).unlink()
+    with open(next((other / "train" / "class1").iterdir()), "ab") as f:
+        f.write(b"trailing bytes")
     result = train_py(1, "--data", folder, "--batch-size", 12, "--out", tmp_path / "run",
                       mpmd=["--data", other, "--batch-size", 12, "--out", tmp_path / "run"])
-    assert_failed_with(result, "the hash of the image files under --data", "differs between ranks", "rank 1 has")
+    assert_failed_with(result, "the list of readable image files (names and sizes) under --data",
+                       "differs between ranks", "rank 1 has '45 files, hash")
+
+
+@needs_mpi
+def test_an_option_or_a_usage_error_on_one_rank_only_ends_the_job_naming_it(folder, tmp_path):
+    """An MPMD launch whose second rank gets another --lr (it would train a replica of its own
+    silently), then an invalid --epochs (it stops before the others' first collective): both end the
+    whole job, launched without `-m mpi4py`."""
+    common = ["--data", folder, "--batch-size", 12, "--out", tmp_path / "run"]
+    result = train_py(1, *common, mpmd=[*common, "--lr", 0.02], mpi4py=False)
+    assert_failed_with(result, "the run's configuration differs between ranks: "
+                               "rank 1 has lr=0.02 where rank 0 has 0.01")
+    result = train_py(1, *common, mpmd=[*common, "--epochs", 0], mpi4py=False)
+    assert_failed_with(result, "train.py: --epochs must be a positive int, got 0")
 
 
 @needs_mpi
@@ -303,9 +334,9 @@ def test_replicas_with_different_parameter_shapes_are_refused_naming_the_rank(tm
 
 @needs_mpi
 def test_a_run_of_two_ranks_resumes_on_one_as_if_it_had_never_stopped(folder, tmp_path):
-    """Epoch 1 on 2 ranks, epoch 2 resumed on 1 process, against 2 epochs on 1 process (float32: the
-    sums' order differs, so agreement is to float32 rounding, not bitwise)."""
-    common = ["--data", folder, "--batch-size", 12]
+    """train.py itself, in float64: epoch 1 on 2 ranks, epoch 2 resumed on 1 process, against 2 epochs
+    on 1 process. The sums' order differs, so agreement is to float64 rounding, not bitwise."""
+    common = ["--data", folder, "--batch-size", 12, "--dtype", "float64"]
     assert train_py(2, *common, "--epochs", 1, "--out", tmp_path / "split").returncode == 0
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["best.npz", "curves.png", "last.npz",
                                                                         "metrics.json"]
@@ -321,17 +352,20 @@ def test_a_run_of_two_ranks_resumes_on_one_as_if_it_had_never_stopped(folder, tm
         assert sorted(split.files) == sorted(whole.files)
         weights = [key for key in whole.files if key.startswith(("model.", "velocity."))]
         for key in weights:
-            np.testing.assert_allclose(split[key], whole[key], rtol=1e-4, atol=1e-6, err_msg=key)
+            assert split[key].dtype == np.float64
+            np.testing.assert_allclose(split[key], whole[key], rtol=0, atol=1e-10, err_msg=key)
         assert json.loads(str(split["meta"]))["dropout_rng"] == json.loads(str(whole["meta"]))["dropout_rng"]
     split_history = json.loads((tmp_path / "split" / "metrics.json").read_text())["epochs"]
     whole_history = json.loads((tmp_path / "straight" / "metrics.json").read_text())["epochs"]
     assert [row["epoch"] for row in split_history] == [1, 2]
     for a, b in zip(split_history, whole_history):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
-        assert a["val_top1"] == b["val_top1"]
+        for key in ("train_loss", "val_loss", "val_top1", "val_top5"):
+            assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-12), key
 
 
-def scenario_fail_in_step(folder, out):
+def scenario_fail_in_step(folder, where, how):
+    import signal
+
     import train
     from model import PRESETS, alexnet
 
@@ -339,22 +373,70 @@ def scenario_fail_in_step(folder, out):
     import minigrad as mg
 
     comm = distributed.world()
-    config = {"data": folder, "resize": 73, "image_size": 64, "seed": 0, "batch_size": GLOBAL_BATCH, "scale": "unit"}
+    config = {"data": folder, "resize": 73, "image_size": 64, "seed": 0, "batch_size": GLOBAL_BATCH, "scale": "unit",
+              "dtype": "float32"}
     train_set, val_set = train.open_datasets(config, 2**30, workers=0)
     model = alexnet(PRESETS["small"], num_classes=3)
     optimizer = mg.SGD(model.parameters(), lr=0.01)
-    train.replicate(model, optimizer, comm)
+    replicas = train.replicate(model, optimizer, comm, bucket_bytes=100_000)
+    assert len(replicas.buckets) > 2
     loader, _ = train.make_loaders(train_set, val_set, config, *train.fit_normalisation(train_set, config), 0, comm)
-    forward, calls = model.forward, []
+    forward, steps = model.forward, []
 
-    def failing_forward(x):
-        calls.append(1)
-        if comm.rank == 1 and len(calls) == 2:
-            raise RuntimeError("injected failure on rank 1")
+    def fail():
+        if how == "raise":
+            raise RuntimeError(f"injected failure on rank {comm.rank} in {where}")
+        if how == "interrupt":
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def counting_forward(x):
+        steps.append(1)
+        if where == "forward" and comm.rank == 1 and len(steps) == 2:
+            fail()
         return forward(x)
 
-    model.forward = failing_forward
+    def in_backward(layer):           # after DataParallel's hook: a bucket's all-reduce has started
+        if where == "backward" and comm.rank == 1 and len(steps) == 2 and replicas.pending:
+            fail()
+
+    model.forward = counting_forward
+    model.backward_hooks.append(in_backward)
     train.train_epoch(model, mg.SoftmaxCrossEntropy(), optimizer, loader, 1, 1, "cpu", comm)
+
+
+@needs_mpi
+def test_a_failure_while_rank_0_writes_a_checkpoint_leaves_the_last_one_to_resume_from(folder, tmp_path):
+    """Rank 0 fails halfway through writing epoch 2's last.npz while rank 1 waits: the job ends,
+    last.npz is still epoch 1's and loads; a temporary file that a killed writer would have left is
+    removed by the next write, and the run resumes from epoch 1 in one process."""
+    out = tmp_path / "run"
+    assert_failed_with(launch(2, "fail_writing_checkpoint", folder, out, mpi4py=False),
+                       "Traceback", "injected failure while writing")
+    meta = json.loads(str(np.load(out / "last.npz")["meta"]))
+    assert [row["epoch"] for row in meta["history"]] == [1]
+    assert not list(out.glob(".*.tmp"))
+    (out / ".last.npz.killed.tmp").write_bytes(b"PK, then SIGKILL")
+    resumed = subprocess.run([sys.executable, str(TRAIN_PY), "--workers", "0", "--resume", str(out)],
+                             env=rank_environment(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [row["epoch"] for row in json.loads(str(np.load(out / "last.npz")["meta"]))["history"]] == [1, 2]
+    assert not list(out.glob(".*.tmp"))
+
+
+def scenario_fail_writing_checkpoint(folder, out):
+    import train
+
+    savez = np.savez
+
+    def failing_savez(file, **arrays):
+        if os.path.exists(Path(out) / "last.npz"):      # epoch 2's: there is an epoch-1 file to keep
+            file.write(b"PK, half a checkpoint")
+            raise RuntimeError("injected failure while writing a checkpoint")
+        savez(file, **arrays)
+
+    np.savez = failing_savez
+    train.main(["--data", folder, "--batch-size", "12", "--epochs", "2", "--workers", "0", "--out", out])
 
 
 def scenario_mismatched_models():
@@ -416,6 +498,7 @@ def scenario_staged_gpu():
 
 
 SCENARIOS = {"collectives": scenario_collectives, "train": scenario_train, "fail_in_step": scenario_fail_in_step,
+             "fail_writing_checkpoint": scenario_fail_writing_checkpoint,
              "mismatched_models": scenario_mismatched_models, "staged_gpu": scenario_staged_gpu}
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ the same training as one process, up to the order of floating-point sums. Rank 0
 writes the outputs; a checkpoint resumes on any number of ranks.
 """
 import argparse
+import glob
+import hashlib
 import json
 import math
 import os
@@ -69,6 +71,10 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, help="initial learning rate (default 0.01)")
     parser.add_argument("--seed", type=int, help="seeds the weights, dropout, shuffling and augmentation (default 0)")
     parser.add_argument("--device", choices=mg.backend.DEVICES, default="cpu")
+    parser.add_argument("--dtype", choices=("float32", "float64"), help="of the weights and batches (default "
+                        "float32); float64 is slower, for comparing a run on N ranks with the one-process run "
+                        "number for number (they agree to rounding, about 1e-15; in float32 the rounding grows "
+                        "over the steps)")
     parser.add_argument("--workers", type=int, default=2, help="background threads preparing batches (default 2)")
     parser.add_argument("--out", help="output folder (default: runs/<preset>-<date>-<time>)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR/last.npz exactly")
@@ -146,14 +152,20 @@ def fit_normalisation(train, config):
 
 def make_loaders(train, val, config, mean, pca, scale, workers, comm=distributed.LocalCommunicator()):
     """The training loader serves this rank's slice of each global batch; the validation images are
-    cut into one contiguous share per rank, so that each image is evaluated once."""
-    crop = config["image_size"]
+    cut into one contiguous share per rank, so that each image is evaluated once. The batches come
+    in config["dtype"] (the transforms compute in float32)."""
+    crop, dtype = config["image_size"], np.dtype(config["dtype"])
+
+    def in_dtype(transform):
+        return lambda *args, **kwargs: transform(*args, **kwargs).astype(dtype, copy=False)
+
     transform = data.TrainTransform(crop, mean, pca, scale, flip=config.get("flip", True))
-    train_loader = data.DataLoader(train, config["batch_size"], transform,
+    train_loader = data.DataLoader(train, config["batch_size"], in_dtype(transform),
                                    shuffle=True, seed=config["seed"], workers=workers, drop_last=True,
                                    shard=(comm.rank, comm.size) if comm.size > 1 else None)
     val = val.subset(np.array_split(np.arange(len(val)), comm.size)[comm.rank]) if comm.size > 1 else val
-    val_loader = data.DataLoader(val, config["batch_size"], data.EvalTransform(crop, mean, scale), workers=workers)
+    val_loader = data.DataLoader(val, config["batch_size"], in_dtype(data.EvalTransform(crop, mean, scale)),
+                                 workers=workers)
     return train_loader, val_loader
 
 
@@ -161,8 +173,10 @@ def make_loaders(train, val, config, mean, pca, scale, workers, comm=distributed
 def atomic_write(path, write):
     """Call write(file) on a temporary file in path's folder, fsync it, then rename it over `path`: a
     crash at any moment leaves either the old file or the new one, never a torn one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    folder, prefix = os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + "."
+    for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(prefix) + "*.tmp")):
+        os.unlink(stale)                  # left by a writer that was killed (SIGKILL, SIGTERM) mid-write
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
             write(f)
@@ -212,10 +226,11 @@ def architecture(config):
     return Preset(**{name: tuple(value) if isinstance(value, list) else value for name, value in sizes.items()})
 
 
-def model_from_checkpoint(meta, arrays, device="cpu"):
-    """The network of a checkpoint with its weights, and (mean image, PCAColor, scale)."""
+def model_from_checkpoint(meta, arrays, device="cpu", dtype="float32"):
+    """The network of a checkpoint with its weights in `dtype`, and (mean image, PCAColor, scale)."""
     config = meta["config"]
-    model = alexnet(architecture(config), len(meta["classes"]), image_size=config["image_size"], seed=config["seed"])
+    model = alexnet(architecture(config), len(meta["classes"]), image_size=config["image_size"],
+                    seed=config["seed"]).astype(dtype)
     model.load_state_dict({key[len("model."):]: value for key, value in arrays.items() if key.startswith("model.")})
     normalisation = (arrays["mean_image"], data.PCAColor(arrays["pca_eigenvalues"], arrays["pca_eigenvectors"]),
                      meta["scale"])
@@ -357,7 +372,7 @@ def make_config(args):
               "resize": resize_for(PRESETS[preset].image_size), "seed": 0 if args.seed is None else args.seed,
               "batch_size": args.batch_size or defaults["batch_size"], "lr": args.lr or defaults["lr"],
               "epochs": args.epochs, "scale": defaults["scale"], "flip": not args.no_flip,
-              "momentum": 0.9, "weight_decay": 0.0005}
+              "momentum": 0.9, "weight_decay": 0.0005, "dtype": args.dtype or "float32"}
     if args.data is None:
         per_class = args.synthetic_per_class
         config["synthetic_per_class"] = per_class
@@ -377,17 +392,19 @@ def ensure_synthetic(config):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    # MPI first, before anything that can fail: a rank that exits before MPI is initialised cannot
+    # abort the job, and the others would wait for it in MPI_Init forever (minigrad/distributed.py).
     world = distributed.world()
-    # comm: the data-parallel replicas (the whole job without --model-parallel); tower_comm: this
-    # rank's partner towers, which see the same batch.
-    comm, tower_comm = towers.layout(world, args.model_parallel)
     if world.rank:                        # rank 0 alone prints (errors still reach stderr from any rank)
         sys.stdout = open(os.devnull, "w")
+    args = parse_args(argv)
     if args.resume:
         meta, arrays = load_checkpoint(args.resume)
-        config = meta["config"]
-        ignored = [f"--{name}" for name in ("data", "preset", "batch_size", "lr", "seed") if getattr(args, name) is not None]
+        resumed = {"epoch": len(meta["history"]), "record": hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+                   .hexdigest()[:16]}
+        config = {"dtype": "float32", **meta["config"]}          # (checkpoints from before --dtype)
+        ignored = [f"--{name.replace('_', '-')}" for name in ("data", "preset", "batch_size", "lr", "seed", "dtype")
+                   if getattr(args, name) is not None]
         if ignored:
             print(f"resuming: {', '.join(ignored)} ignored, the run keeps the values it started with")
         config["epochs"] = args.epochs or config["epochs"]
@@ -398,6 +415,16 @@ def main(argv=None):
         if os.path.exists(os.path.join(out, "last.npz")):
             raise SystemExit(f"train.py: {out} already holds a run (last.npz); continue it with --resume {out} "
                              f"or choose another --out")
+        resumed = None
+    # Every rank must run the same training: an option given to one rank only (an MPMD launch, a node
+    # with another copy of the checkpoint) would make the ranks train different replicas silently, or
+    # run different numbers of steps and hang. The data is compared by its files, below.
+    distributed.check_agreement(world, {**{key: value for key, value in config.items() if key != "data"},
+                                        "device": args.device, "model_parallel": args.model_parallel,
+                                        "diagnose": args.diagnose, "resumed": resumed}, "the run's configuration")
+    # comm: the data-parallel replicas (the whole job without --model-parallel); tower_comm: this
+    # rank's partner towers, which see the same batch.
+    comm, tower_comm = towers.layout(world, args.model_parallel)
     distributed.check_global_batch(comm, config["batch_size"])
     os.makedirs(out, exist_ok=True)
     mg.backend.check_device(args.device)
@@ -411,19 +438,22 @@ def main(argv=None):
     world.barrier()
 
     train, val = open_datasets(config, args.cache_gb * 2**30, args.workers)
-    distributed.check_agreement(comm, distributed.file_list_hash([path for split in (train, val) for path, _ in split.samples]),
-                                f"the hash of the image files under --data {config['data']}")
+    if world.size > 1:                    # (a stat per file: not for one process)
+        files = [path for split in (train, val) for path, _ in split.samples]
+        distributed.check_agreement(world, f"{len(files)} files, hash {distributed.file_list_hash(files)}",
+                                    f"the list of readable image files (names and sizes) under --data {config['data']}")
     if args.resume:
         if train.classes != meta["classes"]:
             raise SystemExit(f"train.py: the classes in {config['data']} are not those of the checkpoint")
-        model, normalisation = model_from_checkpoint(meta, arrays, args.device)
+        model, normalisation = model_from_checkpoint(meta, arrays, args.device, config["dtype"])
         history, best = meta["history"], meta["best"]
     else:
         plan = recipe.plan(config["preset"], len(train), config["batch_size"], config["epochs"])
         config.update(epochs=plan.epochs, plan=plan.to_dict())
         print(plan.describe())
         normalisation = fit_normalisation(train, config)
-        model = alexnet(architecture(config), len(train.classes), image_size=config["image_size"], seed=config["seed"])
+        model = alexnet(architecture(config), len(train.classes), image_size=config["image_size"],
+                        seed=config["seed"]).astype(config["dtype"])
         if config["init"]:
             config["init_loaded"] = finetune.start_from(model, config["init"])
         model.to(args.device)
@@ -432,7 +462,8 @@ def main(argv=None):
                        weight_decay=config["weight_decay"])
     # Section 5: divide the rate by 10 when the validation error stops improving, three times at most.
     # The plan counts patience in evaluations, several per epoch when epochs are long (recipe.py).
-    plan = recipe.Plan(**config["plan"])
+    plan = recipe.Plan(**config["plan"]) if "plan" in config else recipe.Plan(   # (a run from before the plans)
+        config["epochs"], len(train) // config["batch_size"], 1, config["patience"], "recorded without a plan")
     scheduler = mg.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=plan.patience,
                                      max_reductions=MAX_LR_REDUCTIONS)
     if args.resume:
@@ -507,4 +538,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+    except SystemExit as stop:            # a usage error, a refused run: with several ranks, it ends them all
+        status = stop.code
+    distributed.exit_job(status)
