@@ -7,17 +7,19 @@ Conventions converted (SPEC.md, "Exchanging models"):
   scales by 1 - p at test time, so export folds 1 - p into the next Conv/Gemm weights (classic dropout
   on W is inverted dropout on (1 - p) W, in training as in eval), or writes Dropout + Mul(1 - p) when
   no linear layer follows; load reads that pair back as a classic Dropout.
-- MaxPool: minigrad's padding (top, left, bottom, right) and ceil_mode are ONNX's pads and ceil_mode;
-  graphs older than opset 10 imitate Caffe's round-up with asymmetric pads, which load reads as they are.
+- MaxPool: minigrad's padding (top, left, bottom, right) is ONNX's pads. ceil_mode is written as the
+  trailing pads that give its windows at the graph's input size, in floor mode, as graphs older than
+  opset 10 imitate Caffe's round-up (onnx's shape inference keeps a last window that starts in the
+  trailing padding, which ONNX Runtime and minigrad drop). load reads pads and ceil_mode as they are.
 - Gemm with transB=1 takes Linear's (out, in) weight; Conv with group takes Conv2d's.
 The onnx package (the `onnx` extra) is imported only here, when one of these functions runs.
 """
 import numpy as np
 
-from . import backend
+from . import backend, ops
 from . import layers as L
 
-OPSET = 17          # the opset export writes: Dropout's ratio as an input (12), MaxPool's ceil_mode (10)
+OPSET = 17          # the opset export writes: Dropout's ratio as an input (12)
 IR_VERSION = 8      # the IR version of opset 17; ONNX Runtime 1.10 and later read it
 OLDEST_OPSET = 7
 FLOAT = 1           # onnx.TensorProto.FLOAT
@@ -77,6 +79,7 @@ def export(model, path, input_shape):
         return parameter.data.astype(np.float32) * np.float32(1 if pending_scale is None else pending_scale)
 
     pairs = _flat_layers(model)
+    spatial = input_shape[1:] if len(input_shape) == 3 else None     # (H, W), followed for MaxPool's pads
     for index, (name, layer) in enumerate(pairs):
         if pending_scale is not None and not isinstance(layer, (L.Conv2d, L.Linear)):
             add("Mul", f"{name}.dropout_scale", [constant(f"{name}.dropout_factor", np.float32(pending_scale))])
@@ -88,15 +91,20 @@ def export(model, path, input_shape):
                 inputs.append(constant(f"{name}.bias", bias.data.astype(np.float32)))
             add("Conv", name, inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                 pads=[ph, pw, ph, pw], group=layer.groups)
+            if spatial is not None:
+                spatial = tuple(ops.output_size(*a) for a in zip(spatial, layer.kernel_size, layer.stride,
+                                                                 layer.padding))
         elif isinstance(layer, L.Linear):
             inputs = [constant(f"{name}.weight", weight(layer.weight))]
             if layer.bias is not None:
                 inputs.append(constant(f"{name}.bias", layer.bias.data.astype(np.float32)))
             add("Gemm", name, inputs, transB=1)
         elif isinstance(layer, L.MaxPool2d):
-            attributes = dict(ceil_mode=1) if layer.ceil_mode else {}
-            add("MaxPool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                pads=list(layer.pads), **attributes)
+            if spatial is None:
+                raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which needs (C, H, W) "
+                                 f"inputs; got input_shape {input_shape}")
+            pads, spatial = _floor_mode_pads(layer, spatial)
+            add("MaxPool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=pads)
         elif isinstance(layer, L.LocalResponseNorm):
             lrn = dict(size=layer.size, alpha=_lrn_alpha_attribute(layer.alpha, layer.size), beta=layer.beta,
                        bias=layer.k)
@@ -140,6 +148,18 @@ def export(model, path, input_shape):
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
     return proto
+
+
+def _floor_mode_pads(pool, spatial):
+    """ONNX pads that give `pool`'s windows over an (H, W) input in floor mode, and its output (H, W).
+
+    With ceil_mode the trailing pad grows until floor mode reaches the last window; that pad stays below
+    the window (the window starts inside the input or the leading padding), and padded cells never win."""
+    top, left, bottom, right = pool.pads
+    _, out = ops.pool_geometry((1, 1, *spatial), pool.kernel_size, pool.stride, pool.pads, pool.ceil_mode)
+    ends = [max(end, (n - 1) * s + k - size - begin) for end, n, s, k, size, begin in zip(
+        (bottom, right), out, pool.stride, pool.kernel_size, spatial, (top, left))]
+    return [top, left, *ends], out
 
 
 def _lrn_alpha_attribute(alpha, size):

@@ -120,6 +120,19 @@ def test_maxpool_pads_and_ceil_mode_agree_with_onnx_runtime(tmp_path, kernel, st
     np.testing.assert_array_equal(pool.forward(x), run_ort(mg_onnx.export(pool, tmp_path / "p.onnx", x.shape[1:]), x))
 
 
+def test_ceil_mode_exports_so_that_shape_inference_agrees_with_onnx_runtime(tmp_path):
+    """Over 6 rows with the bottom pad, ceil_mode's last window would start in the padding, which ONNX
+    Runtime and minigrad drop and onnx's shape inference keeps (3 rows against 4); over 7 columns it adds
+    a window (4, floor mode gives 3). The Linear after it checks that shape inference reaches 3 x 4."""
+    mg.manual_seed(3)
+    net = mg.Sequential(("pool", mg.MaxPool2d(2, 2, (0, 0, 1, 0), ceil_mode=True)), ("flat", mg.Flatten()),
+                        ("fc", mg.Linear(2 * 3 * 4, 3)))
+    model = mg_onnx.export(net, tmp_path / "ceil.onnx", (2, 6, 7))
+    assert [d.dim_value for d in model.graph.value_info[0].type.tensor_type.shape.dim][1:] == [2, 3, 4]
+    x = large_input((3, 2, 6, 7))
+    assert_agree(net.forward(x), run_ort(model, x))
+
+
 def test_export_refuses_what_it_cannot_write(tmp_path):
     with pytest.raises(ValueError, match=r"layer 1 'loss' is a SoftmaxCrossEntropy.*supported: Conv2d"):
         mg_onnx.export(mg.Sequential(("fc", mg.Linear(2, 2)), ("loss", mg.SoftmaxCrossEntropy())),
