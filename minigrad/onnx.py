@@ -14,6 +14,8 @@ Conventions converted (SPEC.md, "Exchanging models"):
 - Gemm with transB=1 takes Linear's (out, in) weight; Conv with group takes Conv2d's.
 The onnx package (the `onnx` extra) is imported only here, when one of these functions runs.
 """
+from types import SimpleNamespace
+
 import numpy as np
 
 from . import backend, ops
@@ -182,9 +184,11 @@ SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "LocalResponseNorm", "Dropo
 
 # --- load --------------------------------------------------------------------------------------------
 SUPPORTED_OPS = ("Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN",
-                 "Split + LRN + Concat (a grouped LRN)", "BatchNormalization",
-                 "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul)", "Mul (classic dropout's scale)",
-                 "Flatten", "Reshape (to flatten)", "Identity", "Softmax", "Constant", "ConstantOfShape")
+                 "Split + LRN + Concat (a grouped LRN)", "BatchNormalization", "Dropout", "Gemm", "MatMul",
+                 "Add (a bias after MatMul)", "Mul (classic dropout's scale)", "Flatten", "Reshape (to flatten)",
+                 "Identity", "Softmax")
+FOLDED_OPS = ("Constant", "ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast",
+              "Reshape", "Transpose", "Identity")
 
 
 class _Node:
@@ -211,7 +215,9 @@ def load(path, keep_softmax=False):
     """Read an ONNX graph (a path or a ModelProto) as a Sequential in eval mode, float32.
 
     The graph must be a chain: one float input, each node taking the previous one's output (weights
-    from initializers, Constant or ConstantOfShape nodes, or graph inputs that have initializers).
+    from initializers, or graph inputs that have initializers), apart from nodes that compute from
+    constants and from the chain's shape (Constant, Shape, Gather, Concat, Cast, Transpose, ...), which
+    are evaluated here: the batch size stays symbolic, so a Reshape to (batch, -1) loads for any batch.
     A trailing Softmax is dropped, so the model gives the logits that SoftmaxCrossEntropy trains on,
     unless keep_softmax=True. Layers with weights are named after them ("conv1_w_0", "conv1_b_0" ->
     "conv1"), the others after their node. Anything else is a ValueError naming the node."""
@@ -221,8 +227,8 @@ def load(path, keep_softmax=False):
     if opset is None or opset < OLDEST_OPSET:
         raise ValueError(f"ONNX model {path}: opset {opset} is not supported, only {OLDEST_OPSET} and later")
     graph = proto.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in constants]
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in values]
     if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != FLOAT:
         raise ValueError(f"ONNX model {path}: expected one float32 input (besides the initializers), got "
                          f"{[(i.name, i.type.tensor_type.elem_type) for i in inputs]}")
@@ -237,21 +243,28 @@ def load(path, keep_softmax=False):
         node_proto = graph.node[index]
         node = _Node(index, node_proto, onnx)
         index += 1
-        if node.op in ("Constant", "ConstantOfShape"):
-            constants[node_proto.output[0]] = _constant(node, constants, numpy_helper)
+        if node_proto.domain not in ("", "ai.onnx"):
+            raise node.error(f"operator domain {node_proto.domain!r} not supported; only the ONNX operators "
+                             f"(the default domain): {', '.join(SUPPORTED_OPS)}")
+        names = list(node_proto.input)
+        if _folds(node, values, chain):
+            values[node_proto.output[0]] = _fold(node, values, chain, onnx, numpy_helper)
             continue
-        if not node_proto.input or node_proto.input[0] != chain.current:
-            raise node.error(f"takes {list(node_proto.input)}, but minigrad loads chains: every node must take "
-                             f"the previous node's output {chain.current!r} first")
+        if node.op in ("Add", "Mul") and names[1:] == [chain.current] and names[0] in values:
+            names.reverse()                     # a bias or scale written first: the same, commuted
+        if not names or names[0] != chain.current:
+            raise node.error(f"takes {names}, but minigrad loads chains: every node must take the previous "
+                             f"node's output {chain.current!r} first, or only constants and shapes (then it "
+                             f"must be one of {', '.join(FOLDED_OPS)})")
         if node.op == "Split":
-            node = _grouped_lrn(chain, node, graph.node, index, onnx, constants)
+            node = _grouped_lrn(chain, node, graph.node, index, onnx, values)
             index = node.index + 1
         else:
             converter = _CONVERTERS.get(node.op)
             if converter is None:
                 raise node.error(f"operator not supported; supported: {', '.join(SUPPORTED_OPS)}")
             is_last = index == len(graph.node)
-            converter(chain, node, [constants.get(name) if name else None for name in node_proto.input[1:]],
+            converter(chain, node, [values.get(name) if name else None for name in names[1:]],
                       keep_softmax or not is_last)
         chain.advance(node)
     if [o.name for o in graph.output] != [chain.current]:
@@ -270,18 +283,123 @@ def _inferred_shapes(onnx, proto):
     return shapes
 
 
-def _constant(node, constants, numpy_helper):
-    if node.op == "Constant":
-        attributes = node.take({"value": None})
-        if attributes["value"] is None:
-            raise node.error("only a Constant with a tensor `value` is supported")
-        return numpy_helper.to_array(attributes["value"])
-    shape = constants.get(node.proto.input[0])
-    if shape is None:
-        raise node.error(f"its shape {node.proto.input[0]!r} must be a constant")
+# --- nodes evaluated at load: constants, and shapes whose batch size is symbolic -----------------------
+class _Batch:
+    """The batch size, in a shape taken from the chain's tensor (Shape). It is unknown when loading, so
+    it stays a symbol: Gather, Concat, Unsqueeze... carry it, a Reshape keeps it as the batch axis, and
+    anything that would compute with it fails (int() of it raises TypeError), naming its node."""
+
+    def __repr__(self):
+        return "batch"
+
+
+BATCH = _Batch()
+
+
+def _folds(node, values, chain):
+    """Whether `node` is evaluated here: a FOLDED_OPS node whose inputs are constants, or the Shape of
+    the chain's current tensor."""
+    names = [name for name in node.proto.input if name]
+    return node.op in FOLDED_OPS and (all(name in values for name in names)
+                                      or node.op == "Shape" and names == [chain.current])
+
+
+def _fold(node, values, chain, onnx, numpy_helper):
+    if node.op == "Shape" and node.proto.input[0] == chain.current:
+        shape = chain.shape()
+        if shape is None or None in shape[1:]:
+            raise node.error(f"the shape of {chain.current!r} is not known (shape inference gave {shape})")
+        arguments = [SimpleNamespace(shape=(BATCH, *shape[1:]))]       # what np.shape reads
+    else:
+        arguments = [values[name] if name else None for name in node.proto.input]
+    try:
+        value = _FOLDERS[node.op](node, *arguments, onnx=onnx, numpy_helper=numpy_helper)
+    except (TypeError, ValueError, IndexError) as error:
+        if str(error).startswith("ONNX node"):       # node.take's refusal, which names the node already
+            raise
+        uses_batch = any(isinstance(a, np.ndarray) and BATCH in list(a.flat) for a in arguments)
+        raise node.error(f"cannot be evaluated when loading: {error}" + (
+            " (it computes with the batch size, which minigrad leaves free)" if uses_batch else "")) from None
+    value = np.asarray(value)
+    if value.dtype == object and not any(v is BATCH for v in value.flat):
+        value = value.astype(np.int64)          # a shape's sizes, the batch no longer among them
+    return value
+
+
+def _constant(node, *_, onnx, numpy_helper):
+    a = node.take({"value": None, "value_float": None, "value_floats": None, "value_int": None,
+                   "value_ints": None})
+    given = [(name, v) for name, v in a.items() if v is not None]
+    if len(given) != 1:
+        raise node.error("only a Constant with one of value, value_float(s), value_int(s) is supported")
+    name, value = given[0]
+    if name == "value":
+        return numpy_helper.to_array(value)
+    return np.array(value, np.float32 if name.startswith("value_float") else np.int64)
+
+
+def _constant_of_shape(node, shape, *, onnx, numpy_helper):
     value = node.take({"value": None})["value"]
     fill = numpy_helper.to_array(value) if value is not None else np.zeros(1, np.float32)
     return np.full(tuple(int(d) for d in shape), fill.reshape(-1)[0], dtype=fill.dtype)
+
+
+def _fold_shape(node, x, **_):
+    a = node.take({"start": 0, "end": None})           # start and end: opset 15
+    return np.array(np.shape(x), dtype=object)[a["start"]:a["end"]]
+
+
+def _axes(node, given):
+    """Unsqueeze's and Squeeze's axes: an attribute up to opset 12, an input from 13."""
+    attribute = node.take({"axes": None})["axes"]
+    return attribute if given is None else [int(v) for v in np.asarray(given).reshape(-1)]
+
+
+def _unsqueeze(node, x, axes=None, **_):
+    axes = _axes(node, axes)
+    rank = np.ndim(x) + len(axes)
+    for axis in sorted(int(a) % rank for a in axes):
+        x = np.expand_dims(x, axis)
+    return x
+
+
+def _squeeze(node, x, axes=None, **_):
+    axes = _axes(node, axes)
+    return np.squeeze(x) if axes is None else np.squeeze(x, tuple(int(a) % np.ndim(x) for a in axes))
+
+
+def _slice(node, x, starts=None, ends=None, axes=None, steps=None, **_):
+    a = node.take({"starts": None, "ends": None, "axes": None})     # attributes up to opset 9, then inputs
+    starts = a["starts"] if starts is None else starts
+    ends = a["ends"] if ends is None else ends
+    axes = a["axes"] if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * np.ndim(x)
+    for start, end, axis, step in zip(starts, ends, range(len(starts)) if axes is None else axes, steps):
+        index[int(axis)] = slice(int(start), int(end), int(step))
+    return x[tuple(index)]
+
+
+def _fold_reshape(node, x, shape, **_):
+    allowzero = node.take({"allowzero": 0})["allowzero"]
+    target = [int(d) for d in shape]
+    return np.reshape(x, [x.shape[i] if d == 0 and not allowzero else d for i, d in enumerate(target)])
+
+
+def _cast(node, x, *, onnx, **_):
+    to = node.take({"to": None, "saturate": 1})["to"]
+    return x if x.dtype == object else x.astype(onnx.helper.tensor_dtype_to_np_dtype(to))
+
+
+_FOLDERS = {
+    "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _fold_shape,
+    "Gather": lambda node, x, indices, **_: np.take(x, np.asarray(indices, np.int64),
+                                                    axis=node.take({"axis": 0})["axis"]),
+    "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Slice": _slice, "Reshape": _fold_reshape, "Cast": _cast,
+    "Concat": lambda node, *xs, **_: np.concatenate(xs, axis=node.take({"axis": None})["axis"]),
+    "Transpose": lambda node, x, **_: np.transpose(x, node.take({"perm": None})["perm"]),
+    "Identity": lambda node, x, **_: x,
+}
 
 
 class _Chain:
@@ -531,19 +649,23 @@ def _flatten(chain, node, _args, __):
 
 
 def _reshape(chain, node, args, _):
-    """Reshape to (batch, features), as exporters write Flatten ([1, 9216] in bvlc_alexnet)."""
-    node.take({"allowzero": 0})
+    """Reshape to (batch, features), as exporters write Flatten: to a constant ([1, 9216] in bvlc_alexnet,
+    the batch it was exported with), to (-1, features), or to (batch, -1) computed from the input's Shape."""
+    allowzero = node.take({"allowzero": 0})["allowzero"]
     target, shape = args[0] if args else None, chain.shape()
     if target is None:
-        raise node.error("its shape must be a constant")
-    target = [int(v) for v in np.asarray(target).reshape(-1)]
+        raise node.error("its shape must be a constant or computed from the input's shape")
+    target = [v if v is BATCH else int(v) for v in np.asarray(target).reshape(-1)]
     features = int(np.prod(shape[1:])) if shape is not None and None not in shape[1:] else None
     batch = shape[0] if shape is not None else None
-    if len(target) == 2 and target[0] in (0, -1, batch) and (target[1] == -1 or target[1] == features) \
-            and (features is not None or target[1] == -1) and target != [-1, -1]:
+    keeps_batch = len(target) == 2 and (target[0] is BATCH or target[0] in (-1, batch)
+                                        or target[0] == 0 and not allowzero)    # 0 copies the dim, unless allowzero
+    if keeps_batch and target[1] is not BATCH and (target[1] == -1 and target[0] != -1 or
+                                                   features is not None and target[1] == features):
         chain.append(node, L.Flatten())
         return
-    raise node.error(f"Reshape from {shape} to {target}: only a flatten to (batch, features) is supported")
+    raise node.error(f"Reshape from {shape} to {target}{' (allowzero=1)' if allowzero else ''}: only a flatten "
+                     f"to (batch, features) is supported")
 
 
 def _identity(chain, node, _args, __):

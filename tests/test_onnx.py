@@ -242,10 +242,10 @@ def test_an_unsupported_node_is_a_clear_error():
     x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 8, 8])
     y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="relu"),
-                               helper.make_node("AveragePool", ["r"], ["y"], name="avg", kernel_shape=[2, 2])],
+                               helper.make_node("GlobalAveragePool", ["r"], ["y"], name="gap")],
                               "g", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    with pytest.raises(ValueError, match=r"node 1 'avg' \(AveragePool\): operator not supported; "
+    with pytest.raises(ValueError, match=r"node 1 'gap' \(GlobalAveragePool\): operator not supported; "
                                          r"supported: Conv, MaxPool"):
         mg_onnx.load(model)
     model.graph.node[1].CopyFrom(helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[2, 2],
@@ -255,7 +255,9 @@ def test_an_unsupported_node_is_a_clear_error():
     model.graph.node[1].CopyFrom(helper.make_node("LRN", ["r"], ["y"], name="lrn", size=5, gamma=1.0))
     with pytest.raises(ValueError, match=r"'lrn' \(LRN\): attribute\(s\) \['gamma'\] not supported"):
         mg_onnx.load(model)
-
+    model.graph.node[1].CopyFrom(helper.make_node("Relu", ["r"], ["y"], name="custom", domain="com.example"))
+    with pytest.raises(ValueError, match=r"'custom' \(Relu\): operator domain 'com.example' not supported"):
+        mg_onnx.load(model)                      # not read as the ONNX Relu it is named after
     model.graph.node[1].CopyFrom(helper.make_node("Split", ["r"], ["y"], name="split", axis=1))
     with pytest.raises(ValueError, match=r"'split' \(Split\): Split is supported only as a grouped LRN"):
         mg_onnx.load(model)
@@ -277,6 +279,111 @@ def test_a_grouped_lrn_needs_the_same_lrn_on_every_part():
     assert_agree(loaded.forward(inputs), run_ort(model, inputs))
     model.graph.node[2].CopyFrom(helper.make_node("LRN", ["b"], ["lb"], size=3, alpha=0.2))
     with pytest.raises(ValueError, match="Split is supported only as a grouped LRN"):
+        mg_onnx.load(model)
+
+
+# --- import: graphs as other exporters write them (onnx.helper; no torch needed) ---------------------
+def exporter_style_graph(opset):
+    """Conv -> Relu -> Dropout (with its mask) -> Identity -> MaxPool -> x.view(x.size(0), -1) ->
+    Gemm (transB=0, alpha, beta) -> MatMul by a Transposed weight -> Add with the bias first, written as
+    exporters do: weights in Constant nodes, the flatten's shape computed from Shape/Gather/Unsqueeze/
+    Concat, and up to opset 8 (IR 3) the initializers listed as inputs and integers as Cast floats."""
+    rng = np.random.default_rng(opset)
+    f32 = onnx.TensorProto.FLOAT
+    w_conv, b_conv = rng.standard_normal((4, 3, 3, 3)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    gemm_b, gemm_c = rng.standard_normal((64, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    w2, b2 = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    initializers = [numpy_helper.from_array(a, n) for a, n in [(gemm_b, "gemm_b"), (gemm_c, "gemm_c"), (w2, "w2")]]
+    bias = (helper.make_node("Constant", [], ["b_conv"], value_floats=list(b_conv)) if opset >= 12 else
+            helper.make_node("Constant", [], ["b_conv"], value=numpy_helper.from_array(b_conv)))
+    def int_constant(name, value):          # before opset 9 a Constant is float: Cast it, as PyTorch does
+        if opset >= 9:
+            return [helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value)))]
+        as_float = numpy_helper.from_array(np.array(value, np.float32))
+        return [helper.make_node("Constant", [], [f"{name}_f"], value=as_float),
+                helper.make_node("Cast", [f"{name}_f"], [name], to=onnx.TensorProto.INT64)]
+
+    unsqueeze = (helper.make_node("Unsqueeze", ["n", "zero_axis"], ["n1"]) if opset >= 13 else
+                 helper.make_node("Unsqueeze", ["n"], ["n1"], axes=[0]))
+    nodes = [
+        helper.make_node("Constant", [], ["w_conv"], value=numpy_helper.from_array(w_conv)), bias,
+        helper.make_node("Conv", ["x", "w_conv", "b_conv"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Dropout", ["r"], ["d", "mask"], **({"ratio": 0.3} if opset < 12 else {})),
+        helper.make_node("Identity", ["d"], ["i"]),
+        helper.make_node("MaxPool", ["i"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Shape", ["p"], ["s"]),
+        *int_constant("zero", 0),
+        helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+        *int_constant("zero_axis", [0]),
+        unsqueeze,
+        *int_constant("minus_one", [-1]),
+        helper.make_node("Concat", ["n1", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["p", "target"], ["f"]),
+        helper.make_node("Gemm", ["f", "gemm_b", "gemm_c"], ["g"], alpha=0.5, beta=2.0),
+        helper.make_node("Transpose", ["w2"], ["w2_t"], perm=[1, 0]),
+        helper.make_node("MatMul", ["g", "w2_t"], ["m"]),
+        helper.make_node("Constant", [], ["b2"], value=numpy_helper.from_array(b2)),
+        helper.make_node("Add", ["b2", "m"], ["y"]),
+    ]
+    inputs = [helper.make_tensor_value_info("x", f32, ["N", 3, 8, 8])]
+    if opset < 9:
+        inputs += [helper.make_tensor_value_info(t.name, f32, list(t.dims)) for t in initializers]
+    graph = helper.make_graph(nodes, "exporter_style", inputs, [helper.make_tensor_value_info("y", f32, ["N", 6])],
+                              initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=3 if opset < 9 else 7)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("opset", [7, 9, 12, 13, 17, 21])
+def test_weights_and_shapes_computed_by_the_graph_load_for_any_batch(opset):
+    model = exporter_style_graph(opset)
+    net = mg_onnx.load(model)
+    assert [type(layer).__name__ for layer in net] == ["Conv2d", "ReLU", "Dropout", "MaxPool2d", "Flatten",
+                                                       "Linear", "Linear"]
+    for batch in (1, 3, 5):
+        x = large_input((batch, 3, 8, 8), seed=batch)
+        assert_agree(net.forward(x), run_ort(model, x))
+
+
+def single_node_graph(op, inputs, shape, opset=14, initializers=(), **attributes):
+    f32 = onnx.TensorProto.FLOAT
+    graph = helper.make_graph([helper.make_node(op, ["x"] + list(inputs), ["y"], name="n", **attributes)], "g",
+                              [helper.make_tensor_value_info("x", f32, shape)],
+                              [helper.make_tensor_value_info("y", f32, None)], list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_a_reshape_loads_only_as_a_flatten_that_keeps_the_batch():
+    target = [numpy_helper.from_array(np.array([0, -1], np.int64), "t")]
+    x = large_input((3, 2, 3, 4))
+    model = single_node_graph("Reshape", ["t"], ["N", 2, 3, 4], initializers=target)
+    assert_agree(mg_onnx.load(model).forward(x), run_ort(model, x))          # 0 copies the batch
+    with pytest.raises(ValueError, match=r"node 0 'n' \(Reshape\): Reshape from \[None, 2, 3, 4\] to \[0, -1\] "
+                                         r"\(allowzero=1\): only a flatten"):
+        mg_onnx.load(single_node_graph("Reshape", ["t"], ["N", 2, 3, 4], initializers=target, allowzero=1))
+    for wrong in ([-1, -1], [2, -1], [-1, 12], [0, 3, 8]):
+        target = [numpy_helper.from_array(np.array(wrong, np.int64), "t")]
+        with pytest.raises(ValueError, match=r"\(Reshape\): Reshape from .* only a flatten to \(batch, features\)"):
+            mg_onnx.load(single_node_graph("Reshape", ["t"], ["N", 2, 3, 4], initializers=target))
+    with pytest.raises(ValueError, match=r"\(Flatten\): axis 2: only flattening everything after the batch"):
+        mg_onnx.load(single_node_graph("Flatten", [], ["N", 2, 3, 4], axis=2))
+    model = single_node_graph("Flatten", [], ["N", 2, 3, 4], axis=-3)             # axis 1, counted from the end
+    assert_agree(mg_onnx.load(model).forward(x), run_ort(model, x))
+
+
+def test_a_shape_that_computes_with_the_batch_is_named():
+    f32 = onnx.TensorProto.FLOAT
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("ConstantOfShape", ["s"], ["zeros"], name="fill"),
+             helper.make_node("Add", ["x", "zeros"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f32, ["N", 4])],
+                              [helper.make_tensor_value_info("y", f32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(ValueError, match=r"node 1 'fill' \(ConstantOfShape\): cannot be evaluated when loading: "
+                                         r".*computes with the batch size"):
         mg_onnx.load(model)
 
 
