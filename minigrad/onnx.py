@@ -184,9 +184,10 @@ SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "LocalResponseNorm", "Dropo
 
 # --- load --------------------------------------------------------------------------------------------
 SUPPORTED_OPS = ("Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN",
-                 "Split + LRN + Concat (a grouped LRN)", "BatchNormalization", "Dropout", "Gemm", "MatMul",
-                 "Add (a bias after MatMul)", "Mul (classic dropout's scale)", "Flatten", "Reshape (to flatten)",
-                 "Identity", "Softmax")
+                 "Split + LRN + Concat (a grouped LRN)", "Mul(x, x) ... Div (an LRN written out, as PyTorch "
+                 "exports it)", "BatchNormalization", "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul)",
+                 "Mul (classic dropout's scale)", "Flatten", "Reshape (to flatten)", "Identity", "Softmax",
+                 "AveragePool (1 x 1, stride 1: the identity)")
 FOLDED_OPS = ("Constant", "ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast",
               "Reshape", "Transpose", "Identity")
 
@@ -258,6 +259,9 @@ def load(path, keep_softmax=False):
                              f"must be one of {', '.join(FOLDED_OPS)})")
         if node.op == "Split":
             node = _grouped_lrn(chain, node, graph.node, index, onnx, values)
+            index = node.index + 1
+        elif node.op == "Mul" and names == [chain.current] * 2:
+            node = _written_out_lrn(chain, node, proto, values, onnx, numpy_helper)
             index = node.index + 1
         else:
             converter = _CONVERTERS.get(node.op)
@@ -551,6 +555,88 @@ def _grouped_lrn(chain, split, nodes, index, onnx, constants):
     return concat
 
 
+def _written_out_lrn(chain, square, proto, values, onnx, numpy_helper):
+    """x / (k + alpha * AveragePool(x^2 over `size` channels))^beta: nn.LocalResponseNorm as PyTorch
+    exports it (F.local_response_norm is written with these operators; the reshapes around the pool
+    vary with the opset and the dynamic axes). The nodes from the square to the Div that takes x again
+    are read as one LocalResponseNorm (size from the pool's window, alpha, k and beta from the constants
+    of Mul, Add and Pow), which is then checked: those nodes, run by onnx.reference on a probe of x's
+    shape, must give the layer's output, or the load fails here. Returns the Div node."""
+    nodes, x = proto.graph.node, chain.current
+    end = next((j for j in range(square.index + 1, len(nodes))
+                if nodes[j].op_type == "Div" and nodes[j].input[0] == x), None)
+    written_out = square.error(f"a Mul of {x!r} by itself is supported only as the start of an LRN written "
+                               f"out, x / (k + alpha * AveragePool(x^2))^beta (PyTorch's export)")
+    if end is None:
+        raise written_out
+    region = [_Node(j, nodes[j], onnx) for j in range(square.index, end + 1)]
+    for n in region:                      # its constants (alpha, k, beta), which later nodes may share too
+        if _folds(n, values, chain):
+            values[n.proto.output[0]] = _fold(n, values, chain, onnx, numpy_helper)
+    computed = {o for n in region for o in n.proto.output if o not in values}
+    read_later = {i for n in nodes[end + 1:] for i in _reads(n)} | {o.name for o in proto.graph.output}
+    if any(n.proto.domain not in ("", "ai.onnx") for n in region) or computed & read_later - {nodes[end].output[0]}:
+        raise written_out
+    scalars = {op: [np.asarray(values[i]).item() for n in region if n.op == op for i in n.proto.input
+                    if i in values and np.size(values[i]) == 1] for op in ("Mul", "Add", "Pow")}
+    pools = [n.attributes.get("kernel_shape", []) for n in region if n.op == "AveragePool"]
+    if any(len(v) != 1 for v in scalars.values()) or len(pools) != 1 or any(k != 1 for k in pools[0][1:]):
+        raise written_out
+    _lrn(chain, region[-1], None, None, attributes=dict(size=pools[0][0], alpha=scalars["Mul"][0],
+                                                        beta=scalars["Pow"][0], bias=scalars["Add"][0]))
+    shape = chain.shape()
+    if shape is None or None in shape[1:]:
+        raise square.error(f"the shape of {x!r} is needed to check the LRN written out, and is not known")
+    # Values of 10: the sum of squares reaches 1e3 or more, so alpha and beta matter in the comparison.
+    probe = 10 * np.random.default_rng(0).standard_normal([shape[0] or 1, *shape[1:]]).astype(np.float32)
+    try:
+        expected = chain.layers[-1][1].forward(probe)
+        got = _run_nodes(onnx, numpy_helper, proto, [n.proto for n in region], x, probe, values)
+    except Exception as error:                  # the layer's refusal, or whatever onnx.reference raises
+        raise square.error(f"the LRN written out could not be checked: {error}") from None
+    if got.shape != expected.shape or np.abs(got - expected).max() > 1e-5 * np.abs(expected).max():
+        raise square.error(f"nodes {square.index}..{end} look like an LRN written out but do not compute "
+                           f"{chain.layers[-1][1].describe()} (max difference {np.abs(got - expected).max():.3g})")
+    return region[-1]
+
+
+def _reads(node):
+    """The tensors a node reads, with those its subgraphs (If's branches) read from outside them."""
+    names = set(node.input)
+    for attribute in node.attribute:
+        for graph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+            made = {o for n in graph.node for o in n.output} | {t.name for t in graph.initializer}
+            names |= {name for n in graph.node for name in _reads(n)} - made
+    return names - {""}
+
+
+def _run_nodes(onnx, numpy_helper, proto, nodes, x, probe, values):
+    """The last node's output for x = probe, by onnx.reference (the constants they read from values)."""
+    from onnx.reference import ReferenceEvaluator
+    from onnx.reference.op_run import OpRun
+
+    class AveragePool(OpRun):
+        """The reference AveragePool loops over the output in Python (seconds on AlexNet's conv1 maps);
+        with stride 1 and no pads, all that an LRN written out uses, it is a mean over sliding windows."""
+
+        def _run(self, x, auto_pad=None, ceil_mode=None, count_include_pad=None, dilations=None,
+                 kernel_shape=None, pads=None, strides=None):
+            if any(s != 1 for s in strides or []) or any(pads or []) or any(d != 1 for d in dilations or []):
+                raise ValueError("only stride 1, no pads, no dilation")
+            axes = tuple(range(2, x.ndim))
+            windows = np.lib.stride_tricks.sliding_window_view(x, kernel_shape, axis=axes)
+            return (windows.mean(axis=tuple(-1 - a for a in range(len(axes)))).astype(x.dtype),)
+
+    helper = onnx.helper
+    made = {o for n in nodes for o in n.output}
+    read = sorted({name for n in nodes for name in _reads(n)} - made - {x})
+    graph = helper.make_graph(nodes, "part", [helper.make_tensor_value_info(x, FLOAT, probe.shape)],
+                              [helper.make_tensor_value_info(nodes[-1].output[0], FLOAT, None)],
+                              [numpy_helper.from_array(np.asarray(values[name]), name) for name in read])
+    part = helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
+    return ReferenceEvaluator(part, new_ops=[AveragePool]).run(None, {x: probe})[0]
+
+
 def _batchnorm(chain, node, args, _):
     a = node.take({"epsilon": 1e-5, "momentum": 0.9, "spatial": 1, "training_mode": 0})
     if a["training_mode"] or not a["spatial"]:
@@ -668,6 +754,18 @@ def _reshape(chain, node, args, _):
                      f"to (batch, features) is supported")
 
 
+def _average_pool(chain, node, _args, __):
+    """A window of one cell, stride 1 and no pads is the identity: torchvision's AlexNet exports its
+    AdaptiveAvgPool2d((6, 6)) so on 6 x 6 maps. minigrad has no average pooling layer for the others."""
+    a = node.take({"kernel_shape": None, "strides": None, "pads": None, "ceil_mode": 0, "count_include_pad": 0,
+                   "auto_pad": "NOTSET", "dilations": None})
+    kernel, strides, pads = (list(a[what] or []) for what in ("kernel_shape", "strides", "pads"))
+    if any(k != 1 for k in kernel) or any(s != 1 for s in strides) or any(pads):
+        raise node.error(f"kernel_shape {kernel}, strides {strides}, pads {pads}: minigrad has no average "
+                         f"pooling layer; only a 1 x 1 window with stride 1 and no pads (the identity) is "
+                         f"supported")
+
+
 def _identity(chain, node, _args, __):
     node.take({})
 
@@ -693,7 +791,7 @@ def _softmax(chain, node, _args, keep):
 _CONVERTERS = {
     "Conv": _conv, "MaxPool": _maxpool, "LRN": _lrn, "BatchNormalization": _batchnorm, "Dropout": _dropout,
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Mul": _mul, "Flatten": _flatten, "Reshape": _reshape,
-    "Identity": _identity, "Softmax": _softmax,
+    "Identity": _identity, "Softmax": _softmax, "AveragePool": _average_pool,
     "Relu": _activation(L.ReLU), "Sigmoid": _activation(L.Sigmoid), "Tanh": _activation(L.Tanh),
     "LeakyRelu": _activation(L.LeakyReLU, alpha=0.01),
 }

@@ -248,6 +248,10 @@ def test_an_unsupported_node_is_a_clear_error():
     with pytest.raises(ValueError, match=r"node 1 'gap' \(GlobalAveragePool\): operator not supported; "
                                          r"supported: Conv, MaxPool"):
         mg_onnx.load(model)
+    model.graph.node[1].CopyFrom(helper.make_node("AveragePool", ["r"], ["y"], name="avg", kernel_shape=[2, 2]))
+    with pytest.raises(ValueError, match=r"node 1 'avg' \(AveragePool\): kernel_shape \[2, 2\].*no average "
+                                         r"pooling layer; only a 1 x 1 window with stride 1"):
+        mg_onnx.load(model)
     model.graph.node[1].CopyFrom(helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[2, 2],
                                             dilations=[2, 2]))
     with pytest.raises(ValueError, match=r"node 1 'pool' \(MaxPool\): dilations \[2, 2\] not supported"):
@@ -374,6 +378,15 @@ def test_a_reshape_loads_only_as_a_flatten_that_keeps_the_batch():
     assert_agree(mg_onnx.load(model).forward(x), run_ort(model, x))
 
 
+def test_an_average_pool_of_one_cell_is_the_identity():
+    """torchvision's AlexNet exports AdaptiveAvgPool2d((6, 6)) on 6 x 6 maps as this; any other window is
+    refused (minigrad has no average pooling layer), see test_an_unsupported_node_is_a_clear_error."""
+    model = single_node_graph("AveragePool", [], ["N", 2, 3, 4], kernel_shape=[1, 1], strides=[1, 1])
+    net = mg_onnx.load(model)
+    x = large_input((3, 2, 3, 4))
+    assert len(net) == 0 and np.array_equal(net.forward(x), run_ort(model, x))
+
+
 def test_a_shape_that_computes_with_the_batch_is_named():
     f32 = onnx.TensorProto.FLOAT
     nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
@@ -385,6 +398,145 @@ def test_a_shape_that_computes_with_the_batch_is_named():
     with pytest.raises(ValueError, match=r"node 1 'fill' \(ConstantOfShape\): cannot be evaluated when loading: "
                                          r".*computes with the batch size"):
         mg_onnx.load(model)
+
+
+def written_out_lrn_graph(size=5, alpha=1e-4, beta=0.75, k=2.0, pads=None, opset=13):
+    """PyTorch's F.local_response_norm as operators: x / (k + alpha * AvgPool3d(pad(x^2)))^beta, the pool
+    over `size` channels (pads: where the channel window starts and ends around each channel)."""
+    f32 = onnx.TensorProto.FLOAT
+    before, after = pads or (size // 2, (size - 1) // 2)
+    constants = [numpy_helper.from_array(np.array(v, dtype), n) for v, dtype, n in [
+        ([1], np.int64, "axis1"), ([0, 0, before, 0, 0, 0, 0, after, 0, 0], np.int64, "pads"),
+        (alpha, np.float32, "alpha"), (k, np.float32, "k"), (beta, np.float32, "beta")]]
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Mul", ["r", "r"], ["sq"], name="square"),
+             helper.make_node("Unsqueeze", ["sq", "axis1"], ["sq5"]),
+             helper.make_node("Pad", ["sq5", "pads"], ["padded"]),
+             helper.make_node("AveragePool", ["padded"], ["avg"], kernel_shape=[size, 1, 1], strides=[1, 1, 1]),
+             helper.make_node("Squeeze", ["avg", "axis1"], ["avg4"]),
+             helper.make_node("Mul", ["avg4", "alpha"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "k"], ["shifted"]),
+             helper.make_node("Pow", ["shifted", "beta"], ["denominator"]),
+             helper.make_node("Div", ["r", "denominator"], ["y"], name="norm")]
+    graph = helper.make_graph(nodes, "lrn", [helper.make_tensor_value_info("x", f32, ["N", 7, 5, 6])],
+                              [helper.make_tensor_value_info("y", f32, None)], constants)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_an_lrn_written_out_as_pytorch_exports_it_loads_as_one_layer():
+    model = written_out_lrn_graph()
+    net = mg_onnx.load(model)
+    assert net.names == ["relu", "norm"]
+    norm = net["norm"]
+    assert (norm.size, norm.beta, norm.k) == (5, 0.75, 2.0) and norm.alpha == pytest.approx(1e-4 / 5)
+    x = large_input((3, 7, 5, 6))                          # alpha matters at these values
+    assert_agree(net.forward(x), run_ort(model, x))
+    assert np.abs(net.forward(x) - x.clip(0)).max() > 0.1 * np.abs(x).max()
+
+
+@pytest.mark.parametrize("change", [dict(pads=(1, 3)), dict(size=4)])
+def test_an_lrn_written_out_that_computes_something_else_is_refused(change):
+    """A window that is not centred on its channel (pads 1 and 3 around a window of 5), or an even
+    one: the structure is an LRN's, the computation is not minigrad's LocalResponseNorm."""
+    with pytest.raises(ValueError, match=r"node 1 'square' \(Mul\)|\(Div\): size 4"):
+        mg_onnx.load(written_out_lrn_graph(**change))
+
+
+def test_a_square_that_starts_no_lrn_is_refused():
+    model = written_out_lrn_graph()
+    del model.graph.node[-1]                             # no Div by the normaliser: y is the denominator
+    model.graph.output[0].name = "denominator"
+    with pytest.raises(ValueError, match=r"node 1 'square' \(Mul\): a Mul of 'r' by itself is supported only "
+                                         r"as the start of an LRN written out"):
+        mg_onnx.load(model)
+
+
+# --- import: PyTorch's exporters (skipped without torch) ---------------------------------------------
+def torch_nets():
+    """AlexNet's layer types as a PyTorch user writes them, and torchvision's AlexNet shape."""
+    torch = pytest.importorskip("torch", reason="the PyTorch export tests need torch")
+    nn = torch.nn
+
+    class View(nn.Module):
+        def forward(self, x):
+            return x.view(x.size(0), -1)
+
+    class TorchvisionStyle(nn.Module):
+        """torchvision.models.alexnet at a small width: AdaptiveAvgPool2d((6, 6)), torch.flatten."""
+
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 8, 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+                nn.Conv2d(8, 12, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+                nn.Conv2d(12, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+            self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+            self.classifier = nn.Sequential(nn.Dropout(), nn.Linear(16 * 36, 32), nn.ReLU(inplace=True),
+                                            nn.Linear(32, 10))
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+    torch.manual_seed(0)
+    alexnet_like = nn.Sequential(
+        nn.Conv2d(3, 16, 5, stride=2, padding=2), nn.ReLU(), nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0),
+        nn.MaxPool2d(3, 2), nn.Conv2d(16, 24, 3, padding=1, groups=2), nn.ReLU(),
+        nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0), nn.MaxPool2d(3, 2), View(), nn.Dropout(),
+        nn.Linear(24 * 9, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 10))
+    batchnorm = nn.Sequential(
+        nn.Conv2d(3, 6, 3, bias=False), nn.BatchNorm2d(6), nn.LeakyReLU(0.1),
+        nn.MaxPool2d(3, 2, padding=1, ceil_mode=True), nn.Flatten(), nn.Linear(6 * 5 * 5, 8), nn.BatchNorm1d(8),
+        nn.Sigmoid(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 4), nn.Softmax(dim=1))
+    with torch.no_grad():
+        for m in batchnorm:
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.uniform_(0.5, 2)
+    return torch, {"alexnet_like": (alexnet_like, (3, 31, 31)), "batchnorm": (batchnorm, (3, 10, 10)),
+                   "torchvision_style": (TorchvisionStyle(), (3, 224, 224))}
+
+
+# The exporters' own warnings (constant folding, tracing F.local_response_norm, the TorchScript
+# exporter's deprecation) say nothing about minigrad.
+quiet_exporter = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
+                                            "ignore:Converting a tensor to a Python boolean")
+
+
+@pytest.mark.parametrize("name, opset, dynamic", [
+    ("alexnet_like", 7, True), ("alexnet_like", 9, False), ("alexnet_like", 11, True), ("alexnet_like", 13, True),
+    ("alexnet_like", 17, False), ("alexnet_like", 20, True), ("torchvision_style", 9, True),
+    ("torchvision_style", 17, False), ("batchnorm", 11, True), ("batchnorm", 17, True)])
+@quiet_exporter
+def test_pytorch_exports_load_and_agree_with_onnx_runtime(tmp_path, name, opset, dynamic):
+    """torch.onnx.export (the TorchScript exporter) writes LRN as operators, x.view(x.size(0), -1) as
+    Shape/Gather/Unsqueeze/Concat/Reshape (a constant Reshape without dynamic axes), Linear as Gemm,
+    AdaptiveAvgPool2d((6, 6)) on 6 x 6 maps as a 1 x 1 AveragePool, ceil_mode from opset 10 on."""
+    torch, nets = torch_nets()
+    net, shape = nets[name]
+    net.eval()
+    export_batch = 2
+    dynamic_axes = {"x": {0: "N"}} if dynamic else None
+    torch.onnx.export(net, (torch.zeros(export_batch, *shape),), str(tmp_path / "net.onnx"), dynamo=False,
+                      opset_version=opset, input_names=["x"], dynamic_axes=dynamic_axes)
+    model = onnx.load(tmp_path / "net.onnx")
+    loaded = mg_onnx.load(model, keep_softmax=True)
+    x = large_input((3 if dynamic else export_batch, *shape), seed=opset)
+    assert_agree(loaded.forward(x), run_ort(model, x))
+    x = large_input((5, *shape), seed=opset + 1)                     # any batch, against PyTorch itself
+    with torch.no_grad():
+        assert_agree(loaded.forward(x), net(torch.from_numpy(x)).numpy())
+
+
+@quiet_exporter
+def test_pytorchs_dynamo_export_loads_and_agrees_with_onnx_runtime(tmp_path):
+    """torch.onnx.export's default exporter (needs onnxscript): opset 18 on, Reshape with allowzero=1."""
+    torch, nets = torch_nets()
+    pytest.importorskip("onnxscript", reason="PyTorch's dynamo exporter needs onnxscript")
+    net, shape = nets["alexnet_like"]
+    program = torch.onnx.export(net.eval(), (torch.zeros(2, *shape),), dynamo=True, external_data=False,
+                                dynamic_shapes=({0: torch.export.Dim("N", min=1)},))
+    model = program.model_proto
+    x = large_input((3, *shape), seed=3)
+    assert_agree(mg_onnx.load(model).forward(x), run_ort(model, x))
 
 
 # --- onnx's backend test cases for the supported operators --------------------------------------------
