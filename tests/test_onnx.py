@@ -220,6 +220,17 @@ def test_light_bvlc_alexnet_with_random_weights_gives_onnx_runtimes_outputs():
     assert_agree(z2[1:2], logits.forward(np.ascontiguousarray(x[:, :, ::-1])))
 
 
+def test_the_bvlc_graph_at_opset_12_gives_onnx_runtimes_outputs():
+    """The zoo publishes the same graph at opsets 7, 8, 9 and 12 (bvlcalexnet-12.onnx, the one the README
+    names): onnx's version converter writes what opset 12 changes (Dropout's ratio, Softmax's axis)."""
+    from onnx import version_converter
+
+    model = version_converter.convert_version(light_alexnet_with_random_weights(seed=6), 12)
+    x = (np.random.default_rng(3).uniform(0, 255, (2, 3, 224, 224)) - 117).astype(np.float32)
+    assert_agree(mg_onnx.load(model, keep_softmax=True).forward(x[:1]), run_ort(model, x[:1]))
+    assert mg_onnx.load(model).forward(x).shape == (2, 1000)
+
+
 def test_shapes_come_from_the_layers_where_shape_inference_fails():
     """IR version 3 wants initializers listed as inputs; without them shape inference cannot type the
     weights and gives no shape for pool5's output, which the Reshape's check then takes from running
