@@ -224,14 +224,15 @@ def load(path, keep_softmax=False):
     "conv1"), the others after their node. Anything else is a ValueError naming the node."""
     onnx, numpy_helper = _onnx()
     proto = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
+    graph = proto.graph
+    model = f"ONNX model {path}" if proto is not path else f"ONNX model (graph {graph.name!r})"   # not its text
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None or opset < OLDEST_OPSET:
-        raise ValueError(f"ONNX model {path}: opset {opset} is not supported, only {OLDEST_OPSET} and later")
-    graph = proto.graph
+        raise ValueError(f"{model}: opset {opset} is not supported, only {OLDEST_OPSET} and later")
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in values]
     if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != FLOAT:
-        raise ValueError(f"ONNX model {path}: expected one float32 input (besides the initializers), got "
+        raise ValueError(f"{model}: expected one float32 input (besides the initializers), got "
                          f"{[(i.name, i.type.tensor_type.elem_type) for i in inputs]}")
     try:
         shapes = _inferred_shapes(onnx, proto)
@@ -253,10 +254,12 @@ def load(path, keep_softmax=False):
             continue
         if node.op in ("Add", "Mul") and names[1:] == [chain.current] and names[0] in values:
             names.reverse()                     # a bias or scale written first: the same, commuted
+        if all(name in values for name in names if name):
+            raise node.error(f"computes from constants only, with an operator minigrad does not evaluate when "
+                             f"loading; it evaluates {', '.join(FOLDED_OPS)}")
         if not names or names[0] != chain.current:
             raise node.error(f"takes {names}, but minigrad loads chains: every node must take the previous "
-                             f"node's output {chain.current!r} first, or only constants and shapes (then it "
-                             f"must be one of {', '.join(FOLDED_OPS)})")
+                             f"node's output {chain.current!r} first (or only constants and shapes)")
         if node.op == "Split":
             node = _grouped_lrn(chain, node, graph.node, index, onnx, values)
             index = node.index + 1
@@ -272,7 +275,7 @@ def load(path, keep_softmax=False):
                       keep_softmax or not is_last)
         chain.advance(node)
     if [o.name for o in graph.output] != [chain.current]:
-        raise ValueError(f"ONNX model {path}: expected the graph's one output to be the last node's "
+        raise ValueError(f"{model}: expected the graph's one output to be the last node's "
                          f"{chain.current!r}, got {[o.name for o in graph.output]}")
     return L.Sequential(*chain.layers).eval()
 

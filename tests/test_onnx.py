@@ -276,6 +276,16 @@ def test_an_unsupported_node_is_a_clear_error():
     model.graph.node[1].CopyFrom(helper.make_node("Split", ["r"], ["y"], name="split", axis=1))
     with pytest.raises(ValueError, match=r"'split' \(Split\): Split is supported only as a grouped LRN"):
         mg_onnx.load(model)
+    model.graph.initializer.extend([numpy_helper.from_array(np.ones(3, np.int8), "w_int8"),    # an int8 model's
+                                    numpy_helper.from_array(np.float32(0.1), "scale")])
+    model.graph.node.insert(0, helper.make_node("DequantizeLinear", ["w_int8", "scale"], ["w"], name="weights"))
+    with pytest.raises(ValueError, match=r"node 0 'weights' \(DequantizeLinear\): computes from constants only, "
+                                         r"with an operator minigrad does not evaluate when loading; it evaluates "
+                                         r"Constant"):
+        mg_onnx.load(model)
+    model.opset_import[0].version = 6
+    with pytest.raises(ValueError, match=r"^ONNX model \(graph 'g'\): opset 6 is not supported, only 7 and later$"):
+        mg_onnx.load(model)                      # the graph named, not printed
 
 
 def test_a_grouped_lrn_needs_the_same_lrn_on_every_part():
