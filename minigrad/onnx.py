@@ -2,7 +2,8 @@
 
 Conventions converted (SPEC.md, "Exchanging models"):
 - LRN: ONNX divides alpha by the window, the paper (and minigrad) does not: export alpha * size, load
-  alpha / size. Caffe's bvlc_alexnet (alpha 1e-4, size 5, bias 1) loads as alpha=2e-5, k=1.
+  alpha / size. Caffe's bvlc_alexnet (alpha 1e-4, size 5, bias 1) loads as alpha=2e-5, k=1. PyTorch
+  writes nn.LocalResponseNorm out as operators, alpha times an average over the window: the same alpha.
 - Dropout: ONNX inference Dropout is the identity (the inverted form). The paper's classic dropout
   scales by 1 - p at test time, so export folds 1 - p into the next Conv/Gemm weights (classic dropout
   on W is inverted dropout on (1 - p) W, in training as in eval), or writes Dropout + Mul(1 - p) when
@@ -270,7 +271,7 @@ def load(path, keep_softmax=False):
             converter = _CONVERTERS.get(node.op)
             if converter is None:
                 raise node.error(f"operator not supported; supported: {', '.join(SUPPORTED_OPS)}")
-            is_last = index == len(graph.node)
+            is_last = all(n.op_type == "Identity" for n in graph.node[index:])   # renaming the output
             converter(chain, node, [values.get(name) if name else None for name in names[1:]],
                       keep_softmax or not is_last)
         chain.advance(node)

@@ -408,6 +408,18 @@ def test_an_average_pool_of_one_cell_is_the_identity():
     assert len(net) == 0 and np.array_equal(net.forward(x), run_ort(model, x))
 
 
+def test_a_softmax_followed_by_identities_is_the_trailing_softmax():
+    f32 = onnx.TensorProto.FLOAT
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Softmax", ["r"], ["p"]),
+             helper.make_node("Identity", ["p"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f32, ["N", 4])],
+                              [helper.make_tensor_value_info("y", f32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    assert mg_onnx.load(model).names == ["relu"]
+    x = large_input((3, 4))
+    assert_agree(mg_onnx.load(model, keep_softmax=True).forward(x), run_ort(model, x))
+
+
 def test_a_shape_that_computes_with_the_batch_is_named():
     f32 = onnx.TensorProto.FLOAT
     nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
