@@ -2,22 +2,27 @@
 
 Conventions converted (SPEC.md, "Exchanging models"):
 - LRN: ONNX divides alpha by the window, the paper (and minigrad) does not: export alpha * size, load
-  alpha / size. Caffe's bvlc_alexnet (alpha 1e-4, size 5, bias 1) loads as alpha=2e-5, k=1.
+  alpha / size. Caffe's bvlc_alexnet (alpha 1e-4, size 5, bias 1) loads as alpha=2e-5, k=1. PyTorch
+  writes nn.LocalResponseNorm out as operators, alpha times an average over the window: the same alpha.
 - Dropout: ONNX inference Dropout is the identity (the inverted form). The paper's classic dropout
   scales by 1 - p at test time, so export folds 1 - p into the next Conv/Gemm weights (classic dropout
   on W is inverted dropout on (1 - p) W, in training as in eval), or writes Dropout + Mul(1 - p) when
   no linear layer follows; load reads that pair back as a classic Dropout.
-- MaxPool: minigrad's padding (top, left, bottom, right) and ceil_mode are ONNX's pads and ceil_mode;
-  graphs older than opset 10 imitate Caffe's round-up with asymmetric pads, which load reads as they are.
+- MaxPool: minigrad's padding (top, left, bottom, right) is ONNX's pads. ceil_mode is written as the
+  trailing pads that give its windows at the graph's input size, in floor mode, as graphs older than
+  opset 10 imitate Caffe's round-up (onnx's shape inference keeps a last window that starts in the
+  trailing padding, which ONNX Runtime and minigrad drop). load reads pads and ceil_mode as they are.
 - Gemm with transB=1 takes Linear's (out, in) weight; Conv with group takes Conv2d's.
 The onnx package (the `onnx` extra) is imported only here, when one of these functions runs.
 """
+from types import SimpleNamespace
+
 import numpy as np
 
-from . import backend
+from . import backend, ops
 from . import layers as L
 
-OPSET = 17          # the opset export writes: Dropout's ratio as an input (12), MaxPool's ceil_mode (10)
+OPSET = 17          # the opset export writes: Dropout's ratio as an input (12)
 IR_VERSION = 8      # the IR version of opset 17; ONNX Runtime 1.10 and later read it
 OLDEST_OPSET = 7
 FLOAT = 1           # onnx.TensorProto.FLOAT
@@ -77,6 +82,7 @@ def export(model, path, input_shape):
         return parameter.data.astype(np.float32) * np.float32(1 if pending_scale is None else pending_scale)
 
     pairs = _flat_layers(model)
+    spatial = input_shape[1:] if len(input_shape) == 3 else None     # (H, W), followed for MaxPool's pads
     for index, (name, layer) in enumerate(pairs):
         if pending_scale is not None and not isinstance(layer, (L.Conv2d, L.Linear)):
             add("Mul", f"{name}.dropout_scale", [constant(f"{name}.dropout_factor", np.float32(pending_scale))])
@@ -88,15 +94,20 @@ def export(model, path, input_shape):
                 inputs.append(constant(f"{name}.bias", bias.data.astype(np.float32)))
             add("Conv", name, inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                 pads=[ph, pw, ph, pw], group=layer.groups)
+            if spatial is not None:
+                spatial = tuple(ops.output_size(*a) for a in zip(spatial, layer.kernel_size, layer.stride,
+                                                                 layer.padding))
         elif isinstance(layer, L.Linear):
             inputs = [constant(f"{name}.weight", weight(layer.weight))]
             if layer.bias is not None:
                 inputs.append(constant(f"{name}.bias", layer.bias.data.astype(np.float32)))
             add("Gemm", name, inputs, transB=1)
         elif isinstance(layer, L.MaxPool2d):
-            attributes = dict(ceil_mode=1) if layer.ceil_mode else {}
-            add("MaxPool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
-                pads=list(layer.pads), **attributes)
+            if spatial is None:
+                raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which needs (C, H, W) "
+                                 f"inputs; got input_shape {input_shape}")
+            pads, spatial = _floor_mode_pads(layer, spatial)
+            add("MaxPool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=pads)
         elif isinstance(layer, L.LocalResponseNorm):
             lrn = dict(size=layer.size, alpha=_lrn_alpha_attribute(layer.alpha, layer.size), beta=layer.beta,
                        bias=layer.k)
@@ -142,6 +153,18 @@ def export(model, path, input_shape):
     return proto
 
 
+def _floor_mode_pads(pool, spatial):
+    """ONNX pads that give `pool`'s windows over an (H, W) input in floor mode, and its output (H, W).
+
+    With ceil_mode the trailing pad grows until floor mode reaches the last window; that pad stays below
+    the window (the window starts inside the input or the leading padding), and padded cells never win."""
+    top, left, bottom, right = pool.pads
+    _, out = ops.pool_geometry((1, 1, *spatial), pool.kernel_size, pool.stride, pool.pads, pool.ceil_mode)
+    ends = [max(end, (n - 1) * s + k - size - begin) for end, n, s, k, size, begin in zip(
+        (bottom, right), out, pool.stride, pool.kernel_size, spatial, (top, left))]
+    return [top, left, *ends], out
+
+
 def _lrn_alpha_attribute(alpha, size):
     """ONNX's alpha = minigrad's alpha * size, as the float32 whose float32 quotient by size (what ONNX
     Runtime and load compute) is minigrad's alpha again, where one within a few ulps exists."""
@@ -162,9 +185,12 @@ SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "LocalResponseNorm", "Dropo
 
 # --- load --------------------------------------------------------------------------------------------
 SUPPORTED_OPS = ("Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN",
-                 "Split + LRN + Concat (a grouped LRN)", "BatchNormalization",
-                 "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul)", "Mul (classic dropout's scale)",
-                 "Flatten", "Reshape (to flatten)", "Identity", "Softmax", "Constant", "ConstantOfShape")
+                 "Split + LRN + Concat (a grouped LRN)", "Mul(x, x) ... Div (an LRN written out, as PyTorch "
+                 "exports it)", "BatchNormalization", "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul)",
+                 "Mul (classic dropout's scale)", "Flatten", "Reshape (to flatten)", "Identity", "Softmax",
+                 "AveragePool (1 x 1, stride 1: the identity)")
+FOLDED_OPS = ("Constant", "ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast",
+              "Reshape", "Transpose", "Identity")
 
 
 class _Node:
@@ -191,20 +217,23 @@ def load(path, keep_softmax=False):
     """Read an ONNX graph (a path or a ModelProto) as a Sequential in eval mode, float32.
 
     The graph must be a chain: one float input, each node taking the previous one's output (weights
-    from initializers, Constant or ConstantOfShape nodes, or graph inputs that have initializers).
+    from initializers, or graph inputs that have initializers), apart from nodes that compute from
+    constants and from the chain's shape (Constant, Shape, Gather, Concat, Cast, Transpose, ...), which
+    are evaluated here: the batch size stays symbolic, so a Reshape to (batch, -1) loads for any batch.
     A trailing Softmax is dropped, so the model gives the logits that SoftmaxCrossEntropy trains on,
     unless keep_softmax=True. Layers with weights are named after them ("conv1_w_0", "conv1_b_0" ->
     "conv1"), the others after their node. Anything else is a ValueError naming the node."""
     onnx, numpy_helper = _onnx()
     proto = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
+    graph = proto.graph
+    model = f"ONNX model {path}" if proto is not path else f"ONNX model (graph {graph.name!r})"   # not its text
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None or opset < OLDEST_OPSET:
-        raise ValueError(f"ONNX model {path}: opset {opset} is not supported, only {OLDEST_OPSET} and later")
-    graph = proto.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in constants]
+        raise ValueError(f"{model}: opset {opset} is not supported, only {OLDEST_OPSET} and later")
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in values]
     if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != FLOAT:
-        raise ValueError(f"ONNX model {path}: expected one float32 input (besides the initializers), got "
+        raise ValueError(f"{model}: expected one float32 input (besides the initializers), got "
                          f"{[(i.name, i.type.tensor_type.elem_type) for i in inputs]}")
     try:
         shapes = _inferred_shapes(onnx, proto)
@@ -217,25 +246,37 @@ def load(path, keep_softmax=False):
         node_proto = graph.node[index]
         node = _Node(index, node_proto, onnx)
         index += 1
-        if node.op in ("Constant", "ConstantOfShape"):
-            constants[node_proto.output[0]] = _constant(node, constants, numpy_helper)
+        if node_proto.domain not in ("", "ai.onnx"):
+            raise node.error(f"operator domain {node_proto.domain!r} not supported; only the ONNX operators "
+                             f"(the default domain): {', '.join(SUPPORTED_OPS)}")
+        names = list(node_proto.input)
+        if _folds(node, values, chain):
+            values[node_proto.output[0]] = _fold(node, values, chain, onnx, numpy_helper)
             continue
-        if not node_proto.input or node_proto.input[0] != chain.current:
-            raise node.error(f"takes {list(node_proto.input)}, but minigrad loads chains: every node must take "
-                             f"the previous node's output {chain.current!r} first")
+        if node.op in ("Add", "Mul") and names[1:] == [chain.current] and names[0] in values:
+            names.reverse()                     # a bias or scale written first: the same, commuted
+        if all(name in values for name in names if name):
+            raise node.error(f"computes from constants only, with an operator minigrad does not evaluate when "
+                             f"loading; it evaluates {', '.join(FOLDED_OPS)}")
+        if not names or names[0] != chain.current:
+            raise node.error(f"takes {names}, but minigrad loads chains: every node must take the previous "
+                             f"node's output {chain.current!r} first (or only constants and shapes)")
         if node.op == "Split":
-            node = _grouped_lrn(chain, node, graph.node, index, onnx, constants)
+            node = _grouped_lrn(chain, node, graph.node, index, onnx, values)
+            index = node.index + 1
+        elif node.op == "Mul" and names == [chain.current] * 2:
+            node = _written_out_lrn(chain, node, proto, values, onnx, numpy_helper)
             index = node.index + 1
         else:
             converter = _CONVERTERS.get(node.op)
             if converter is None:
                 raise node.error(f"operator not supported; supported: {', '.join(SUPPORTED_OPS)}")
-            is_last = index == len(graph.node)
-            converter(chain, node, [constants.get(name) if name else None for name in node_proto.input[1:]],
+            is_last = all(n.op_type == "Identity" for n in graph.node[index:])   # renaming the output
+            converter(chain, node, [values.get(name) if name else None for name in names[1:]],
                       keep_softmax or not is_last)
         chain.advance(node)
     if [o.name for o in graph.output] != [chain.current]:
-        raise ValueError(f"ONNX model {path}: expected the graph's one output to be the last node's "
+        raise ValueError(f"{model}: expected the graph's one output to be the last node's "
                          f"{chain.current!r}, got {[o.name for o in graph.output]}")
     return L.Sequential(*chain.layers).eval()
 
@@ -250,18 +291,123 @@ def _inferred_shapes(onnx, proto):
     return shapes
 
 
-def _constant(node, constants, numpy_helper):
-    if node.op == "Constant":
-        attributes = node.take({"value": None})
-        if attributes["value"] is None:
-            raise node.error("only a Constant with a tensor `value` is supported")
-        return numpy_helper.to_array(attributes["value"])
-    shape = constants.get(node.proto.input[0])
-    if shape is None:
-        raise node.error(f"its shape {node.proto.input[0]!r} must be a constant")
+# --- nodes evaluated at load: constants, and shapes whose batch size is symbolic -----------------------
+class _Batch:
+    """The batch size, in a shape taken from the chain's tensor (Shape). It is unknown when loading, so
+    it stays a symbol: Gather, Concat, Unsqueeze... carry it, a Reshape keeps it as the batch axis, and
+    anything that would compute with it fails (int() of it raises TypeError), naming its node."""
+
+    def __repr__(self):
+        return "batch"
+
+
+BATCH = _Batch()
+
+
+def _folds(node, values, chain):
+    """Whether `node` is evaluated here: a FOLDED_OPS node whose inputs are constants, or the Shape of
+    the chain's current tensor."""
+    names = [name for name in node.proto.input if name]
+    return node.op in FOLDED_OPS and (all(name in values for name in names)
+                                      or node.op == "Shape" and names == [chain.current])
+
+
+def _fold(node, values, chain, onnx, numpy_helper):
+    if node.op == "Shape" and node.proto.input[0] == chain.current:
+        shape = chain.shape()
+        if shape is None or None in shape[1:]:
+            raise node.error(f"the shape of {chain.current!r} is not known (shape inference gave {shape})")
+        arguments = [SimpleNamespace(shape=(BATCH, *shape[1:]))]       # what np.shape reads
+    else:
+        arguments = [values[name] if name else None for name in node.proto.input]
+    try:
+        value = _FOLDERS[node.op](node, *arguments, onnx=onnx, numpy_helper=numpy_helper)
+    except (TypeError, ValueError, IndexError) as error:
+        if str(error).startswith("ONNX node"):       # node.take's refusal, which names the node already
+            raise
+        uses_batch = any(isinstance(a, np.ndarray) and BATCH in list(a.flat) for a in arguments)
+        raise node.error(f"cannot be evaluated when loading: {error}" + (
+            " (it computes with the batch size, which minigrad leaves free)" if uses_batch else "")) from None
+    value = np.asarray(value)
+    if value.dtype == object and not any(v is BATCH for v in value.flat):
+        value = value.astype(np.int64)          # a shape's sizes, the batch no longer among them
+    return value
+
+
+def _constant(node, *_, onnx, numpy_helper):
+    a = node.take({"value": None, "value_float": None, "value_floats": None, "value_int": None,
+                   "value_ints": None})
+    given = [(name, v) for name, v in a.items() if v is not None]
+    if len(given) != 1:
+        raise node.error("only a Constant with one of value, value_float(s), value_int(s) is supported")
+    name, value = given[0]
+    if name == "value":
+        return numpy_helper.to_array(value)
+    return np.array(value, np.float32 if name.startswith("value_float") else np.int64)
+
+
+def _constant_of_shape(node, shape, *, onnx, numpy_helper):
     value = node.take({"value": None})["value"]
     fill = numpy_helper.to_array(value) if value is not None else np.zeros(1, np.float32)
     return np.full(tuple(int(d) for d in shape), fill.reshape(-1)[0], dtype=fill.dtype)
+
+
+def _fold_shape(node, x, **_):
+    a = node.take({"start": 0, "end": None})           # start and end: opset 15
+    return np.array(np.shape(x), dtype=object)[a["start"]:a["end"]]
+
+
+def _axes(node, given):
+    """Unsqueeze's and Squeeze's axes: an attribute up to opset 12, an input from 13."""
+    attribute = node.take({"axes": None})["axes"]
+    return attribute if given is None else [int(v) for v in np.asarray(given).reshape(-1)]
+
+
+def _unsqueeze(node, x, axes=None, **_):
+    axes = _axes(node, axes)
+    rank = np.ndim(x) + len(axes)
+    for axis in sorted(int(a) % rank for a in axes):
+        x = np.expand_dims(x, axis)
+    return x
+
+
+def _squeeze(node, x, axes=None, **_):
+    axes = _axes(node, axes)
+    return np.squeeze(x) if axes is None else np.squeeze(x, tuple(int(a) % np.ndim(x) for a in axes))
+
+
+def _slice(node, x, starts=None, ends=None, axes=None, steps=None, **_):
+    a = node.take({"starts": None, "ends": None, "axes": None})     # attributes up to opset 9, then inputs
+    starts = a["starts"] if starts is None else starts
+    ends = a["ends"] if ends is None else ends
+    axes = a["axes"] if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * np.ndim(x)
+    for start, end, axis, step in zip(starts, ends, range(len(starts)) if axes is None else axes, steps):
+        index[int(axis)] = slice(int(start), int(end), int(step))
+    return x[tuple(index)]
+
+
+def _fold_reshape(node, x, shape, **_):
+    allowzero = node.take({"allowzero": 0})["allowzero"]
+    target = [int(d) for d in shape]
+    return np.reshape(x, [x.shape[i] if d == 0 and not allowzero else d for i, d in enumerate(target)])
+
+
+def _cast(node, x, *, onnx, **_):
+    to = node.take({"to": None, "saturate": 1})["to"]
+    return x if x.dtype == object else x.astype(onnx.helper.tensor_dtype_to_np_dtype(to))
+
+
+_FOLDERS = {
+    "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _fold_shape,
+    "Gather": lambda node, x, indices, **_: np.take(x, np.asarray(indices, np.int64),
+                                                    axis=node.take({"axis": 0})["axis"]),
+    "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Slice": _slice, "Reshape": _fold_reshape, "Cast": _cast,
+    "Concat": lambda node, *xs, **_: np.concatenate(xs, axis=node.take({"axis": None})["axis"]),
+    "Transpose": lambda node, x, **_: np.transpose(x, node.take({"perm": None})["perm"]),
+    "Identity": lambda node, x, **_: x,
+}
 
 
 class _Chain:
@@ -413,6 +559,88 @@ def _grouped_lrn(chain, split, nodes, index, onnx, constants):
     return concat
 
 
+def _written_out_lrn(chain, square, proto, values, onnx, numpy_helper):
+    """x / (k + alpha * AveragePool(x^2 over `size` channels))^beta: nn.LocalResponseNorm as PyTorch
+    exports it (F.local_response_norm is written with these operators; the reshapes around the pool
+    vary with the opset and the dynamic axes). The nodes from the square to the Div that takes x again
+    are read as one LocalResponseNorm (size from the pool's window, alpha, k and beta from the constants
+    of Mul, Add and Pow), which is then checked: those nodes, run by onnx.reference on a probe of x's
+    shape, must give the layer's output, or the load fails here. Returns the Div node."""
+    nodes, x = proto.graph.node, chain.current
+    end = next((j for j in range(square.index + 1, len(nodes))
+                if nodes[j].op_type == "Div" and nodes[j].input[0] == x), None)
+    written_out = square.error(f"a Mul of {x!r} by itself is supported only as the start of an LRN written "
+                               f"out, x / (k + alpha * AveragePool(x^2))^beta (PyTorch's export)")
+    if end is None:
+        raise written_out
+    region = [_Node(j, nodes[j], onnx) for j in range(square.index, end + 1)]
+    for n in region:                      # its constants (alpha, k, beta), which later nodes may share too
+        if _folds(n, values, chain):
+            values[n.proto.output[0]] = _fold(n, values, chain, onnx, numpy_helper)
+    computed = {o for n in region for o in n.proto.output if o not in values}
+    read_later = {i for n in nodes[end + 1:] for i in _reads(n)} | {o.name for o in proto.graph.output}
+    if any(n.proto.domain not in ("", "ai.onnx") for n in region) or computed & read_later - {nodes[end].output[0]}:
+        raise written_out
+    scalars = {op: [np.asarray(values[i]).item() for n in region if n.op == op for i in n.proto.input
+                    if i in values and np.size(values[i]) == 1] for op in ("Mul", "Add", "Pow")}
+    pools = [n.attributes.get("kernel_shape", []) for n in region if n.op == "AveragePool"]
+    if any(len(v) != 1 for v in scalars.values()) or len(pools) != 1 or any(k != 1 for k in pools[0][1:]):
+        raise written_out
+    _lrn(chain, region[-1], None, None, attributes=dict(size=pools[0][0], alpha=scalars["Mul"][0],
+                                                        beta=scalars["Pow"][0], bias=scalars["Add"][0]))
+    shape = chain.shape()
+    if shape is None or None in shape[1:]:
+        raise square.error(f"the shape of {x!r} is needed to check the LRN written out, and is not known")
+    # Values of 10: the sum of squares reaches 1e3 or more, so alpha and beta matter in the comparison.
+    probe = 10 * np.random.default_rng(0).standard_normal([shape[0] or 1, *shape[1:]]).astype(np.float32)
+    try:
+        expected = chain.layers[-1][1].forward(probe)
+        got = _run_nodes(onnx, numpy_helper, proto, [n.proto for n in region], x, probe, values)
+    except Exception as error:                  # the layer's refusal, or whatever onnx.reference raises
+        raise square.error(f"the LRN written out could not be checked: {error}") from None
+    if got.shape != expected.shape or np.abs(got - expected).max() > 1e-5 * np.abs(expected).max():
+        raise square.error(f"nodes {square.index}..{end} look like an LRN written out but do not compute "
+                           f"{chain.layers[-1][1].describe()} (max difference {np.abs(got - expected).max():.3g})")
+    return region[-1]
+
+
+def _reads(node):
+    """The tensors a node reads, with those its subgraphs (If's branches) read from outside them."""
+    names = set(node.input)
+    for attribute in node.attribute:
+        for graph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+            made = {o for n in graph.node for o in n.output} | {t.name for t in graph.initializer}
+            names |= {name for n in graph.node for name in _reads(n)} - made
+    return names - {""}
+
+
+def _run_nodes(onnx, numpy_helper, proto, nodes, x, probe, values):
+    """The last node's output for x = probe, by onnx.reference (the constants they read from values)."""
+    from onnx.reference import ReferenceEvaluator
+    from onnx.reference.op_run import OpRun
+
+    class AveragePool(OpRun):
+        """The reference AveragePool loops over the output in Python (seconds on AlexNet's conv1 maps);
+        with stride 1 and no pads, all that an LRN written out uses, it is a mean over sliding windows."""
+
+        def _run(self, x, auto_pad=None, ceil_mode=None, count_include_pad=None, dilations=None,
+                 kernel_shape=None, pads=None, strides=None):
+            if any(s != 1 for s in strides or []) or any(pads or []) or any(d != 1 for d in dilations or []):
+                raise ValueError("only stride 1, no pads, no dilation")
+            axes = tuple(range(2, x.ndim))
+            windows = np.lib.stride_tricks.sliding_window_view(x, kernel_shape, axis=axes)
+            return (windows.mean(axis=tuple(-1 - a for a in range(len(axes)))).astype(x.dtype),)
+
+    helper = onnx.helper
+    made = {o for n in nodes for o in n.output}
+    read = sorted({name for n in nodes for name in _reads(n)} - made - {x})
+    graph = helper.make_graph(nodes, "part", [helper.make_tensor_value_info(x, FLOAT, probe.shape)],
+                              [helper.make_tensor_value_info(nodes[-1].output[0], FLOAT, None)],
+                              [numpy_helper.from_array(np.asarray(values[name]), name) for name in read])
+    part = helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
+    return ReferenceEvaluator(part, new_ops=[AveragePool]).run(None, {x: probe})[0]
+
+
 def _batchnorm(chain, node, args, _):
     a = node.take({"epsilon": 1e-5, "momentum": 0.9, "spatial": 1, "training_mode": 0})
     if a["training_mode"] or not a["spatial"]:
@@ -511,19 +739,35 @@ def _flatten(chain, node, _args, __):
 
 
 def _reshape(chain, node, args, _):
-    """Reshape to (batch, features), as exporters write Flatten ([1, 9216] in bvlc_alexnet)."""
-    node.take({"allowzero": 0})
+    """Reshape to (batch, features), as exporters write Flatten: to a constant ([1, 9216] in bvlc_alexnet,
+    the batch it was exported with), to (-1, features), or to (batch, -1) computed from the input's Shape."""
+    allowzero = node.take({"allowzero": 0})["allowzero"]
     target, shape = args[0] if args else None, chain.shape()
     if target is None:
-        raise node.error("its shape must be a constant")
-    target = [int(v) for v in np.asarray(target).reshape(-1)]
+        raise node.error("its shape must be a constant or computed from the input's shape")
+    target = [v if v is BATCH else int(v) for v in np.asarray(target).reshape(-1)]
     features = int(np.prod(shape[1:])) if shape is not None and None not in shape[1:] else None
     batch = shape[0] if shape is not None else None
-    if len(target) == 2 and target[0] in (0, -1, batch) and (target[1] == -1 or target[1] == features) \
-            and (features is not None or target[1] == -1) and target != [-1, -1]:
+    keeps_batch = len(target) == 2 and (target[0] is BATCH or target[0] in (-1, batch)
+                                        or target[0] == 0 and not allowzero)    # 0 copies the dim, unless allowzero
+    if keeps_batch and target[1] is not BATCH and (target[1] == -1 and target[0] != -1 or
+                                                   features is not None and target[1] == features):
         chain.append(node, L.Flatten())
         return
-    raise node.error(f"Reshape from {shape} to {target}: only a flatten to (batch, features) is supported")
+    raise node.error(f"Reshape from {shape} to {target}{' (allowzero=1)' if allowzero else ''}: only a flatten "
+                     f"to (batch, features) is supported")
+
+
+def _average_pool(chain, node, _args, __):
+    """A window of one cell, stride 1 and no pads is the identity: torchvision's AlexNet exports its
+    AdaptiveAvgPool2d((6, 6)) so on 6 x 6 maps. minigrad has no average pooling layer for the others."""
+    a = node.take({"kernel_shape": None, "strides": None, "pads": None, "ceil_mode": 0, "count_include_pad": 0,
+                   "auto_pad": "NOTSET", "dilations": None})
+    kernel, strides, pads = (list(a[what] or []) for what in ("kernel_shape", "strides", "pads"))
+    if any(k != 1 for k in kernel) or any(s != 1 for s in strides) or any(pads):
+        raise node.error(f"kernel_shape {kernel}, strides {strides}, pads {pads}: minigrad has no average "
+                         f"pooling layer; only a 1 x 1 window with stride 1 and no pads (the identity) is "
+                         f"supported")
 
 
 def _identity(chain, node, _args, __):
@@ -551,7 +795,7 @@ def _softmax(chain, node, _args, keep):
 _CONVERTERS = {
     "Conv": _conv, "MaxPool": _maxpool, "LRN": _lrn, "BatchNormalization": _batchnorm, "Dropout": _dropout,
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Mul": _mul, "Flatten": _flatten, "Reshape": _reshape,
-    "Identity": _identity, "Softmax": _softmax,
+    "Identity": _identity, "Softmax": _softmax, "AveragePool": _average_pool,
     "Relu": _activation(L.ReLU), "Sigmoid": _activation(L.Sigmoid), "Tanh": _activation(L.Tanh),
     "LeakyRelu": _activation(L.LeakyReLU, alpha=0.01),
 }

@@ -120,6 +120,19 @@ def test_maxpool_pads_and_ceil_mode_agree_with_onnx_runtime(tmp_path, kernel, st
     np.testing.assert_array_equal(pool.forward(x), run_ort(mg_onnx.export(pool, tmp_path / "p.onnx", x.shape[1:]), x))
 
 
+def test_ceil_mode_exports_so_that_shape_inference_agrees_with_onnx_runtime(tmp_path):
+    """Over 6 rows with the bottom pad, ceil_mode's last window would start in the padding, which ONNX
+    Runtime and minigrad drop and onnx's shape inference keeps (3 rows against 4); over 7 columns it adds
+    a window (4, floor mode gives 3). The Linear after it checks that shape inference reaches 3 x 4."""
+    mg.manual_seed(3)
+    net = mg.Sequential(("pool", mg.MaxPool2d(2, 2, (0, 0, 1, 0), ceil_mode=True)), ("flat", mg.Flatten()),
+                        ("fc", mg.Linear(2 * 3 * 4, 3)))
+    model = mg_onnx.export(net, tmp_path / "ceil.onnx", (2, 6, 7))
+    assert [d.dim_value for d in model.graph.value_info[0].type.tensor_type.shape.dim][1:] == [2, 3, 4]
+    x = large_input((3, 2, 6, 7))
+    assert_agree(net.forward(x), run_ort(model, x))
+
+
 def test_export_refuses_what_it_cannot_write(tmp_path):
     with pytest.raises(ValueError, match=r"layer 1 'loss' is a SoftmaxCrossEntropy.*supported: Conv2d"):
         mg_onnx.export(mg.Sequential(("fc", mg.Linear(2, 2)), ("loss", mg.SoftmaxCrossEntropy())),
@@ -207,6 +220,17 @@ def test_light_bvlc_alexnet_with_random_weights_gives_onnx_runtimes_outputs():
     assert_agree(z2[1:2], logits.forward(np.ascontiguousarray(x[:, :, ::-1])))
 
 
+def test_the_bvlc_graph_at_opset_12_gives_onnx_runtimes_outputs():
+    """The zoo publishes the same graph at opsets 7, 8, 9 and 12 (bvlcalexnet-12.onnx, the one the README
+    names): onnx's version converter writes what opset 12 changes (Dropout's ratio, Softmax's axis)."""
+    from onnx import version_converter
+
+    model = version_converter.convert_version(light_alexnet_with_random_weights(seed=6), 12)
+    x = (np.random.default_rng(3).uniform(0, 255, (2, 3, 224, 224)) - 117).astype(np.float32)
+    assert_agree(mg_onnx.load(model, keep_softmax=True).forward(x[:1]), run_ort(model, x[:1]))
+    assert mg_onnx.load(model).forward(x).shape == (2, 1000)
+
+
 def test_shapes_come_from_the_layers_where_shape_inference_fails():
     """IR version 3 wants initializers listed as inputs; without them shape inference cannot type the
     weights and gives no shape for pool5's output, which the Reshape's check then takes from running
@@ -229,11 +253,15 @@ def test_an_unsupported_node_is_a_clear_error():
     x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 8, 8])
     y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"], name="relu"),
-                               helper.make_node("AveragePool", ["r"], ["y"], name="avg", kernel_shape=[2, 2])],
+                               helper.make_node("GlobalAveragePool", ["r"], ["y"], name="gap")],
                               "g", [x], [y])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    with pytest.raises(ValueError, match=r"node 1 'avg' \(AveragePool\): operator not supported; "
+    with pytest.raises(ValueError, match=r"node 1 'gap' \(GlobalAveragePool\): operator not supported; "
                                          r"supported: Conv, MaxPool"):
+        mg_onnx.load(model)
+    model.graph.node[1].CopyFrom(helper.make_node("AveragePool", ["r"], ["y"], name="avg", kernel_shape=[2, 2]))
+    with pytest.raises(ValueError, match=r"node 1 'avg' \(AveragePool\): kernel_shape \[2, 2\].*no average "
+                                         r"pooling layer; only a 1 x 1 window with stride 1"):
         mg_onnx.load(model)
     model.graph.node[1].CopyFrom(helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[2, 2],
                                             dilations=[2, 2]))
@@ -242,10 +270,22 @@ def test_an_unsupported_node_is_a_clear_error():
     model.graph.node[1].CopyFrom(helper.make_node("LRN", ["r"], ["y"], name="lrn", size=5, gamma=1.0))
     with pytest.raises(ValueError, match=r"'lrn' \(LRN\): attribute\(s\) \['gamma'\] not supported"):
         mg_onnx.load(model)
-
+    model.graph.node[1].CopyFrom(helper.make_node("Relu", ["r"], ["y"], name="custom", domain="com.example"))
+    with pytest.raises(ValueError, match=r"'custom' \(Relu\): operator domain 'com.example' not supported"):
+        mg_onnx.load(model)                      # not read as the ONNX Relu it is named after
     model.graph.node[1].CopyFrom(helper.make_node("Split", ["r"], ["y"], name="split", axis=1))
     with pytest.raises(ValueError, match=r"'split' \(Split\): Split is supported only as a grouped LRN"):
         mg_onnx.load(model)
+    model.graph.initializer.extend([numpy_helper.from_array(np.ones(3, np.int8), "w_int8"),    # an int8 model's
+                                    numpy_helper.from_array(np.float32(0.1), "scale")])
+    model.graph.node.insert(0, helper.make_node("DequantizeLinear", ["w_int8", "scale"], ["w"], name="weights"))
+    with pytest.raises(ValueError, match=r"node 0 'weights' \(DequantizeLinear\): computes from constants only, "
+                                         r"with an operator minigrad does not evaluate when loading; it evaluates "
+                                         r"Constant"):
+        mg_onnx.load(model)
+    model.opset_import[0].version = 6
+    with pytest.raises(ValueError, match=r"^ONNX model \(graph 'g'\): opset 6 is not supported, only 7 and later$"):
+        mg_onnx.load(model)                      # the graph named, not printed
 
 
 def test_a_grouped_lrn_needs_the_same_lrn_on_every_part():
@@ -265,6 +305,271 @@ def test_a_grouped_lrn_needs_the_same_lrn_on_every_part():
     model.graph.node[2].CopyFrom(helper.make_node("LRN", ["b"], ["lb"], size=3, alpha=0.2))
     with pytest.raises(ValueError, match="Split is supported only as a grouped LRN"):
         mg_onnx.load(model)
+
+
+# --- import: graphs as other exporters write them (onnx.helper; no torch needed) ---------------------
+def exporter_style_graph(opset):
+    """Conv -> Relu -> Dropout (with its mask) -> Identity -> MaxPool -> x.view(x.size(0), -1) ->
+    Gemm (transB=0, alpha, beta) -> MatMul by a Transposed weight -> Add with the bias first, written as
+    exporters do: weights in Constant nodes, the flatten's shape computed from Shape/Gather/Unsqueeze/
+    Concat, and up to opset 8 (IR 3) the initializers listed as inputs and integers as Cast floats."""
+    rng = np.random.default_rng(opset)
+    f32 = onnx.TensorProto.FLOAT
+    w_conv, b_conv = rng.standard_normal((4, 3, 3, 3)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    gemm_b, gemm_c = rng.standard_normal((64, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    w2, b2 = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    initializers = [numpy_helper.from_array(a, n) for a, n in [(gemm_b, "gemm_b"), (gemm_c, "gemm_c"), (w2, "w2")]]
+    bias = (helper.make_node("Constant", [], ["b_conv"], value_floats=list(b_conv)) if opset >= 12 else
+            helper.make_node("Constant", [], ["b_conv"], value=numpy_helper.from_array(b_conv)))
+    def int_constant(name, value):          # before opset 9 a Constant is float: Cast it, as PyTorch does
+        if opset >= 9:
+            return [helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value)))]
+        as_float = numpy_helper.from_array(np.array(value, np.float32))
+        return [helper.make_node("Constant", [], [f"{name}_f"], value=as_float),
+                helper.make_node("Cast", [f"{name}_f"], [name], to=onnx.TensorProto.INT64)]
+
+    unsqueeze = (helper.make_node("Unsqueeze", ["n", "zero_axis"], ["n1"]) if opset >= 13 else
+                 helper.make_node("Unsqueeze", ["n"], ["n1"], axes=[0]))
+    nodes = [
+        helper.make_node("Constant", [], ["w_conv"], value=numpy_helper.from_array(w_conv)), bias,
+        helper.make_node("Conv", ["x", "w_conv", "b_conv"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Dropout", ["r"], ["d", "mask"], **({"ratio": 0.3} if opset < 12 else {})),
+        helper.make_node("Identity", ["d"], ["i"]),
+        helper.make_node("MaxPool", ["i"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Shape", ["p"], ["s"]),
+        *int_constant("zero", 0),
+        helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+        *int_constant("zero_axis", [0]),
+        unsqueeze,
+        *int_constant("minus_one", [-1]),
+        helper.make_node("Concat", ["n1", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["p", "target"], ["f"]),
+        helper.make_node("Gemm", ["f", "gemm_b", "gemm_c"], ["g"], alpha=0.5, beta=2.0),
+        helper.make_node("Transpose", ["w2"], ["w2_t"], perm=[1, 0]),
+        helper.make_node("MatMul", ["g", "w2_t"], ["m"]),
+        helper.make_node("Constant", [], ["b2"], value=numpy_helper.from_array(b2)),
+        helper.make_node("Add", ["b2", "m"], ["y"]),
+    ]
+    inputs = [helper.make_tensor_value_info("x", f32, ["N", 3, 8, 8])]
+    if opset < 9:
+        inputs += [helper.make_tensor_value_info(t.name, f32, list(t.dims)) for t in initializers]
+    graph = helper.make_graph(nodes, "exporter_style", inputs, [helper.make_tensor_value_info("y", f32, ["N", 6])],
+                              initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=3 if opset < 9 else 7)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("opset", [7, 9, 12, 13, 17, 21])
+def test_weights_and_shapes_computed_by_the_graph_load_for_any_batch(opset):
+    model = exporter_style_graph(opset)
+    net = mg_onnx.load(model)
+    assert [type(layer).__name__ for layer in net] == ["Conv2d", "ReLU", "Dropout", "MaxPool2d", "Flatten",
+                                                       "Linear", "Linear"]
+    for batch in (1, 3, 5):
+        x = large_input((batch, 3, 8, 8), seed=batch)
+        assert_agree(net.forward(x), run_ort(model, x))
+
+
+def single_node_graph(op, inputs, shape, opset=14, initializers=(), **attributes):
+    f32 = onnx.TensorProto.FLOAT
+    graph = helper.make_graph([helper.make_node(op, ["x"] + list(inputs), ["y"], name="n", **attributes)], "g",
+                              [helper.make_tensor_value_info("x", f32, shape)],
+                              [helper.make_tensor_value_info("y", f32, None)], list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_a_reshape_loads_only_as_a_flatten_that_keeps_the_batch():
+    target = [numpy_helper.from_array(np.array([0, -1], np.int64), "t")]
+    x = large_input((3, 2, 3, 4))
+    model = single_node_graph("Reshape", ["t"], ["N", 2, 3, 4], initializers=target)
+    assert_agree(mg_onnx.load(model).forward(x), run_ort(model, x))          # 0 copies the batch
+    with pytest.raises(ValueError, match=r"node 0 'n' \(Reshape\): Reshape from \[None, 2, 3, 4\] to \[0, -1\] "
+                                         r"\(allowzero=1\): only a flatten"):
+        mg_onnx.load(single_node_graph("Reshape", ["t"], ["N", 2, 3, 4], initializers=target, allowzero=1))
+    for wrong in ([-1, -1], [2, -1], [-1, 12], [0, 3, 8]):
+        target = [numpy_helper.from_array(np.array(wrong, np.int64), "t")]
+        with pytest.raises(ValueError, match=r"\(Reshape\): Reshape from .* only a flatten to \(batch, features\)"):
+            mg_onnx.load(single_node_graph("Reshape", ["t"], ["N", 2, 3, 4], initializers=target))
+    with pytest.raises(ValueError, match=r"\(Flatten\): axis 2: only flattening everything after the batch"):
+        mg_onnx.load(single_node_graph("Flatten", [], ["N", 2, 3, 4], axis=2))
+    model = single_node_graph("Flatten", [], ["N", 2, 3, 4], axis=-3)             # axis 1, counted from the end
+    assert_agree(mg_onnx.load(model).forward(x), run_ort(model, x))
+
+
+def test_an_average_pool_of_one_cell_is_the_identity():
+    """torchvision's AlexNet exports AdaptiveAvgPool2d((6, 6)) on 6 x 6 maps as this; any other window is
+    refused (minigrad has no average pooling layer), see test_an_unsupported_node_is_a_clear_error."""
+    model = single_node_graph("AveragePool", [], ["N", 2, 3, 4], kernel_shape=[1, 1], strides=[1, 1])
+    net = mg_onnx.load(model)
+    x = large_input((3, 2, 3, 4))
+    assert len(net) == 0 and np.array_equal(net.forward(x), run_ort(model, x))
+
+
+def test_a_softmax_followed_by_identities_is_the_trailing_softmax():
+    f32 = onnx.TensorProto.FLOAT
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Softmax", ["r"], ["p"]),
+             helper.make_node("Identity", ["p"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f32, ["N", 4])],
+                              [helper.make_tensor_value_info("y", f32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    assert mg_onnx.load(model).names == ["relu"]
+    x = large_input((3, 4))
+    assert_agree(mg_onnx.load(model, keep_softmax=True).forward(x), run_ort(model, x))
+
+
+def test_a_shape_that_computes_with_the_batch_is_named():
+    f32 = onnx.TensorProto.FLOAT
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("ConstantOfShape", ["s"], ["zeros"], name="fill"),
+             helper.make_node("Add", ["x", "zeros"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f32, ["N", 4])],
+                              [helper.make_tensor_value_info("y", f32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(ValueError, match=r"node 1 'fill' \(ConstantOfShape\): cannot be evaluated when loading: "
+                                         r".*computes with the batch size"):
+        mg_onnx.load(model)
+
+
+def written_out_lrn_graph(size=5, alpha=1e-4, beta=0.75, k=2.0, pads=None, opset=13):
+    """PyTorch's F.local_response_norm as operators: x / (k + alpha * AvgPool3d(pad(x^2)))^beta, the pool
+    over `size` channels (pads: where the channel window starts and ends around each channel)."""
+    f32 = onnx.TensorProto.FLOAT
+    before, after = pads or (size // 2, (size - 1) // 2)
+    constants = [numpy_helper.from_array(np.array(v, dtype), n) for v, dtype, n in [
+        ([1], np.int64, "axis1"), ([0, 0, before, 0, 0, 0, 0, after, 0, 0], np.int64, "pads"),
+        (alpha, np.float32, "alpha"), (k, np.float32, "k"), (beta, np.float32, "beta")]]
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Mul", ["r", "r"], ["sq"], name="square"),
+             helper.make_node("Unsqueeze", ["sq", "axis1"], ["sq5"]),
+             helper.make_node("Pad", ["sq5", "pads"], ["padded"]),
+             helper.make_node("AveragePool", ["padded"], ["avg"], kernel_shape=[size, 1, 1], strides=[1, 1, 1]),
+             helper.make_node("Squeeze", ["avg", "axis1"], ["avg4"]),
+             helper.make_node("Mul", ["avg4", "alpha"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "k"], ["shifted"]),
+             helper.make_node("Pow", ["shifted", "beta"], ["denominator"]),
+             helper.make_node("Div", ["r", "denominator"], ["y"], name="norm")]
+    graph = helper.make_graph(nodes, "lrn", [helper.make_tensor_value_info("x", f32, ["N", 7, 5, 6])],
+                              [helper.make_tensor_value_info("y", f32, None)], constants)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_an_lrn_written_out_as_pytorch_exports_it_loads_as_one_layer():
+    model = written_out_lrn_graph()
+    net = mg_onnx.load(model)
+    assert net.names == ["relu", "norm"]
+    norm = net["norm"]
+    assert (norm.size, norm.beta, norm.k) == (5, 0.75, 2.0) and norm.alpha == pytest.approx(1e-4 / 5)
+    x = large_input((3, 7, 5, 6))                          # alpha matters at these values
+    assert_agree(net.forward(x), run_ort(model, x))
+    assert np.abs(net.forward(x) - x.clip(0)).max() > 0.1 * np.abs(x).max()
+
+
+@pytest.mark.parametrize("change", [dict(pads=(1, 3)), dict(size=4)])
+def test_an_lrn_written_out_that_computes_something_else_is_refused(change):
+    """A window that is not centred on its channel (pads 1 and 3 around a window of 5), or an even
+    one: the structure is an LRN's, the computation is not minigrad's LocalResponseNorm."""
+    with pytest.raises(ValueError, match=r"node 1 'square' \(Mul\)|\(Div\): size 4"):
+        mg_onnx.load(written_out_lrn_graph(**change))
+
+
+def test_a_square_that_starts_no_lrn_is_refused():
+    model = written_out_lrn_graph()
+    del model.graph.node[-1]                             # no Div by the normaliser: y is the denominator
+    model.graph.output[0].name = "denominator"
+    with pytest.raises(ValueError, match=r"node 1 'square' \(Mul\): a Mul of 'r' by itself is supported only "
+                                         r"as the start of an LRN written out"):
+        mg_onnx.load(model)
+
+
+# --- import: PyTorch's exporters (skipped without torch) ---------------------------------------------
+def torch_nets():
+    """AlexNet's layer types as a PyTorch user writes them, and torchvision's AlexNet shape."""
+    torch = pytest.importorskip("torch", reason="the PyTorch export tests need torch")
+    nn = torch.nn
+
+    class View(nn.Module):
+        def forward(self, x):
+            return x.view(x.size(0), -1)
+
+    class TorchvisionStyle(nn.Module):
+        """torchvision.models.alexnet at a small width: AdaptiveAvgPool2d((6, 6)), torch.flatten."""
+
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 8, 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+                nn.Conv2d(8, 12, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+                nn.Conv2d(12, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+            self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+            self.classifier = nn.Sequential(nn.Dropout(), nn.Linear(16 * 36, 32), nn.ReLU(inplace=True),
+                                            nn.Linear(32, 10))
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+    torch.manual_seed(0)
+    alexnet_like = nn.Sequential(
+        nn.Conv2d(3, 16, 5, stride=2, padding=2), nn.ReLU(), nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0),
+        nn.MaxPool2d(3, 2), nn.Conv2d(16, 24, 3, padding=1, groups=2), nn.ReLU(),
+        nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0), nn.MaxPool2d(3, 2), View(), nn.Dropout(),
+        nn.Linear(24 * 9, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 10))
+    batchnorm = nn.Sequential(
+        nn.Conv2d(3, 6, 3, bias=False), nn.BatchNorm2d(6), nn.LeakyReLU(0.1),
+        nn.MaxPool2d(3, 2, padding=1, ceil_mode=True), nn.Flatten(), nn.Linear(6 * 5 * 5, 8), nn.BatchNorm1d(8),
+        nn.Sigmoid(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 4), nn.Softmax(dim=1))
+    with torch.no_grad():
+        for m in batchnorm:
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.uniform_(0.5, 2)
+    return torch, {"alexnet_like": (alexnet_like, (3, 31, 31)), "batchnorm": (batchnorm, (3, 10, 10)),
+                   "torchvision_style": (TorchvisionStyle(), (3, 224, 224))}
+
+
+# The exporters' own warnings (constant folding, tracing F.local_response_norm, the TorchScript
+# exporter's deprecation) say nothing about minigrad.
+quiet_exporter = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
+                                            "ignore:Converting a tensor to a Python boolean")
+
+
+@pytest.mark.parametrize("name, opset, dynamic", [
+    ("alexnet_like", 7, True), ("alexnet_like", 9, False), ("alexnet_like", 11, True), ("alexnet_like", 13, True),
+    ("alexnet_like", 17, False), ("alexnet_like", 20, True), ("torchvision_style", 9, True),
+    ("torchvision_style", 17, False), ("batchnorm", 11, True), ("batchnorm", 17, True)])
+@quiet_exporter
+def test_pytorch_exports_load_and_agree_with_onnx_runtime(tmp_path, name, opset, dynamic):
+    """torch.onnx.export (the TorchScript exporter) writes LRN as operators, x.view(x.size(0), -1) as
+    Shape/Gather/Unsqueeze/Concat/Reshape (a constant Reshape without dynamic axes), Linear as Gemm,
+    AdaptiveAvgPool2d((6, 6)) on 6 x 6 maps as a 1 x 1 AveragePool, ceil_mode from opset 10 on."""
+    torch, nets = torch_nets()
+    net, shape = nets[name]
+    net.eval()
+    export_batch = 2
+    dynamic_axes = {"x": {0: "N"}} if dynamic else None
+    torch.onnx.export(net, (torch.zeros(export_batch, *shape),), str(tmp_path / "net.onnx"), dynamo=False,
+                      opset_version=opset, input_names=["x"], dynamic_axes=dynamic_axes)
+    model = onnx.load(tmp_path / "net.onnx")
+    loaded = mg_onnx.load(model, keep_softmax=True)
+    x = large_input((3 if dynamic else export_batch, *shape), seed=opset)
+    assert_agree(loaded.forward(x), run_ort(model, x))
+    x = large_input((5, *shape), seed=opset + 1)                     # any batch, against PyTorch itself
+    with torch.no_grad():
+        assert_agree(loaded.forward(x), net(torch.from_numpy(x)).numpy())
+
+
+@quiet_exporter
+def test_pytorchs_dynamo_export_loads_and_agrees_with_onnx_runtime(tmp_path):
+    """torch.onnx.export's default exporter (needs onnxscript): opset 18 on, Reshape with allowzero=1."""
+    torch, nets = torch_nets()
+    pytest.importorskip("onnxscript", reason="PyTorch's dynamo exporter needs onnxscript")
+    net, shape = nets["alexnet_like"]
+    program = torch.onnx.export(net.eval(), (torch.zeros(2, *shape),), dynamo=True, external_data=False,
+                                dynamic_shapes=({0: torch.export.Dim("N", min=1)},))
+    model = program.model_proto
+    x = large_input((3, *shape), seed=3)
+    assert_agree(mg_onnx.load(model).forward(x), run_ort(model, x))
 
 
 # --- onnx's backend test cases for the supported operators --------------------------------------------
