@@ -230,7 +230,7 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=d
     total_loss = total_correct = seen = 0
     start = time.time()
     bar = tqdm(loader.epoch(epoch), total=len(loader), desc=f"epoch {epoch}/{epochs}", unit="batch",
-               leave=False, dynamic_ncols=True, mininterval=0.5, disable=comm.rank != 0)
+               leave=False, dynamic_ncols=True, mininterval=0.5, disable=distributed.world().rank != 0)
     for step, (x, y) in enumerate(bar):
         if len(y) == 0:                                   # every file of the batch was unreadable
             if comm.size > 1:                             # (a rank that skipped a step would hang the others)
@@ -265,7 +265,7 @@ def evaluate(model, loader, device, desc="val", comm=distributed.LocalCommunicat
     model.eval()
     loss_fn, total_loss, correct1, correct5, seen = mg.SoftmaxCrossEntropy(), 0.0, 0, 0, 0
     for x, y in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch", leave=False, dynamic_ncols=True,
-                     disable=comm.rank != 0):
+                     disable=distributed.world().rank != 0):
         if len(y) == 0:
             continue
         crops = x.shape[1] if x.ndim == 5 else 1
