@@ -6,6 +6,7 @@ assertion ends the job with a non-zero exit. The one-device net has LocalRespons
 model.py builds it, so both are the same function: float64 results agree to 1e-10.
 """
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,7 @@ def train_py(ranks, *args):
     result = subprocess.run(prefix + [str(TRAIN_PY), "--workers", "0", *map(str, args)], env=rank_environment(),
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
 
 
 @needs_mpi
@@ -46,7 +48,11 @@ def test_a_run_resumes_across_the_one_device_and_the_two_tower_layouts(folder, t
     """Epoch 1 on two towers then epoch 2 on one process, and epoch 1 on one process then epoch 2 on
     two towers, against 2 epochs on one process (float32: agreement to rounding)."""
     common = ["--data", folder, "--batch-size", 12]
-    train_py(2, *common, "--model-parallel", 2, "--epochs", 1, "--out", tmp_path / "towers_first")
+    started = train_py(2, *common, "--model-parallel", 2, "--epochs", 1, "--out", tmp_path / "towers_first")
+    # Rank 0 holds its tower only: half of every layer, and 2 of fc8's 3 units (towers.rows).
+    total, mine = (int(n.replace(",", "")) for n in re.search(
+        r"([\d,]+) parameters in 2 towers \(model-parallel: ([\d,]+) on rank 0\)", started).groups())
+    assert 2 * mine - total == 256 + 1, (total, mine)      # rank 0's extra fc8 unit: 256 weights, a bias
     train_py(1, "--resume", tmp_path / "towers_first", "--epochs", 2)
     train_py(1, *common, "--epochs", 1, "--out", tmp_path / "one_first")
     train_py(2, "--resume", tmp_path / "one_first", "--epochs", 2, "--model-parallel", 2)

@@ -130,16 +130,16 @@ def split(net, optimizer, comm):
 
 
 def gather_whole(model, optimizer, net, comm):
-    """Load the towers' halves (weights, and dropout generators) into the one-device `net`; returns an
-    SGD over net's parameters holding the whole velocities (every rank of `comm` must call it)."""
+    """Load the towers' halves (weights, and dropout generators) into the one-device `net` on the CPU;
+    returns an SGD over net's parameters holding the whole velocities (every rank of `comm` must call it)."""
     whole = dict(net.named_parameters())
     for name, p in model.named_parameters():
-        whole[name].data[...] = comm.allgather(p.data, axis=0)
+        whole[name].data[...] = mg.backend.to_numpy(comm.allgather(p.data, axis=0))
     for name, layer in model.named_layers():
         if isinstance(layer, mg.Dropout):
             net[name].set_rng_state(layer.get_rng_state())
     full = _like(optimizer, net.parameters())
-    full.velocity = [comm.allgather(v, axis=0) for v in optimizer.velocity]
+    full.velocity = [mg.backend.to_numpy(comm.allgather(v, axis=0)) for v in optimizer.velocity]
     return full
 
 

@@ -207,6 +207,15 @@ def model_from_checkpoint(meta, arrays, device="cpu"):
     return model.to(device), normalisation
 
 
+def one_device_layout(model, optimizer, tower_comm, config, classes):
+    """(net, SGD) to checkpoint: `model` itself, or its towers' halves gathered into a new one-device net
+    on the CPU, which resumes on any layout (every tower of `tower_comm` must call it)."""
+    if tower_comm.size == 1:
+        return model, optimizer
+    net = alexnet(config["preset"], len(classes), image_size=config["image_size"], seed=config["seed"])
+    return net, towers.gather_whole(model, optimizer, net, tower_comm)
+
+
 def replicate(model, optimizer, comm, bucket_bytes=25 * 2**20):
     """With several ranks: make `model` a data-parallel replica, with rank 0's weights and velocities;
     returns the DataParallel (None with one process)."""
@@ -415,16 +424,17 @@ def main(argv=None):
                                                                      range(len(optimizer.params))]})
         scheduler.load_state_dict(meta["scheduler"])
         model.set_rng_state(meta["dropout_rng"])
-    whole = model                         # the one-device layout, kept for the checkpoints
-    if tower_comm.size > 1:
-        model, optimizer = towers.split(whole, optimizer, tower_comm)
+    parameters = sum(p.data.size for p in model.parameters())
+    if tower_comm.size > 1:               # from here on this rank holds its tower only (section 3.2)
+        model, optimizer = towers.split(model, optimizer, tower_comm)
         scheduler.optimizer = optimizer
     replicate(model, optimizer, comm)
     train_loader, val_loader = make_loaders(train, val, config, *normalisation, args.workers, comm)
     loss_fn, chance_loss = mg.SoftmaxCrossEntropy(), math.log(len(train.classes))
     start_epoch = history[-1]["epoch"] if history else 0
-    print(f"{config['preset']} AlexNet, {sum(p.data.size for p in whole.parameters()):,} parameters"
-          f"{f' in {tower_comm.size} towers (model-parallel)' if tower_comm.size > 1 else ''}; "
+    mine = sum(p.data.size for p in model.parameters())
+    print(f"{config['preset']} AlexNet, {parameters:,} parameters"
+          f"{f' in {tower_comm.size} towers (model-parallel: {mine:,} on rank 0)' if tower_comm.size > 1 else ''}; "
           f"{len(train)} training and {len(val)} validation images in {len(train.classes)} classes; "
           f"epochs {start_epoch + 1}..{config['epochs']}, batch {config['batch_size']}"
           f"{f' over {comm.size} replicas' if comm.size > 1 else ''}, lr {optimizer.lr:g}; "
@@ -451,14 +461,14 @@ def main(argv=None):
         if improved:
             best = {"epoch": epoch, "val_top1": val_top1, "val_top5": val_top5}
         meta = {"config": config, "classes": train.classes, "history": history, "best": best}
-        # Towers: their halves gathered into the one-device layout, which resumes on any layout.
-        saved = optimizer if tower_comm.size == 1 else towers.gather_whole(model, optimizer, whole, tower_comm)
-        if world.rank == 0:               # the replicas are identical: one writes, the others wait
-            save_checkpoint(os.path.join(out, "last.npz"), whole, saved, scheduler, normalisation, meta)
-            if improved:
-                save_checkpoint(os.path.join(out, "best.npz"), whole, saved, scheduler, normalisation, meta)
-            write_metrics(out, history, meta)
-            plot_curves(out, history)
+        if comm.rank == 0:                # the replicas are identical: the first one's rank 0 writes
+            whole, saved = one_device_layout(model, optimizer, tower_comm, config, train.classes)
+            if world.rank == 0:
+                save_checkpoint(os.path.join(out, "last.npz"), whole, saved, scheduler, normalisation, meta)
+                if improved:
+                    save_checkpoint(os.path.join(out, "best.npz"), whole, saved, scheduler, normalisation, meta)
+                write_metrics(out, history, meta)
+                plot_curves(out, history)
         world.barrier()
         start_epoch = epoch
         print(f"epoch {epoch}: train loss {train_loss:.3f} top-1 {train_top1:.1%} | val loss {val_loss:.3f} "
