@@ -424,6 +424,7 @@ def main(argv=None):
                                                                      range(len(optimizer.params))]})
         scheduler.load_state_dict(meta["scheduler"])
         model.set_rng_state(meta["dropout_rng"])
+        del arrays                        # copied into the net and the optimiser: not kept for the whole run
     parameters = sum(p.data.size for p in model.parameters())
     if tower_comm.size > 1:               # from here on this rank holds its tower only (section 3.2)
         model, optimizer = towers.split(model, optimizer, tower_comm)
