@@ -28,10 +28,12 @@ def launch_ok(ranks, *args):
 
 
 @needs_mpi
-def test_two_towers_compute_what_the_one_device_net_computes():
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_two_towers_compute_what_the_one_device_net_computes(ranks):
     """Outputs, input gradient and every parameter gradient, in training mode (dropout on), then one
-    SGD step on both and the next step's outputs; and the collective layers against gradcheck."""
-    launch_ok(2, "equivalence")
+    SGD step on both and the next step's outputs; the bytes each crossing sends; the collective layers
+    against gradcheck. On 4 ranks: 2 towers x 2 data-parallel replicas, each on half of the batch."""
+    launch_ok(ranks, "equivalence")
 
 
 def train_py(ranks, *args):
@@ -96,13 +98,13 @@ def test_a_net_whose_lrn_window_crosses_the_towers_cannot_be_split():
 
 
 # --- the scenarios, run inside the ranks ------------------------------------------------------------
-def tiny_alexnet():
+def tiny_alexnet(num_classes=5):
     """Every layer kind of the paper at a size central differences can check, with LRN strong enough
-    (alpha 0.5, not 1e-4) that a window crossing the towers would show."""
+    (alpha 0.5, not 1e-4) that a window crossing the towers would show; 5 classes split 3 + 2."""
     from model import Preset, alexnet
     tiny = Preset(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8,
                   init="he", dropout_mode="classic")
-    net = alexnet(tiny, num_classes=5, seed=3).astype(np.float64)
+    net = alexnet(tiny, num_classes=num_classes, seed=3).astype(np.float64)
     net["conv1"].needs_input_grad = True
     for name in ("norm1", "norm2"):
         net[name].alpha = 0.5
@@ -110,24 +112,30 @@ def tiny_alexnet():
 
 
 def scenario_equivalence():
+    """The one-device net on the whole batch against this rank's tower on its replica's share of it
+    (the whole batch when there is one replica), in lockstep."""
     import towers
     from minigrad import distributed
-    comm = distributed.world()
+    replicas, comm = towers.layout(distributed.world(), 2)       # comm: this replica's two towers
     net = tiny_alexnet()
     model = towers.tower(net, comm)
+    if replicas.size > 1:
+        distributed.DataParallel(model, replicas)
     optimiser_one = mg.SGD(net.parameters(), lr=0.1)
     optimiser_towers = mg.SGD(model.parameters(), lr=0.1)
-    rng = np.random.default_rng(4)
+    rng, n = np.random.default_rng(4), 3                         # n images per replica
+    share = slice(replicas.rank * n, (replicas.rank + 1) * n)
     for step in range(2):
-        x, labels = rng.standard_normal((3, 3, 31, 31)), rng.integers(0, 5, 3)
+        x, labels = rng.standard_normal((n * replicas.size, 3, 31, 31)), rng.integers(0, 5, n * replicas.size)
         loss_one, loss_towers = mg.SoftmaxCrossEntropy(), mg.SoftmaxCrossEntropy()
         for optimiser in (optimiser_one, optimiser_towers):
             optimiser.zero_grad()
-        y_one, y_towers = net.forward(x), model.forward(x)
-        np.testing.assert_allclose(y_towers, y_one, rtol=0, atol=1e-10)
-        assert loss_towers.forward(y_towers, labels) == pytest.approx(loss_one.forward(y_one, labels), abs=1e-12)
-        np.testing.assert_allclose(model.backward(loss_towers.backward()), net.backward(loss_one.backward()),
-                                   rtol=0, atol=1e-10)
+        y_one, y_towers = net.forward(x), model.forward(x[share])
+        np.testing.assert_allclose(y_towers, y_one[share], rtol=0, atol=1e-10)
+        loss = replicas.allreduce(np.array([loss_towers.forward(y_towers, labels[share])]))[0] / replicas.size
+        assert loss == pytest.approx(loss_one.forward(y_one, labels), abs=1e-12)
+        np.testing.assert_allclose(model.backward(loss_towers.backward(1 / replicas.size)),
+                                   net.backward(loss_one.backward())[share], rtol=0, atol=1e-10)
         whole = dict(net.named_parameters())
         for name, p in model.named_parameters():
             mine = towers.rows(len(whole[name].grad), comm.rank, comm.size)
@@ -144,7 +152,26 @@ def scenario_equivalence():
     for (name, p), q, v, w in zip(copy.named_parameters(), net.parameters(), gathered.velocity, optimiser_one.velocity):
         np.testing.assert_allclose(p.data, q.data, rtol=0, atol=1e-10, err_msg=name)
         np.testing.assert_allclose(v, w, rtol=0, atol=1e-10, err_msg=name)
+    check_traffic(comm)
     scenario_gradcheck(comm)
+
+
+def check_traffic(comm):
+    """The bytes that the crossings hand to the communicator in one step are towers.crossings' table
+    (the one the notebook prints for the paper's net): each rank's half forward, the other rank's half
+    of the gradient backward."""
+    import towers
+    table = towers.crossings(tiny_alexnet(num_classes=6).eval(), batch=3, image_size=31, itemsize=8)
+    model = towers.tower(tiny_alexnet(num_classes=6), comm)
+    sent, gather, scatter = [], comm.allgather, comm.reduce_scatter
+    comm.allgather = lambda a, axis=0: sent.append(("forward", a.nbytes)) or gather(a, axis)
+    comm.reduce_scatter = lambda a, axis=0, op="sum": sent.append(("backward", a.nbytes // 2)) or scatter(a, axis, op)
+    try:
+        y = model.forward(np.random.default_rng(5).standard_normal((3, 3, 31, 31)))
+        model.backward(np.ones_like(y))
+    finally:
+        del comm.allgather, comm.reduce_scatter
+    assert sent == [("forward", f) for _, _, f, _ in table] + [("backward", b) for _, _, _, b in table[::-1] if b], sent
 
 
 class OwnSlice(mg.Layer):
