@@ -150,6 +150,7 @@ def crossings(net, batch, image_size, itemsize=4):
     Forward, an all-gather sends each rank's half to the other; backward, the reduce-scatter sends the
     other rank's half of this rank's gradient. The logits' gather has no backward traffic (both ranks
     hold the whole loss gradient), nor has the shared image, whose gradient AlexNet does not compute.
+    Where the classes are odd, rank 0's half of the logits is a unit larger (`rows`): its bytes are given.
     """
     shapes, x = {}, np.zeros((1, 3, image_size, image_size), net.parameters()[0].data.dtype)
     for name, layer in net.named_layers():
@@ -159,6 +160,6 @@ def crossings(net, batch, image_size, itemsize=4):
     shapes["output"] = x.shape
     table = []
     for name, shape in shapes.items():
-        half = int(np.prod(shape[1:])) // 2 * batch * itemsize
+        half = len(rows(shape[1], 0, 2)) * int(np.prod(shape[2:])) * batch * itemsize
         table.append((name, (batch,) + shape[1:], half, 0 if name == "output" else half))
     return table
