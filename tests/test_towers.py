@@ -49,7 +49,8 @@ def test_a_run_resumes_across_the_one_device_and_the_two_tower_layouts(folder, t
     two towers, against 2 epochs on one process (float32: agreement to rounding). The first run checks
     that each rank holds its tower's parameters only (scenario_train)."""
     common = ["--data", folder, "--batch-size", 12]
-    launch_ok(2, "train", "--workers", 0, *common, "--model-parallel", 2, "--epochs", 1, "--out", tmp_path / "towers_first")
+    launch_ok(2, "train", "--workers", 0, *common, "--model-parallel", 2, "--epochs", 1,
+              "--out", tmp_path / "towers_first")
     train_py(1, "--resume", tmp_path / "towers_first", "--epochs", 2)
     train_py(1, *common, "--epochs", 1, "--out", tmp_path / "one_first")
     train_py(2, "--resume", tmp_path / "one_first", "--epochs", 2, "--model-parallel", 2)
