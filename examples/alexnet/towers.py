@@ -58,7 +58,7 @@ def layout(world, towers):
     parallelism over them, minigrad.distributed.DataParallel). One tower: (world, a one-rank comm)."""
     if world.size % towers:
         raise ValueError(f"towers: {towers} towers per replica need a multiple of {towers} ranks "
-                         f"(mpiexec -n {towers}), got {world.size}")
+                         f"(mpiexec -n {towers}; -n {2 * towers} for 2 replicas), got {world.size}")
     if towers == 1:
         return world, world.split(world.rank)
     return world.split(world.rank % towers, world.rank), world.split(world.rank // towers, world.rank)
