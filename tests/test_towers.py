@@ -98,6 +98,18 @@ def test_a_net_whose_lrn_window_crosses_the_towers_cannot_be_split():
         towers.layout(LocalCommunicator(), 2)
 
 
+def test_the_collective_layers_refuse_a_backward_before_forward_and_a_wrong_gradient():
+    from minigrad.distributed import LocalCommunicator
+    layers = [mg.SharedInput(LocalCommunicator()), mg.AllGather(LocalCommunicator()),
+              mg.GatherOutput(LocalCommunicator())]
+    for layer in layers:
+        with pytest.raises(RuntimeError, match=r"ranks=1\): backward called before forward"):
+            layer.backward(np.ones((2, 3)))
+        layer.forward(np.ones((2, 3)))
+        with pytest.raises(ValueError, match=r"ranks=1\)\.backward: expected a gradient of shape \(2, 3\)"):
+            layer.backward(np.ones((2, 4)))
+
+
 # --- the scenarios, run inside the ranks ------------------------------------------------------------
 def tiny_alexnet(num_classes=5):
     """Every layer kind of the paper at a size central differences can check, with LRN strong enough
