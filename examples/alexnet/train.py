@@ -389,7 +389,7 @@ def main(argv=None):
     distributed.check_global_batch(comm, config["batch_size"])
     os.makedirs(out, exist_ok=True)
     mg.backend.check_device(args.device)
-    if args.device == "cuda" and comm.size > 1:
+    if args.device == "cuda" and world.size > 1:          # towers too: one GPU per rank
         distributed.select_gpu(world)
     # The application, not the library, decides the process's malloc policy (minigrad/ops/cpu_runtime.py).
     print("malloc: freed memory kept for reuse (mg.keep_freed_memory())" if mg.keep_freed_memory()
