@@ -6,6 +6,7 @@ assertion ends the job with a non-zero exit. The one-device net has LocalRespons
 model.py builds it, so both are the same function: float64 results agree to 1e-10.
 """
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import minigrad as mg
 
 from test_distributed import MPIEXEC, TRAIN_PY, folder, needs_mpi, rank_environment  # noqa: F401 (fixture)
+from test_distributed import assert_failed_with, train_py as train_py_mpmd
 
 HERE = Path(__file__).resolve()
 TIMEOUT = 120                 # seconds: a hang fails the test instead of blocking the suite
@@ -83,6 +85,18 @@ def test_four_ranks_as_two_towers_times_two_replicas_train_as_one_process(folder
             if key.startswith(("model.", "velocity.")):
                 np.testing.assert_allclose(four[key], one[key], rtol=1e-4, atol=1e-6, err_msg=key)
         assert json.loads(str(four["meta"]))["dropout_rng"] == json.loads(str(one["meta"]))["dropout_rng"]
+
+
+@needs_mpi
+def test_towers_whose_data_folders_differ_are_refused(folder, tmp_path):  # noqa: F811
+    """Both towers must read the same batches: the file lists are compared over all ranks, not only
+    over the replicas (each tower here is a replica of its own)."""
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    next((other / "train" / "class1").iterdir()).unlink()
+    common = ["--batch-size", 12, "--model-parallel", 2, "--out", tmp_path / "run"]
+    result = train_py_mpmd(1, "--data", folder, *common, mpmd=["--data", other, *common])
+    assert_failed_with(result, "the hash of the image files under --data", "differs between ranks", "rank 1 has")
 
 
 def test_a_net_whose_lrn_window_crosses_the_towers_cannot_be_split():

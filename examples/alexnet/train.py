@@ -399,7 +399,7 @@ def main(argv=None):
     world.barrier()
 
     train, val = open_datasets(config, args.cache_gb * 2**30, args.workers)
-    distributed.check_agreement(comm, distributed.file_list_hash([path for split in (train, val) for path, _ in split.samples]),
+    distributed.check_agreement(world, distributed.file_list_hash([path for split in (train, val) for path, _ in split.samples]),
                                 f"the hash of the image files under --data {config['data']}")
     if args.resume:
         if train.classes != meta["classes"]:
