@@ -19,7 +19,9 @@ atomically), best.npz (the epoch with the best validation top-1) and curves.png.
 
 Under mpiexec every rank trains a replica on its slice of each global batch (minigrad.distributed):
 the same training as one process, up to the order of floating-point sums. Rank 0 alone prints and
-writes the outputs; a checkpoint resumes on any number of ranks.
+writes the outputs; a checkpoint resumes on any number of ranks. With --model-parallel 2, ranks 2t and
+2t + 1 hold the two towers of replica t (section 3.2, towers.py), each on the replica's whole slice;
+the checkpoints keep the one-device layout, so a run resumes with or without towers.
 """
 import argparse
 import json
