@@ -135,7 +135,12 @@ def main():
     lines += [f"| {name} | {shape} | {f / 1e6:.2f} | {b / 1e6:.2f} |" for name, shape, f, b in table]
     lines += ["", f"Two towers: {total / 1e6:.1f} MB per rank per step. Two data-parallel replicas: the all-reduce "
               f"of {parameters / 1e6:.1f} M float32 gradients, {allreduce / 1e6:.0f} MB per rank per step "
-              f"({allreduce / total:.1f}x the towers' traffic)."]
+              f"({allreduce / total:.1f}x the towers' traffic).", "",
+              f"Run as `python benchmarks/towers.py --batch {args.batch} --steps {args.steps}`. On a CPU the two "
+              "towers cannot stand in for two GPUs: they split the cores that the one process uses with two "
+              "threads, and the one process pays for its threads' synchronisation in every layer, so the ratio "
+              "says little about model parallelism in general. What carries over is the traffic: the fully "
+              "connected layers that hold most of the parameters have small activations (section 3.2)."]
     report = "\n".join(lines) + "\n"
     print(report)
     out = ROOT / "benchmarks" / "results" / "towers.md"

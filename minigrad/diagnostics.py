@@ -225,6 +225,8 @@ def diagnose(model, x, y):
     for i in reversed(range(len(layers))):
         name, layer = layers[i]
         reports[i] = _layer_report(name, layer, outputs[i], dy, output_sensitivity)
+        if dy is None:      # the layer behind computed no input gradient (AlexNet's conv1): none reaches here
+            continue
         dy = layer.backward(dy)
         weight = weight_matrix(layer)
         if weight is not None:
@@ -253,7 +255,8 @@ def _layer_report(name, layer, y, dy, output_sensitivity):
     xp = array_module(y)
     y_float = y.astype(np.float64)       # statistics of float32 activations in float64
     spread = float(y_float.reshape(y.shape[0], -1).std(axis=0).mean())
-    sensitivity = _norm(dy) * _norm(y) / output_sensitivity if output_sensitivity > 0 else float("nan")
+    sensitivity = (_norm(dy) * _norm(y) / output_sensitivity if output_sensitivity > 0 and dy is not None
+                   else float("nan"))
     report = LayerReport(name, type(layer).__name__, tuple(y.shape), float(y_float.mean()),
                          float(y_float.std()), spread, sensitivity)
     if isinstance(layer, ReLU):

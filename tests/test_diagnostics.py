@@ -253,6 +253,15 @@ def test_nested_sequentials_are_opened_and_a_single_layer_works():
     assert [(row.name, row.output_shape) for row in single.layers] == [("Linear", (5, 3))]
 
 
+def test_a_layer_in_front_of_one_that_computes_no_input_gradient_gets_no_sensitivity():
+    """As the towers' SharedInput in front of AlexNet's conv1 (examples/alexnet/towers.py)."""
+    conv = mg.Conv2d(3, 4, 3)
+    conv.needs_input_grad = False
+    net = mg.Sequential(mg.ReLU(), conv, mg.Flatten(), mg.Linear(4 * 6 * 6, 10))
+    report = mg.diagnose(net, *batch((4, 3, 8, 8)))
+    assert np.isnan(report.layers[0].sensitivity) and report.layers[1].sensitivity > 0
+
+
 def test_the_gradients_it_reports_are_those_of_one_backward_pass():
     net = mlp([12, 16, 5])
     x, y = batch((8, 12), classes=5)

@@ -6,6 +6,7 @@ assertion ends the job with a non-zero exit. The one-device net has LocalRespons
 model.py builds it, so both are the same function: float64 results agree to 1e-10.
 """
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import minigrad as mg
 
 from test_distributed import MPIEXEC, TRAIN_PY, folder, needs_mpi, rank_environment  # noqa: F401 (fixture)
+from test_distributed import assert_failed_with, train_py as train_py_mpmd
 
 HERE = Path(__file__).resolve()
 TIMEOUT = 120                 # seconds: a hang fails the test instead of blocking the suite
@@ -28,10 +30,12 @@ def launch_ok(ranks, *args):
 
 
 @needs_mpi
-def test_two_towers_compute_what_the_one_device_net_computes():
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_two_towers_compute_what_the_one_device_net_computes(ranks):
     """Outputs, input gradient and every parameter gradient, in training mode (dropout on), then one
-    SGD step on both and the next step's outputs; and the collective layers against gradcheck."""
-    launch_ok(2, "equivalence")
+    SGD step on both and the next step's outputs; the bytes each crossing sends; the collective layers
+    against gradcheck. On 4 ranks: 2 towers x 2 data-parallel replicas, each on half of the batch."""
+    launch_ok(ranks, "equivalence")
 
 
 def train_py(ranks, *args):
@@ -44,9 +48,11 @@ def train_py(ranks, *args):
 @needs_mpi
 def test_a_run_resumes_across_the_one_device_and_the_two_tower_layouts(folder, tmp_path):  # noqa: F811
     """Epoch 1 on two towers then epoch 2 on one process, and epoch 1 on one process then epoch 2 on
-    two towers, against 2 epochs on one process (float32: agreement to rounding)."""
+    two towers, against 2 epochs on one process (float32: agreement to rounding). The first run checks
+    that each rank holds its tower's parameters only (scenario_train)."""
     common = ["--data", folder, "--batch-size", 12]
-    train_py(2, *common, "--model-parallel", 2, "--epochs", 1, "--out", tmp_path / "towers_first")
+    launch_ok(2, "train", "--workers", 0, *common, "--model-parallel", 2, "--epochs", 1,
+              "--out", tmp_path / "towers_first")
     train_py(1, "--resume", tmp_path / "towers_first", "--epochs", 2)
     train_py(1, *common, "--epochs", 1, "--out", tmp_path / "one_first")
     train_py(2, "--resume", tmp_path / "one_first", "--epochs", 2, "--model-parallel", 2)
@@ -81,6 +87,18 @@ def test_four_ranks_as_two_towers_times_two_replicas_train_as_one_process(folder
         assert json.loads(str(four["meta"]))["dropout_rng"] == json.loads(str(one["meta"]))["dropout_rng"]
 
 
+@needs_mpi
+def test_towers_whose_data_folders_differ_are_refused(folder, tmp_path):  # noqa: F811
+    """Both towers must read the same batches: the file lists are compared over all ranks, not only
+    over the replicas (each tower here is a replica of its own)."""
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    next((other / "train" / "class1").iterdir()).unlink()
+    common = ["--batch-size", 12, "--model-parallel", 2, "--out", tmp_path / "run"]
+    result = train_py_mpmd(1, "--data", folder, *common, mpmd=["--data", other, *common])
+    assert_failed_with(result, "the hash of the image files under --data", "differs between ranks", "rank 1 has")
+
+
 def test_a_net_whose_lrn_window_crosses_the_towers_cannot_be_split():
     """A tower split computes the one-device net only if its LRN runs per tower (groups=2)."""
     import towers
@@ -94,14 +112,26 @@ def test_a_net_whose_lrn_window_crosses_the_towers_cannot_be_split():
         towers.layout(LocalCommunicator(), 2)
 
 
+def test_the_collective_layers_refuse_a_backward_before_forward_and_a_wrong_gradient():
+    from minigrad.distributed import LocalCommunicator
+    layers = [mg.SharedInput(LocalCommunicator()), mg.AllGather(LocalCommunicator()),
+              mg.GatherOutput(LocalCommunicator())]
+    for layer in layers:
+        with pytest.raises(RuntimeError, match=r"ranks=1\): backward called before forward"):
+            layer.backward(np.ones((2, 3)))
+        layer.forward(np.ones((2, 3)))
+        with pytest.raises(ValueError, match=r"ranks=1\)\.backward: expected a gradient of shape \(2, 3\)"):
+            layer.backward(np.ones((2, 4)))
+
+
 # --- the scenarios, run inside the ranks ------------------------------------------------------------
-def tiny_alexnet():
+def tiny_alexnet(num_classes=5):
     """Every layer kind of the paper at a size central differences can check, with LRN strong enough
-    (alpha 0.5, not 1e-4) that a window crossing the towers would show."""
+    (alpha 0.5, not 1e-4) that a window crossing the towers would show; 5 classes split 3 + 2."""
     from model import Preset, alexnet
     tiny = Preset(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8,
                   init="he", dropout_mode="classic")
-    net = alexnet(tiny, num_classes=5, seed=3).astype(np.float64)
+    net = alexnet(tiny, num_classes=num_classes, seed=3).astype(np.float64)
     net["conv1"].needs_input_grad = True
     for name in ("norm1", "norm2"):
         net[name].alpha = 0.5
@@ -109,24 +139,30 @@ def tiny_alexnet():
 
 
 def scenario_equivalence():
+    """The one-device net on the whole batch against this rank's tower on its replica's share of it
+    (the whole batch when there is one replica), in lockstep."""
     import towers
     from minigrad import distributed
-    comm = distributed.world()
+    replicas, comm = towers.layout(distributed.world(), 2)       # comm: this replica's two towers
     net = tiny_alexnet()
     model = towers.tower(net, comm)
+    if replicas.size > 1:
+        distributed.DataParallel(model, replicas)
     optimiser_one = mg.SGD(net.parameters(), lr=0.1)
     optimiser_towers = mg.SGD(model.parameters(), lr=0.1)
-    rng = np.random.default_rng(4)
+    rng, n = np.random.default_rng(4), 3                         # n images per replica
+    share = slice(replicas.rank * n, (replicas.rank + 1) * n)
     for step in range(2):
-        x, labels = rng.standard_normal((3, 3, 31, 31)), rng.integers(0, 5, 3)
+        x, labels = rng.standard_normal((n * replicas.size, 3, 31, 31)), rng.integers(0, 5, n * replicas.size)
         loss_one, loss_towers = mg.SoftmaxCrossEntropy(), mg.SoftmaxCrossEntropy()
         for optimiser in (optimiser_one, optimiser_towers):
             optimiser.zero_grad()
-        y_one, y_towers = net.forward(x), model.forward(x)
-        np.testing.assert_allclose(y_towers, y_one, rtol=0, atol=1e-10)
-        assert loss_towers.forward(y_towers, labels) == pytest.approx(loss_one.forward(y_one, labels), abs=1e-12)
-        np.testing.assert_allclose(model.backward(loss_towers.backward()), net.backward(loss_one.backward()),
-                                   rtol=0, atol=1e-10)
+        y_one, y_towers = net.forward(x), model.forward(x[share])
+        np.testing.assert_allclose(y_towers, y_one[share], rtol=0, atol=1e-10)
+        loss = replicas.allreduce(np.array([loss_towers.forward(y_towers, labels[share])]))[0] / replicas.size
+        assert loss == pytest.approx(loss_one.forward(y_one, labels), abs=1e-12)
+        np.testing.assert_allclose(model.backward(loss_towers.backward(1 / replicas.size)),
+                                   net.backward(loss_one.backward())[share], rtol=0, atol=1e-10)
         whole = dict(net.named_parameters())
         for name, p in model.named_parameters():
             mine = towers.rows(len(whole[name].grad), comm.rank, comm.size)
@@ -143,7 +179,26 @@ def scenario_equivalence():
     for (name, p), q, v, w in zip(copy.named_parameters(), net.parameters(), gathered.velocity, optimiser_one.velocity):
         np.testing.assert_allclose(p.data, q.data, rtol=0, atol=1e-10, err_msg=name)
         np.testing.assert_allclose(v, w, rtol=0, atol=1e-10, err_msg=name)
+    check_traffic(comm)
     scenario_gradcheck(comm)
+
+
+def check_traffic(comm):
+    """The bytes that the crossings hand to the communicator in one step are towers.crossings' table
+    (the one the notebook prints for the paper's net): each rank's half forward, the other rank's half
+    of the gradient backward."""
+    import towers
+    table = towers.crossings(tiny_alexnet(num_classes=6).eval(), batch=3, image_size=31, itemsize=8)
+    model = towers.tower(tiny_alexnet(num_classes=6), comm)
+    sent, gather, scatter = [], comm.allgather, comm.reduce_scatter
+    comm.allgather = lambda a, axis=0: sent.append(("forward", a.nbytes)) or gather(a, axis)
+    comm.reduce_scatter = lambda a, axis=0, op="sum": sent.append(("backward", a.nbytes // 2)) or scatter(a, axis, op)
+    try:
+        y = model.forward(np.random.default_rng(5).standard_normal((3, 3, 31, 31)))
+        model.backward(np.ones_like(y))
+    finally:
+        del comm.allgather, comm.reduce_scatter
+    assert sent == [("forward", f) for _, _, f, _ in table] + [("backward", b) for _, _, _, b in table[::-1] if b], sent
 
 
 class OwnSlice(mg.Layer):
@@ -189,7 +244,27 @@ def scenario_gradcheck(comm):
     assert (result := mg.gradcheck(chain, x)).passed, result
 
 
-SCENARIOS = {"equivalence": scenario_equivalence}
+def scenario_train(*argv):
+    """train.py on these ranks, checking at each epoch's start that the process holds the parameters
+    and velocities of its tower and nothing more: no one-device net kept beside it."""
+    import gc
+    import train
+    epoch = train.train_epoch
+
+    def checked(model, loss_fn, optimizer, *args):
+        gc.collect()
+        mine = sum(p.data.size for p in model.parameters())
+        assert isinstance(model["gather3"], mg.AllGather), "not a tower"
+        held = sum(o.data.size for o in gc.get_objects() if isinstance(o, mg.Parameter))
+        velocities = sum(v.size for o in gc.get_objects() if isinstance(o, mg.SGD) for v in o.velocity)
+        assert held == velocities == mine, f"the tower has {mine} parameters, the process holds {held} ({velocities})"
+        return epoch(model, loss_fn, optimizer, *args)
+
+    train.train_epoch = checked
+    assert train.main(list(argv)) == 0
+
+
+SCENARIOS = {"equivalence": scenario_equivalence, "train": scenario_train}
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parent))

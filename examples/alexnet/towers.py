@@ -58,7 +58,7 @@ def layout(world, towers):
     parallelism over them, minigrad.distributed.DataParallel). One tower: (world, a one-rank comm)."""
     if world.size % towers:
         raise ValueError(f"towers: {towers} towers per replica need a multiple of {towers} ranks "
-                         f"(mpiexec -n {towers}), got {world.size}")
+                         f"(mpiexec -n {towers}; -n {2 * towers} for 2 replicas), got {world.size}")
     if towers == 1:
         return world, world.split(world.rank)
     return world.split(world.rank % towers, world.rank), world.split(world.rank // towers, world.rank)
@@ -130,16 +130,16 @@ def split(net, optimizer, comm):
 
 
 def gather_whole(model, optimizer, net, comm):
-    """Load the towers' halves (weights, and dropout generators) into the one-device `net`; returns an
-    SGD over net's parameters holding the whole velocities (every rank of `comm` must call it)."""
+    """Load the towers' halves (weights, and dropout generators) into the one-device `net` on the CPU;
+    returns an SGD over net's parameters holding the whole velocities (every rank of `comm` must call it)."""
     whole = dict(net.named_parameters())
     for name, p in model.named_parameters():
-        whole[name].data[...] = comm.allgather(p.data, axis=0)
+        whole[name].data[...] = mg.backend.to_numpy(comm.allgather(p.data, axis=0))
     for name, layer in model.named_layers():
         if isinstance(layer, mg.Dropout):
             net[name].set_rng_state(layer.get_rng_state())
     full = _like(optimizer, net.parameters())
-    full.velocity = [comm.allgather(v, axis=0) for v in optimizer.velocity]
+    full.velocity = [mg.backend.to_numpy(comm.allgather(v, axis=0)) for v in optimizer.velocity]
     return full
 
 
@@ -150,6 +150,7 @@ def crossings(net, batch, image_size, itemsize=4):
     Forward, an all-gather sends each rank's half to the other; backward, the reduce-scatter sends the
     other rank's half of this rank's gradient. The logits' gather has no backward traffic (both ranks
     hold the whole loss gradient), nor has the shared image, whose gradient AlexNet does not compute.
+    Where the classes are odd, rank 0's half of the logits is a unit larger (`rows`): its bytes are given.
     """
     shapes, x = {}, np.zeros((1, 3, image_size, image_size), net.parameters()[0].data.dtype)
     for name, layer in net.named_layers():
@@ -159,6 +160,6 @@ def crossings(net, batch, image_size, itemsize=4):
     shapes["output"] = x.shape
     table = []
     for name, shape in shapes.items():
-        half = int(np.prod(shape[1:])) // 2 * batch * itemsize
+        half = len(rows(shape[1], 0, 2)) * int(np.prod(shape[2:])) * batch * itemsize
         table.append((name, (batch,) + shape[1:], half, 0 if name == "output" else half))
     return table

@@ -19,7 +19,9 @@ atomically), best.npz (the epoch with the best validation top-1) and curves.png.
 
 Under mpiexec every rank trains a replica on its slice of each global batch (minigrad.distributed):
 the same training as one process, up to the order of floating-point sums. Rank 0 alone prints and
-writes the outputs; a checkpoint resumes on any number of ranks.
+writes the outputs; a checkpoint resumes on any number of ranks. With --model-parallel 2, ranks 2t and
+2t + 1 hold the two towers of replica t (section 3.2, towers.py), each on the replica's whole slice;
+the checkpoints keep the one-device layout, so a run resumes with or without towers.
 """
 import argparse
 import glob
@@ -237,6 +239,16 @@ def model_from_checkpoint(meta, arrays, device="cpu", dtype="float32"):
     return model.to(device), normalisation
 
 
+def one_device_layout(model, optimizer, tower_comm, config, classes):
+    """(net, SGD) to checkpoint: `model` itself, or its towers' halves gathered into a new one-device net
+    on the CPU, which resumes on any layout (every tower of `tower_comm` must call it)."""
+    if tower_comm.size == 1:
+        return model, optimizer
+    net = alexnet(architecture(config), len(classes), image_size=config["image_size"], seed=config["seed"]).astype(
+        config["dtype"])
+    return net, towers.gather_whole(model, optimizer, net, tower_comm)
+
+
 def replicate(model, optimizer, comm, bucket_bytes=25 * 2**20):
     """With several ranks: make `model` a data-parallel replica, with rank 0's weights and velocities;
     returns the DataParallel (None with one process)."""
@@ -262,7 +274,7 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=d
     total_loss = total_correct = seen = 0
     start = time.time()
     bar = tqdm(loader.epoch(epoch), total=len(loader), desc=f"epoch {epoch}/{epochs}", unit="batch",
-               leave=False, dynamic_ncols=True, mininterval=0.5, disable=comm.rank != 0)
+               leave=False, dynamic_ncols=True, mininterval=0.5, disable=distributed.world().rank != 0)
     for step, (x, y) in enumerate(bar):
         if len(y) == 0:                                   # every file of the batch was unreadable
             if comm.size > 1:                             # (a rank that skipped a step would hang the others)
@@ -300,7 +312,7 @@ def evaluate(model, loader, device, desc="val", comm=distributed.LocalCommunicat
     model.eval()
     loss_fn, total_loss, correct1, correct5, seen = mg.SoftmaxCrossEntropy(), 0.0, 0, 0, 0
     for x, y in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch", leave=False, dynamic_ncols=True,
-                     disable=comm.rank != 0):
+                     disable=distributed.world().rank != 0):
         if len(y) == 0:
             continue
         crops = x.shape[1] if x.ndim == 5 else 1
@@ -428,7 +440,7 @@ def main(argv=None):
     distributed.check_global_batch(comm, config["batch_size"])
     os.makedirs(out, exist_ok=True)
     mg.backend.check_device(args.device)
-    if args.device == "cuda" and comm.size > 1:
+    if args.device == "cuda" and world.size > 1:          # towers too: one GPU per rank
         distributed.select_gpu(world)
     # The application, not the library, decides the process's malloc policy (minigrad/ops/cpu_runtime.py).
     print("malloc: freed memory kept for reuse (mg.keep_freed_memory())" if mg.keep_freed_memory()
@@ -471,16 +483,18 @@ def main(argv=None):
                                                                      range(len(optimizer.params))]})
         scheduler.load_state_dict(meta["scheduler"])
         model.set_rng_state(meta["dropout_rng"])
-    whole = model                         # the one-device layout, kept for the checkpoints
-    if tower_comm.size > 1:
-        model, optimizer = towers.split(whole, optimizer, tower_comm)
+        del arrays                        # copied into the net and the optimiser: not kept for the whole run
+    parameters = sum(p.data.size for p in model.parameters())
+    if tower_comm.size > 1:               # from here on this rank holds its tower only (section 3.2)
+        model, optimizer = towers.split(model, optimizer, tower_comm)
         scheduler.optimizer = optimizer
     replicate(model, optimizer, comm)
     train_loader, val_loader = make_loaders(train, val, config, *normalisation, args.workers, comm)
     loss_fn, chance_loss = mg.SoftmaxCrossEntropy(), math.log(len(train.classes))
     start_epoch = history[-1]["epoch"] if history else 0
-    print(f"{config['preset']} AlexNet, {sum(p.data.size for p in whole.parameters()):,} parameters"
-          f"{f' in {tower_comm.size} towers (model-parallel)' if tower_comm.size > 1 else ''}; "
+    mine = sum(p.data.size for p in model.parameters())
+    print(f"{config['preset']} AlexNet, {parameters:,} parameters"
+          f"{f' in {tower_comm.size} towers (model-parallel: {mine:,} on rank 0)' if tower_comm.size > 1 else ''}; "
           f"{len(train)} training and {len(val)} validation images in {len(train.classes)} classes; "
           f"epochs {start_epoch + 1}..{config['epochs']}, batch {config['batch_size']}"
           f"{f' over {comm.size} replicas' if comm.size > 1 else ''}, lr {optimizer.lr:g}; "
@@ -513,14 +527,14 @@ def main(argv=None):
             best = {"epoch": epoch, "val_top1": val_top1, "val_top5": val_top5}
         meta = {"config": config, "classes": train.classes, "history": history, "best": best,
                 "skipped": sorted(set(train.skipped) | set(val.skipped))}
-        # Towers: their halves gathered into the one-device layout, which resumes on any layout.
-        saved = optimizer if tower_comm.size == 1 else towers.gather_whole(model, optimizer, whole, tower_comm)
-        if world.rank == 0:               # the replicas are identical: one writes, the others wait
-            save_checkpoint(os.path.join(out, "last.npz"), whole, saved, scheduler, normalisation, meta)
-            if improved:
-                save_checkpoint(os.path.join(out, "best.npz"), whole, saved, scheduler, normalisation, meta)
-            write_metrics(out, history, meta)
-            plot_curves(out, history)
+        if comm.rank == 0:                # the replicas are identical: the first one's rank 0 writes
+            whole, saved = one_device_layout(model, optimizer, tower_comm, config, train.classes)
+            if world.rank == 0:
+                save_checkpoint(os.path.join(out, "last.npz"), whole, saved, scheduler, normalisation, meta)
+                if improved:
+                    save_checkpoint(os.path.join(out, "best.npz"), whole, saved, scheduler, normalisation, meta)
+                write_metrics(out, history, meta)
+                plot_curves(out, history)
         world.barrier()
         start_epoch = epoch
         print(f"epoch {epoch}: train loss {train_loss:.3f} top-1 {train_top1:.1%} | val loss {val_loss:.3f} "

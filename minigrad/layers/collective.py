@@ -93,13 +93,19 @@ class SharedInput(_Collective):
 
     def __init__(self, comm):
         self.comm = comm
+        self.x_shape = None
 
     def describe(self):
         return f"SharedInput(ranks={self.comm.size})"
 
     def forward(self, x):
         self.check_input(x, None, "(N, ...)")
+        self.x_shape = x.shape
         return x
 
     def backward(self, dy):
-        return None if dy is None else self.comm.allreduce(dy, op="sum")
+        x_shape = self.saved(self.x_shape)
+        if dy is None:
+            return None
+        self.check_grad(dy, x_shape)
+        return self.comm.allreduce(dy, op="sum")          # sum_r dL_r/dx
