@@ -96,7 +96,8 @@ def test_towers_whose_data_folders_differ_are_refused(folder, tmp_path):  # noqa
     next((other / "train" / "class1").iterdir()).unlink()
     common = ["--batch-size", 12, "--model-parallel", 2, "--out", tmp_path / "run"]
     result = train_py_mpmd(1, "--data", folder, *common, mpmd=["--data", other, *common])
-    assert_failed_with(result, "the hash of the image files under --data", "differs between ranks", "rank 1 has")
+    assert_failed_with(result, "the list of readable image files (names and sizes) under --data", "differs between ranks",
+                       "rank 1 has")
 
 
 def test_a_net_whose_lrn_window_crosses_the_towers_cannot_be_split():
