@@ -11,6 +11,10 @@ OUT/<name>/val/<class>/*.
               class is the photograph; 150 training and 50 validation patches each
     textures  32 x 32 PNG patches of ten grey photographs and scans (scikit-image's brick, grass, gravel,
               camera, coins, moon, page, text, cell, clock): 150 training and 50 validation each
+    photos32  32 x 32 JPEG patches of the ten colour photographs of `photos`, drawn with another seed
+              from a finer checkerboard: the smallest photographs the issue names
+    faces     scikit-image's LFW subset: 100 face and 100 non-face crops, 25 x 25 grey PNGs; 2 classes,
+              80 training and 20 validation images each (a folder smaller than two batches)
 
 Training and validation patches come from disjoint cells of a checkerboard laid over each photograph,
 so no validation pixel was ever seen in training.
@@ -92,6 +96,15 @@ def photo_folder(out, names, side, cell, extension, rng):
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field", "retina",
           "immunohistochemistry", "china", "flower")
+def faces(out, rng):
+    import skimage.data
+    crops = (skimage.data.lfw_subset() * 255).round().astype(np.uint8)    # the first 100 are faces
+    for label, name in enumerate(("face", "not_face")):
+        for rank, index in enumerate(rng.permutation(100) + 100 * label):
+            split = "train" if rank < 80 else "val"
+            save(Image.fromarray(crops[index], "L"), os.path.join(out, split, name), f"{index:03d}.png")
+
+
 TEXTURES = ("brick", "grass", "gravel", "camera", "coins", "moon", "page", "text", "cell", "clock")
 
 
@@ -99,13 +112,15 @@ def build(out, which):
     builders = {"digits": lambda root, rng: digits(root, rng),
                 "mnist": lambda root, rng: mnist(root, rng),
                 "photos": lambda root, rng: photo_folder(root, PHOTOS, 48, 96, "jpg", rng),
-                "textures": lambda root, rng: photo_folder(root, TEXTURES, 32, 64, "png", rng)}
+                "textures": lambda root, rng: photo_folder(root, TEXTURES, 32, 64, "png", rng),
+                "photos32": lambda root, rng: photo_folder(root, PHOTOS, 32, 64, "jpg", rng),
+                "faces": faces}
     for name in which:
         root = os.path.join(out, name)
         if os.path.isdir(root):
             print(f"{root} exists; kept")
             continue
-        builders[name](root, np.random.default_rng(0))
+        builders[name](root, np.random.default_rng(1 if name == "photos32" else 0))
         counts = {split: sum(len(files) for _, _, files in os.walk(os.path.join(root, split))) for split in ("train", "val")}
         print(f"{root}: {counts['train']} training and {counts['val']} validation images")
 
@@ -113,6 +128,6 @@ def build(out, which):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.path.join("data", "real"))
-    parser.add_argument("which", nargs="*", default=["digits", "mnist", "photos", "textures"])
+    parser.add_argument("which", nargs="*", default=["digits", "mnist", "photos", "textures", "photos32", "faces"])
     args = parser.parse_args()
     build(args.out, args.which)

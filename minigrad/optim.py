@@ -172,8 +172,13 @@ class ReduceLROnPlateau:
             self.best, self.bad_epochs = metric, 0
             return False
         self.bad_epochs += 1
+        return self.bad_epochs > self.patience and self.reduce()
+
+    def reduce(self):
+        """Lower the rate now (a plateau, or a caller's own reason), unless max_reductions are done or
+        the rate is at min_lr; returns True when it did. The count of bad epochs starts again."""
         exhausted = self.max_reductions is not None and self.reductions >= self.max_reductions
-        if self.bad_epochs <= self.patience or exhausted or self.optimizer.lr <= self.min_lr:
+        if exhausted or self.optimizer.lr <= self.min_lr:
             return False
         self.optimizer.lr = max(self.optimizer.lr * self.factor, self.min_lr)
         self.reductions, self.bad_epochs = self.reductions + 1, 0

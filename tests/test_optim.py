@@ -78,6 +78,17 @@ def test_plateau_divides_by_ten_when_the_metric_stops_improving():
     assert schedule.reductions == 3
 
 
+def test_plateau_reduce_lowers_the_rate_now_within_the_same_limits():
+    opt = mg.SGD([param([1.0], [0.0])], lr=1.0)
+    schedule = mg.ReduceLROnPlateau(opt, mode="min", patience=2, max_reductions=2, min_lr=0.05)
+    schedule.step(0.5)
+    schedule.step(0.6)                                      # one bad evaluation...
+    assert schedule.reduce() and opt.lr == pytest.approx(0.1)
+    assert schedule.bad_epochs == 0 and schedule.reductions == 1    # ...forgotten with the reduction
+    assert schedule.reduce() and opt.lr == pytest.approx(0.05)      # min_lr bounds it
+    assert not schedule.reduce() and opt.lr == pytest.approx(0.05) and schedule.reductions == 2
+
+
 def test_plateau_max_mode_and_state():
     opt = mg.SGD([param([1.0], [0.0])], lr=1.0)
     schedule = mg.ReduceLROnPlateau(opt, mode="max", patience=0)

@@ -42,6 +42,29 @@ def test_evaluation_steps_are_spread_and_end_the_epoch():
     assert recipe.plan("small", 1_500, 64).evaluation_steps() == [22]
 
 
+@pytest.mark.parametrize("images", [200, 1_500, 50_000])
+def test_a_rate_never_lowered_is_lowered_at_the_last_call(images):
+    plan = recipe.plan("small", images, 64)
+    assert plan.last_call == round(recipe.LAST_CALL * plan.steps)
+    assert plan.steps - plan.last_call >= plan.steps // 10      # a tenth of the run at least at the lower rate
+    assert f"at step {plan.last_call} if it has not fallen" in plan.describe()
+    assert recipe.plan("small", images, 64, epochs=4).last_call == round(recipe.LAST_CALL * 4 * plan.steps_per_epoch)
+    assert recipe.plan("paper", images, 64).last_call is None     # the paper's rule alone
+
+
+def test_a_resumed_run_given_more_epochs_moves_its_last_call():
+    plan = recipe.plan("small", 1_500, 64)
+    longer = recipe.extended(plan, 2 * plan.epochs)
+    assert (longer.epochs, longer.steps_per_epoch, longer.patience) == (2 * plan.epochs, 23, plan.patience)
+    assert longer.last_call == round(recipe.LAST_CALL * 2 * plan.steps) and "resuming" in longer.why
+    assert recipe.extended(recipe.plan("paper", 1_500, 64), 3).last_call is None
+
+
+def test_a_tiny_folder_gets_a_smaller_batch():
+    assert [recipe.batch_size(64, n) for n in (50_000, 256, 255, 160, 60, 5)] == [64, 64, 32, 32, 8, 8]
+    assert recipe.batch_size(128, 1_000) == 128 and recipe.batch_size(128, 300) == 64
+
+
 def test_epochs_given_are_exact_and_the_paper_keeps_its_recipe():
     assert recipe.plan("small", 1_500, 64, epochs=7).epochs == 7
     assert "as given" in recipe.plan("small", 50_000, 64, epochs=3).describe()

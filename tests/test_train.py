@@ -47,8 +47,13 @@ def run(folder, out, *extra):
                        "--lr", "0.005", *extra])
 
 
-def test_a_tiny_run_learns_and_writes_its_outputs(folder, tmp_path):
+def test_a_tiny_run_learns_and_writes_its_outputs(folder, tmp_path, capsys):
     assert run(folder, tmp_path, "--epochs", "3") == 0
+    # Every fall of the rate is announced; one happens at the latest at the plan's last call.
+    falls = [line for line in capsys.readouterr().out.splitlines() if line.startswith("learning rate ")]
+    meta, _ = train.load_checkpoint(tmp_path)
+    assert len(falls) == meta["scheduler"]["reductions"] >= 1, falls
+    assert falls[0].startswith("learning rate 0.005 -> 0.0005: ")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     rows = metrics["epochs"]
     assert [row["epoch"] for row in rows] == [1, 2, 3]
@@ -61,11 +66,17 @@ def test_a_tiny_run_learns_and_writes_its_outputs(folder, tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
-def test_resume_is_bit_identical(folder, tmp_path):
+def test_resume_is_bit_identical(folder, tmp_path, monkeypatch):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run(folder, straight, "--epochs", "2") == 0
-    assert run(folder, resumed, "--epochs", "1") == 0
-    assert train.main(["--resume", str(resumed), "--epochs", "2", "--workers", "2"]) == 0
+
+    def crash(out, history):                # the run dies once its first epoch is saved
+        raise KeyboardInterrupt
+    with monkeypatch.context() as patched:
+        patched.setattr(train, "plot_curves", crash)
+        with pytest.raises(KeyboardInterrupt):
+            run(folder, resumed, "--epochs", "2")
+    assert train.main(["--resume", str(resumed), "--workers", "2"]) == 0
     (meta_a, arrays_a), (meta_b, arrays_b) = train.load_checkpoint(straight), train.load_checkpoint(resumed)
     assert sorted(arrays_a) == sorted(arrays_b)
     assert any(key.startswith("velocity.") for key in arrays_a)
@@ -134,6 +145,13 @@ def test_evaluate_finds_the_images_a_run_without_val_held_out(folder, tmp_path, 
     assert "holding out 20 of 192 images" in capsys.readouterr().out       # 10 of each class's 96
     assert evaluate.main([str(tmp_path / "last.npz"), "--workers", "1"]) == 0
     assert "20 images of" in capsys.readouterr().out
+
+
+def test_a_folder_smaller_than_four_batches_gets_a_smaller_batch(folder, tmp_path, capsys):
+    assert train.main(["--data", str(folder / "val"), "--out", str(tmp_path), "--workers", "1", "--epochs", "1"]) == 0
+    assert "batch 8: 44 training images are fewer than 4 batches of 64" in capsys.readouterr().out
+    meta, _ = train.load_checkpoint(tmp_path)
+    assert meta["config"]["batch_size"] == 8 and meta["config"]["plan"]["steps_per_epoch"] == 5
 
 
 def test_refuses_to_overwrite_a_run_and_explains_a_bad_folder(folder, tmp_path):

@@ -269,7 +269,7 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=d
                 evaluate_after=(), on_evaluate=None):
     """One pass over the training set; returns (mean loss, top-1 accuracy) over its batches.
     With several ranks, `model` is a DataParallel replica and `loader` serves this rank's slices.
-    on_evaluate() is called after each step (0-based) in `evaluate_after` (the plan's mid-epoch ones)."""
+    on_evaluate(step) is called after each step (0-based) in `evaluate_after` (the plan's mid-epoch ones)."""
     model.train()
     total_loss = total_correct = seen = 0
     start = time.time()
@@ -297,7 +297,7 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=d
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{total_correct / seen:.1%}",
                         img_s=f"{seen / (time.time() - start):.0f}", refresh=False)
         if step in evaluate_after:
-            on_evaluate()
+            on_evaluate(step)
             model.train()
     bar.close()
     if not seen:
@@ -419,6 +419,8 @@ def main(argv=None):
                    if getattr(args, name) is not None]
         if ignored:
             print(f"resuming: {', '.join(ignored)} ignored, the run keeps the values it started with")
+        if args.epochs and "plan" in config:
+            config["plan"] = recipe.extended(recipe.Plan(**config["plan"]), args.epochs).to_dict()
         config["epochs"] = args.epochs or config["epochs"]
         out = args.out or args.resume
     else:
@@ -460,6 +462,11 @@ def main(argv=None):
         model, normalisation = model_from_checkpoint(meta, arrays, args.device, config["dtype"])
         history, best = meta["history"], meta["best"]
     else:
+        smaller = recipe.batch_size(config["batch_size"], len(train))
+        if args.batch_size is None and smaller != config["batch_size"]:
+            print(f"batch {smaller}: {len(train)} training images are fewer than 4 batches of {config['batch_size']}")
+            config["batch_size"] = smaller
+            distributed.check_global_batch(comm, smaller)
         plan = recipe.plan(config["preset"], len(train), config["batch_size"], config["epochs"])
         config.update(epochs=plan.epochs, plan=plan.to_dict())
         print(plan.describe())
@@ -502,23 +509,37 @@ def main(argv=None):
     if args.diagnose:
         run_diagnosis(model, train_loader, start_epoch + 1, args.device, "before training")
 
-    def evaluate_mid_epoch():
+    def after_evaluation(val_top1, step):
+        """Section 5's plateau rule on the validation error, and the plan's last call (recipe.py), after
+        `step` steps of the run; says why when the rate falls."""
+        lr = optimizer.lr
+        if scheduler.step(1 - val_top1):
+            why = f"no better val top-1 than {1 - scheduler.best:.1%} in {plan.patience} evaluations"
+        elif plan.last_call is not None and step >= plan.last_call and not scheduler.reductions and scheduler.reduce():
+            why = f"the plan's last call ({step} of {plan.steps} steps done, the rate never lowered)"
+        else:
+            return
+        tqdm.write(f"learning rate {lr:g} -> {optimizer.lr:g}: {why}")
+
+    def evaluate_mid_epoch(step):
         _, top1, _ = evaluate(model, val_loader, args.device, comm=comm)
-        scheduler.step(1 - top1)
-        tqdm.write(f"  mid-epoch evaluation: val top-1 {top1:.1%}, lr {optimizer.lr:g}")
+        tqdm.write(f"  mid-epoch evaluation after step {step}: val top-1 {top1:.1%}")
+        after_evaluation(top1, step)
 
     run_start = time.time()
     for epoch in range(start_epoch + 1, config["epochs"] + 1):
         epoch_start, lr = time.time(), optimizer.lr
         try:
+            done = (epoch - 1) * plan.steps_per_epoch          # steps of the run before this epoch's
             train_loss, train_top1 = train_epoch(model, loss_fn, optimizer, train_loader, epoch, config["epochs"],
-                                                 args.device, comm, plan.evaluation_steps()[:-1], evaluate_mid_epoch)
+                                                 args.device, comm, plan.evaluation_steps()[:-1],
+                                                 lambda step: evaluate_mid_epoch(done + step + 1))
         except Diverged as error:
             kept = f"{out}/last.npz keeps epoch {start_epoch}" if history else "no checkpoint was written"
             print(f"train.py: stopping: {error}. {kept}. Try a lower --lr (this epoch used {lr:g}).")
             return 1
         val_loss, val_top1, val_top5 = evaluate(model, val_loader, args.device, comm=comm)
-        scheduler.step(1 - val_top1)
+        after_evaluation(val_top1, epoch * plan.steps_per_epoch)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_top1": val_top1,
                         "val_top5": val_top5, "lr": lr, "seconds": time.time() - epoch_start,
                         "train_top1": train_top1})
