@@ -334,15 +334,14 @@ def test_replicas_with_different_parameter_shapes_are_refused_naming_the_rank(tm
 
 @needs_mpi
 def test_a_run_of_two_ranks_resumes_on_one_as_if_it_had_never_stopped(folder, tmp_path):
-    """train.py itself, in float64: epoch 1 on 2 ranks, epoch 2 resumed on 1 process, against 2 epochs
-    on 1 process. The sums' order differs, so agreement is to float64 rounding, not bitwise."""
+    """train.py itself, in float64: a 2-epoch run on 2 ranks that dies once epoch 1 is saved, resumed
+    on 1 process, against 2 epochs on 1 process. The sums' order differs, so agreement is to float64
+    rounding, not bitwise."""
     common = ["--data", folder, "--batch-size", 12, "--dtype", "float64"]
-    assert train_py(2, *common, "--epochs", 1, "--out", tmp_path / "split").returncode == 0
-    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["best.npz", "curves.png", "last.npz",
-                                                                        "metrics.json"]
-    resumed = subprocess.run([sys.executable, str(TRAIN_PY), "--workers", "0", "--resume", str(tmp_path / "split"),
-                              "--epochs", "2"], env=rank_environment(), capture_output=True, text=True,
-                             timeout=LAUNCH_TIMEOUT)
+    assert_failed_with(launch(2, "stop_after_epoch_1", folder, tmp_path / "split"), "stopped after epoch 1")
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["best.npz", "last.npz", "metrics.json"]
+    resumed = subprocess.run([sys.executable, str(TRAIN_PY), "--workers", "0", "--resume", str(tmp_path / "split")],
+                             env=rank_environment(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     straight = subprocess.run([sys.executable, str(TRAIN_PY), "--workers", "0", *map(str, common), "--epochs", "2",
                                "--out", str(tmp_path / "straight")], env=rank_environment(), capture_output=True, text=True,
@@ -361,6 +360,17 @@ def test_a_run_of_two_ranks_resumes_on_one_as_if_it_had_never_stopped(folder, tm
     for a, b in zip(split_history, whole_history):
         for key in ("train_loss", "val_loss", "val_top1", "val_top5"):
             assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-12), key
+
+
+def scenario_stop_after_epoch_1(folder, out):
+    """train.py on the ranks, 2 epochs in float64, dying on rank 0 once epoch 1's checkpoint is written."""
+    import train
+
+    def stop(out, history):
+        raise RuntimeError(f"stopped after epoch {history[-1]['epoch']}")
+    train.plot_curves = stop
+    train.main(["--data", folder, "--batch-size", "12", "--dtype", "float64", "--epochs", "2", "--workers", "0",
+                "--out", out])
 
 
 def scenario_fail_in_step(folder, where, how):
@@ -498,7 +508,7 @@ def scenario_staged_gpu():
 
 
 SCENARIOS = {"collectives": scenario_collectives, "train": scenario_train, "fail_in_step": scenario_fail_in_step,
-             "fail_writing_checkpoint": scenario_fail_writing_checkpoint,
+             "fail_writing_checkpoint": scenario_fail_writing_checkpoint, "stop_after_epoch_1": scenario_stop_after_epoch_1,
              "mismatched_models": scenario_mismatched_models, "staged_gpu": scenario_staged_gpu}
 
 if __name__ == "__main__":
