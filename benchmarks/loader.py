@@ -111,6 +111,8 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--images", type=int, default=2000, help="images per measurement (default 2000)")
     parser.add_argument("--presets", nargs="+", default=["paper", "small"])
+    parser.add_argument("--repeats", type=int, default=5, help="alternating runs of each loader (default 5): "
+                        "one pass over a few thousand files takes seconds and varies by 10-20%% from run to run")
     args = parser.parse_args()
     try:
         import torchvision
@@ -119,14 +121,19 @@ def main():
         torchvision = None
         print("torchvision is not installed: minigrad's figures only (pip install torch torchvision)")
     print(f"{os.cpu_count()} cores, {args.workers} workers each, {args.images} JPEGs from {args.data}")
+    print(f"medians of {args.repeats} alternating runs (all runs in brackets)")
     for preset in args.presets:
-        ours = minigrad_rate(args.data, preset, args.workers, args.images)
-        line = f"{preset:5s}  minigrad loader {ours:6.0f} img/s"
-        if torchvision is not None:
-            theirs = torchvision_rate(args.data, preset, args.workers, args.images)
-            line += f" | torchvision {theirs:6.0f} img/s | ratio {ours / theirs:.2f}x"
+        ours, theirs = [], []
+        for _ in range(args.repeats):
+            ours.append(minigrad_rate(args.data, preset, args.workers, args.images))
+            if torchvision is not None:
+                theirs.append(torchvision_rate(args.data, preset, args.workers, args.images))
+        line = f"{preset:5s}  minigrad loader {np.median(ours):6.0f} img/s {sorted(round(r) for r in ours)}"
+        if theirs:
+            line += (f" | torchvision {np.median(theirs):6.0f} img/s {sorted(round(r) for r in theirs)} | ratio "
+                     f"{np.median(ours) / np.median(theirs):.2f}x")
         step = step_rate(preset)
-        print(f"{line} | training step {step:5.0f} img/s (loader/step {ours / step:.1f}x)", flush=True)
+        print(f"{line} | training step {step:5.0f} img/s (loader/step {np.median(ours) / step:.1f}x)", flush=True)
 
 
 if __name__ == "__main__":

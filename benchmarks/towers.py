@@ -121,8 +121,8 @@ def main():
     lines = [f"# Two towers on two ranks against one process (paper AlexNet, batch {args.batch})", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"{time.strftime('%Y-%m-%d')}; median of {args.steps} steps after a warm-up, random images. "
-             f"Load average {load:.1f} when it started: with other jobs on the machine the times are "
-             "indicative only.",
+             f"Load average {load:.1f} when it started (above {os.cpu_count()}: other jobs shared the "
+             f"cores, and the times are indicative only).",
              "malloc: freed memory kept for reuse in every process (mg.keep_freed_memory(), as train.py runs)"
              if one["kept_freed_memory"] and two["kept_freed_memory"]
              else "malloc: glibc's default (mg.keep_freed_memory() needs glibc)", "",
