@@ -15,7 +15,9 @@ and batch 128; the small preset S = 73, s = 64 and batch 64, He initialisation a
 variance (the paper's N(0, 0.01^2) init is tuned for raw 0..255 pixels and a much longer schedule).
 
 Every epoch writes, in --out: metrics.json, last.npz (everything needed to resume exactly, written
-atomically), best.npz (the epoch with the best validation top-1) and curves.png.
+atomically) and best.npz (the epoch with the best validation top-1); curves.png is drawn after the first
+and the last epoch and at most every CURVES_EVERY seconds between (a tiny folder's epochs take a
+fraction of a second, and drawing them took a third of the run).
 
 Under mpiexec every rank trains a replica on its slice of each global batch (minigrad.distributed):
 the same training as one process, up to the order of floating-point sums. Rank 0 alone prints and
@@ -57,6 +59,7 @@ RECIPES = {
 }
 MAX_LR_REDUCTIONS = 3               # "divided by 10 three times prior to termination" (section 5)
 HOLDOUT_FRACTION = 0.1              # of the training images, when a folder has no val/ split
+CURVES_EVERY = 10.0                 # seconds between two drawings of curves.png (one takes ~0.15 s)
 
 
 def parse_args(argv=None):
@@ -526,7 +529,7 @@ def main(argv=None):
         tqdm.write(f"  mid-epoch evaluation after step {step}: val top-1 {top1:.1%}")
         after_evaluation(top1, step)
 
-    run_start = time.time()
+    run_start, first_epoch, drawn = time.time(), start_epoch + 1, 0.0
     for epoch in range(start_epoch + 1, config["epochs"] + 1):
         epoch_start, lr = time.time(), optimizer.lr
         try:
@@ -555,7 +558,9 @@ def main(argv=None):
                 if improved:
                     save_checkpoint(os.path.join(out, "best.npz"), whole, saved, scheduler, normalisation, meta)
                 write_metrics(out, history, meta)
-                plot_curves(out, history)
+                if epoch in (first_epoch, config["epochs"]) or time.time() - drawn > CURVES_EVERY:
+                    plot_curves(out, history)
+                    drawn = time.time()
         world.barrier()
         start_epoch = epoch
         print(f"epoch {epoch}: train loss {train_loss:.3f} top-1 {train_top1:.1%} | val loss {val_loss:.3f} "
