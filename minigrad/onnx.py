@@ -213,8 +213,14 @@ class _Node:
         return {name: self.attributes.get(name, default) for name, default in known.items()}
 
 
-def load(path, keep_softmax=False):
+def load(path, keep_softmax=False, convolution="im2col"):
     """Read an ONNX graph (a path or a ModelProto) as a Sequential in eval mode, float32.
+
+    convolution: the loaded Conv2d layers' algorithm. "im2col" (the default) computes each output as
+    ONNX Runtime does, one dot product per output, to about 4e-7 of the output scale in float32;
+    "auto" lets Conv2d take Winograd's transforms on the CPU (faster, and off by up to about 1.5e-5 of a
+    layer's output scale in float32: benchmarks/results/cpu_alexnet_vm.md), which a model imported to
+    reproduce another framework's outputs should not.
 
     The graph must be a chain: one float input, each node taking the previous one's output (weights
     from initializers, or graph inputs that have initializers), apart from nodes that compute from
@@ -223,6 +229,8 @@ def load(path, keep_softmax=False):
     A trailing Softmax is dropped, so the model gives the logits that SoftmaxCrossEntropy trains on,
     unless keep_softmax=True. Layers with weights are named after them ("conv1_w_0", "conv1_b_0" ->
     "conv1"), the others after their node. Anything else is a ValueError naming the node."""
+    if convolution not in ("im2col", "auto"):
+        raise ValueError(f"onnx.load: convolution must be 'im2col' or 'auto', got {convolution!r}")
     onnx, numpy_helper = _onnx()
     proto = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
     graph = proto.graph
@@ -278,7 +286,11 @@ def load(path, keep_softmax=False):
     if [o.name for o in graph.output] != [chain.current]:
         raise ValueError(f"{model}: expected the graph's one output to be the last node's "
                          f"{chain.current!r}, got {[o.name for o in graph.output]}")
-    return L.Sequential(*chain.layers).eval()
+    net = L.Sequential(*chain.layers).eval()
+    for layer in net:
+        if isinstance(layer, L.Conv2d):
+            layer.algorithm = convolution
+    return net
 
 
 def _inferred_shapes(onnx, proto):

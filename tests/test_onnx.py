@@ -149,7 +149,8 @@ def test_round_trip_gives_identical_arrays(tmp_path, lrn_groups):
     float32 attribute times and over the window exactly; 1e-4 comes back one ulp off, as ONNX Runtime
     reads it too.)"""
     net = alexnet_like(lrn_alpha=1e-3, dropout="inverted", lrn_groups=lrn_groups)
-    loaded = mg_onnx.load(mg_onnx.export(net, tmp_path / "net.onnx", (3, 23, 23)))
+    # convolution="auto": the algorithm the original's Conv2d layers chose, for outputs bit for bit.
+    loaded = mg_onnx.load(mg_onnx.export(net, tmp_path / "net.onnx", (3, 23, 23)), convolution="auto")
     assert loaded.names == [n for n in net.names]
     assert loaded["norm1"].groups == loaded["norm2"].groups == lrn_groups
     state, loaded_state = net.state_dict(), loaded.state_dict()
@@ -159,8 +160,23 @@ def test_round_trip_gives_identical_arrays(tmp_path, lrn_groups):
     x = large_input((4, 3, 23, 23))
     np.testing.assert_array_equal(loaded.forward(x), net.forward(x))
     classic = alexnet_like(lrn_alpha=1e-3)          # 1 - p folded into fc7/fc8, or read back from the Mul
-    loaded = mg_onnx.load(mg_onnx.export(classic, tmp_path / "classic.onnx", (3, 23, 23)))
+    loaded = mg_onnx.load(mg_onnx.export(classic, tmp_path / "classic.onnx", (3, 23, 23)), convolution="auto")
     assert_agree(loaded.forward(x), classic.forward(x), rtol=1e-6)
+
+
+def test_loaded_convolutions_compute_as_onnx_runtime_does(tmp_path):
+    """A conv3-sized layer (256 -> 384 maps, 3 x 3, 13 x 13), where Conv2d's "auto" would take Winograd:
+    loaded with the default im2col, it agrees with ONNX Runtime to float32 summation order."""
+    conv = mg.Conv2d(256, 384, 3, padding=1)
+    mg.init.he_normal(conv)
+    path = tmp_path / "conv3.onnx"
+    mg_onnx.export(mg.Sequential(("conv3", conv)), path, (256, 13, 13))
+    loaded = mg_onnx.load(path)
+    assert loaded["conv3"].algorithm == "im2col" and mg_onnx.load(path, convolution="auto")["conv3"].algorithm == "auto"
+    x = np.random.default_rng(0).standard_normal((2, 256, 13, 13)).astype(np.float32)
+    assert_agree(loaded.forward(x), run_ort(onnx.load(path), x), rtol=2e-6)
+    with pytest.raises(ValueError, match="convolution must be 'im2col' or 'auto', got 'winograd'"):
+        mg_onnx.load(path, convolution="winograd")
 
 
 def test_classic_dropout_without_a_following_linear_layer_comes_back_classic(tmp_path):
