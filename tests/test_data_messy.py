@@ -128,6 +128,7 @@ def test_a_messy_folder_trains_and_skips_each_bad_file_with_one_warning(tmp_path
     skips = [m for m in messages if "skipping" in m]
     for name in expected:
         assert sum(f"{name}:" in m for m in skips) == 1, (name, skips)
+    assert [m for m in skips if "zero.jpg: unreadable image (the file is empty (0 bytes))" in m]
     assert len(skips) == len(expected), skips
     assert not [m for m in messages if ".cache" in m or ".DS_Store" in m or "._rgb" in m], messages
     assert [m for m in messages if "'empty class'" in m and "no readable image" in m]

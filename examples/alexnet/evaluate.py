@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minigrad as mg  # noqa: E402
 from minigrad import data  # noqa: E402
-from train import evaluate, load_checkpoint, model_from_checkpoint, split_folder  # noqa: E402
+from train import evaluate, load_checkpoint, model_from_checkpoint, one_line_warnings, split_folder  # noqa: E402
 
 import bvlc  # noqa: E402
 
@@ -29,6 +29,7 @@ def onnx_run(args):
 
 
 def main(argv=None):
+    one_line_warnings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", nargs="?", help="a .npz written by train.py, or a run folder (its last.npz)")
     parser.add_argument("--onnx", metavar="FILE", help="instead: the ONNX Model Zoo's bvlcalexnet-12.onnx (bvlc.py)")

@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minigrad as mg  # noqa: E402
 from minigrad import data, imagenet  # noqa: E402
-from train import load_checkpoint, model_from_checkpoint  # noqa: E402
+from train import load_checkpoint, model_from_checkpoint, one_line_warnings  # noqa: E402
 
 import bvlc  # noqa: E402
 
@@ -37,6 +37,7 @@ def image_paths(items):
 
 
 def main(argv=None):
+    one_line_warnings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     model_file = parser.add_mutually_exclusive_group(required=True)

@@ -34,6 +34,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -139,8 +140,9 @@ def open_datasets(config, cache_bytes, workers):
             split.preload(workers)
             print(f"decoded {len(split)} images of {split.root} into memory ({split.images.nbytes / 2**20:.0f} MB) "
                   f"in {time.time() - start:.1f}s")
-        if split.skipped:
-            print(f"skipped {len(split.skipped)} file(s) in {split.root} (each warned about above)")
+    skipped = set(train.skipped) | set(val.skipped)
+    if skipped:
+        print(f"skipped {len(skipped)} file(s) under {config['data']} (each warned about above)")
     return train, val
 
 
@@ -277,7 +279,7 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=d
     total_loss = total_correct = seen = 0
     start = time.time()
     bar = tqdm(loader.epoch(epoch), total=len(loader), desc=f"epoch {epoch}/{epochs}", unit="batch",
-               leave=False, dynamic_ncols=True, mininterval=0.5, disable=distributed.world().rank != 0)
+               leave=False, dynamic_ncols=True, mininterval=0.5, disable=progress_bars_off())
     for step, (x, y) in enumerate(bar):
         if len(y) == 0:                                   # every file of the batch was unreadable
             if comm.size > 1:                             # (a rank that skipped a step would hang the others)
@@ -308,14 +310,14 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=d
     return total_loss / seen, total_correct / seen
 
 
-def evaluate(model, loader, device, desc="val", comm=distributed.LocalCommunicator()):
+def evaluate(model, loader, device, desc="val", comm=distributed.LocalCommunicator(), bar=True):
     """(loss, top-1 accuracy, top-5 accuracy) of `model` in eval mode over `loader`. Batches of ten
     crops per image (n, 10, 3, s, s) are scored by averaging the ten softmax outputs (footnote 5).
     With several ranks each evaluates its share of the images and the sums are added up."""
     model.eval()
     loss_fn, total_loss, correct1, correct5, seen = mg.SoftmaxCrossEntropy(), 0.0, 0, 0, 0
     for x, y in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch", leave=False, dynamic_ncols=True,
-                     disable=distributed.world().rank != 0):
+                     disable=progress_bars_off() if bar else True):
         if len(y) == 0:
             continue
         crops = x.shape[1] if x.ndim == 5 else 1
@@ -334,6 +336,18 @@ def evaluate(model, loader, device, desc="val", comm=distributed.LocalCommunicat
 
 
 # --- outputs ----------------------------------------------------------------------------------------
+def progress_bars_off():
+    """tqdm's disable: on every rank but 0, and (None) wherever the output is not a terminal, so that
+    a log written to a file holds the lines, not the bars' redrawing."""
+    return True if distributed.world().rank != 0 else None
+
+
+def one_line_warnings():
+    """Show warnings as `warning: <message>` (the application's choice, made in main(): Python's
+    default adds the file, line and source of the call, twice the lines for a folder's skipped files)."""
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
 METRICS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "seconds")
 
 
@@ -410,6 +424,7 @@ def main(argv=None):
     # MPI first, before anything that can fail: a rank that exits before MPI is initialised cannot
     # abort the job, and the others would wait for it in MPI_Init forever (minigrad/distributed.py).
     world = distributed.world()
+    one_line_warnings()
     if world.rank:                        # rank 0 alone prints (errors still reach stderr from any rank)
         sys.stdout = open(os.devnull, "w")
     args = parse_args(argv)
@@ -524,8 +539,8 @@ def main(argv=None):
             return
         tqdm.write(f"learning rate {lr:g} -> {optimizer.lr:g}: {why}")
 
-    def evaluate_mid_epoch(step):
-        _, top1, _ = evaluate(model, val_loader, args.device, comm=comm)
+    def evaluate_mid_epoch(step):          # (no bar of its own: it would nest in the epoch's)
+        _, top1, _ = evaluate(model, val_loader, args.device, comm=comm, bar=False)
         tqdm.write(f"  mid-epoch evaluation after step {step}: val top-1 {top1:.1%}")
         after_evaluation(top1, step)
 

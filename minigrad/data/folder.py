@@ -30,6 +30,8 @@ def load_image(path, size):
     8 bits (PIL's convert would clip it), and transparency is composited over white. Only the first
     frame of a GIF or TIFF is read. Raises OSError or ValueError when the file is not a readable image,
     and ValueError for more than MAX_PIXELS pixels (a decompression bomb)."""
+    if os.path.getsize(path) == 0:
+        raise ValueError("the file is empty (0 bytes)")
     with Image.open(path) as image:
         width, height = image.size
         if width * height > MAX_PIXELS:
