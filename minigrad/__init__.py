@@ -3,9 +3,9 @@ from . import backend, init, ops
 from .diagnostics import diagnose
 from .gradcheck import GradcheckResult, gradcheck
 from .init import manual_seed
-from .layers import (AllGather, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, LeakyReLU, Linear,
-                     LocalResponseNorm, MaxPool2d, Parameter, ReLU, Sequential, Sigmoid,
-                     Softmax, SoftmaxCrossEntropy, Tanh, GatherOutput, SharedInput)
+from .layers import (AllGather, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d,
+                     Layer, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Parameter, ReLU, Sequential, Sigmoid,
+                     Softmax, SoftmaxCrossEntropy, Tanh, GatherOutput, SharedInput, ZeroPad2d)
 from .ops.cpu_runtime import keep_freed_memory
 from .optim import SGD, Adam, ReduceLROnPlateau, StepLR, clip_grad_norm
 

@@ -12,6 +12,11 @@ Conventions converted (SPEC.md, "Exchanging models"):
   trailing pads that give its windows at the graph's input size, in floor mode, as graphs older than
   opset 10 imitate Caffe's round-up (onnx's shape inference keeps a last window that starts in the
   trailing padding, which ONNX Runtime and minigrad drop). load reads pads and ceil_mode as they are.
+- AveragePool: count_include_pad is AvgPool2d's (ONNX's default 0, PyTorch's 1). Where no padding is
+  counted, ceil_mode is written as MaxPool's is; where it is, as ceil_mode, and a pool whose last window
+  would start past the input is refused (shape inference would keep it). load reads both as they are,
+  and cuts trailing pads as large as the window (PyTorch's imitation of ceil_mode before opset 10) to
+  what the last window reaches. Pad with zeros around the maps is ZeroPad2d.
 - Gemm with transB=1 takes Linear's (out, in) weight; Conv with group takes Conv2d's.
 The onnx package (the `onnx` extra) is imported only here, when one of these functions runs.
 """
@@ -82,6 +87,8 @@ def export(model, path, input_shape):
         return parameter.data.astype(np.float32) * np.float32(1 if pending_scale is None else pending_scale)
 
     pairs = _flat_layers(model)
+    if not pairs:
+        raise ValueError("export: the model has no layers (an ONNX graph needs at least one node)")
     spatial = input_shape[1:] if len(input_shape) == 3 else None     # (H, W), followed for MaxPool's pads
     for index, (name, layer) in enumerate(pairs):
         if pending_scale is not None and not isinstance(layer, (L.Conv2d, L.Linear)):
@@ -108,6 +115,26 @@ def export(model, path, input_shape):
                                  f"inputs; got input_shape {input_shape}")
             pads, spatial = _floor_mode_pads(layer, spatial)
             add("MaxPool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=pads)
+        elif isinstance(layer, L.AvgPool2d):
+            if spatial is None:
+                raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which needs (C, H, W) "
+                                 f"inputs; got input_shape {input_shape}")
+            pads, ceil_mode, counts_pads = list(layer.pads), layer.ceil_mode, layer.count_include_pad and any(layer.pads)
+            if not counts_pads:                       # no padding counted: ceil_mode as MaxPool writes it
+                (pads, spatial), ceil_mode = _floor_mode_pads(layer, spatial), False
+            elif ceil_mode:                            # counted: only ceil_mode itself says where it stops
+                spatial = _ceil_mode_output(layer, spatial, f"export: layer {index} {name!r}")
+            add("AveragePool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                pads=pads, ceil_mode=int(ceil_mode), count_include_pad=int(counts_pads))
+            if not ceil_mode:
+                _, spatial = ops.pool_geometry((1, 1, *spatial), layer.kernel_size, layer.stride, layer.pads, False)
+        elif isinstance(layer, L.ZeroPad2d):
+            top, left, bottom, right = layer.pads
+            add("Pad", name, [constant(f"{name}.pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))])
+            spatial = (top + spatial[0] + bottom, left + spatial[1] + right) if spatial is not None else None
+        elif isinstance(layer, L.GlobalAvgPool2d):
+            add("GlobalAveragePool", name, [])
+            spatial = (1, 1) if spatial is not None else None
         elif isinstance(layer, L.LocalResponseNorm):
             lrn = dict(size=layer.size, alpha=_lrn_alpha_attribute(layer.alpha, layer.size), beta=layer.beta,
                        bias=layer.k)
@@ -165,6 +192,20 @@ def _floor_mode_pads(pool, spatial):
     return [top, left, *ends], out
 
 
+def _ceil_mode_output(pool, spatial, where):
+    """`pool`'s output (H, W) in ceil_mode, where onnx's shape inference gives the same: it keeps a last
+    window that starts in the trailing padding, which ONNX Runtime and minigrad drop."""
+    _, out = ops.pool_geometry((1, 1, *spatial), pool.kernel_size, pool.stride, pool.pads, True)
+    top, left, bottom, right = pool.pads
+    kept = tuple(-(-(size + begin + end - k) // s) + 1 for size, begin, end, k, s in zip(
+        spatial, (top, left), (bottom, right), pool.kernel_size, pool.stride))
+    if kept != out:
+        raise ValueError(f"{where} is a {pool.describe()} whose last window over a {spatial} input starts past the "
+                         f"input and its leading padding: minigrad and ONNX Runtime drop it, onnx's shape inference does not "
+                         f"({out} against {kept}); with count_include_pad=False it exports exactly")
+    return out
+
+
 def _lrn_alpha_attribute(alpha, size):
     """ONNX's alpha = minigrad's alpha * size, as the float32 whose float32 quotient by size (what ONNX
     Runtime and load compute) is minigrad's alpha again, where one within a few ulps exists."""
@@ -179,7 +220,7 @@ def _lrn_alpha_attribute(alpha, size):
 
 
 _SIMPLE_EXPORTS = {L.ReLU: "Relu", L.Sigmoid: "Sigmoid", L.Tanh: "Tanh", L.Flatten: "Flatten"}
-SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "LocalResponseNorm", "Dropout", "BatchNorm1d",
+SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ZeroPad2d", "LocalResponseNorm", "Dropout", "BatchNorm1d",
                     "BatchNorm2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten")
 
 
@@ -188,7 +229,7 @@ SUPPORTED_OPS = ("Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN
                  "Split + LRN + Concat (a grouped LRN)", "Mul(x, x) ... Div (an LRN written out, as PyTorch "
                  "exports it)", "BatchNormalization", "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul)",
                  "Mul (classic dropout's scale)", "Flatten", "Reshape (to flatten)", "Identity", "Softmax",
-                 "AveragePool (1 x 1, stride 1: the identity)")
+                 "AveragePool", "GlobalAveragePool", "ReduceMean (over H and W)", "Pad (zeros around the maps)")
 FOLDED_OPS = ("Constant", "ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast",
               "Reshape", "Transpose", "Identity")
 
@@ -479,16 +520,30 @@ def _pair(node, values, what, default):
 
 
 def _check_no_dilation(node, attributes):
-    dilations, auto_pad = attributes["dilations"], attributes["auto_pad"]
+    dilations = attributes["dilations"]
     if dilations is not None and any(d != 1 for d in dilations):
         raise node.error(f"dilations {list(dilations)} not supported, only 1")
-    if auto_pad not in ("NOTSET", b"NOTSET", "VALID", b"VALID"):
-        raise node.error(f"auto_pad {auto_pad!r} not supported, only NOTSET (explicit pads) or VALID")
 
 
-def _pads(attributes):
-    return [0, 0, 0, 0] if attributes["pads"] is None or attributes["auto_pad"] in ("VALID", b"VALID") \
-        else [int(p) for p in attributes["pads"]]
+def _pads(node, attributes, chain, kernel, strides):
+    """(top, left, bottom, right) from pads, or from auto_pad: VALID none, SAME_UPPER and SAME_LOWER the
+    padding that gives ceil(size / stride) outputs, its odd cell at the end (UPPER) or the start."""
+    auto_pad = attributes["auto_pad"]
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad == "NOTSET":
+        return [0, 0, 0, 0] if attributes["pads"] is None else [int(p) for p in attributes["pads"]]
+    if auto_pad == "VALID":
+        return [0, 0, 0, 0]
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise node.error(f"auto_pad {auto_pad!r} not supported: NOTSET (explicit pads), VALID, SAME_UPPER or "
+                         f"SAME_LOWER")
+    shape = chain.shape()
+    if shape is None or len(shape) != 4 or None in shape[2:]:
+        raise node.error(f"auto_pad {auto_pad} needs the input's height and width, which the graph does not "
+                         f"fix (input shape {shape})")
+    totals = [max(0, (-(-size // s) - 1) * s + k - size) for size, k, s in zip(shape[2:], kernel, strides)]
+    ends = [t - t // 2 if auto_pad == "SAME_UPPER" else t // 2 for t in totals]
+    return [t - e for t, e in zip(totals, ends)] + ends
 
 
 def _conv(chain, node, args, _):
@@ -504,32 +559,105 @@ def _conv(chain, node, args, _):
     kernel = _pair(node, a["kernel_shape"], "kernel_shape", weight.shape[2:])
     if kernel != weight.shape[2:]:
         raise node.error(f"kernel_shape {kernel} does not match the weight's {weight.shape[2:]}")
-    top, left, bottom, right = _pads(a)
+    strides = _pair(node, a["strides"], "strides", [1, 1])
+    top, left, bottom, right = _pads(node, a, chain, kernel, strides)
     if (top, left) != (bottom, right):
         raise node.error(f"asymmetric pads {[top, left, bottom, right]} not supported by Conv2d")
     group = int(a["group"])
-    layer = L.Conv2d(weight.shape[1] * group, weight.shape[0], kernel, _pair(node, a["strides"], "strides", [1, 1]),
-                     (top, left), groups=group, bias=bias is not None)
+    layer = L.Conv2d(weight.shape[1] * group, weight.shape[0], kernel, strides, (top, left), groups=group,
+                     bias=bias is not None)
     layer.weight.data[...] = weight
     if bias is not None:
         layer.bias.data[...] = bias
     chain.append(node, layer, node.proto.input[1:])
 
 
-def _maxpool(chain, node, _args, __):
+def _pool(chain, node, make_layer, **more):
+    """make_layer(kernel, strides, pads, ceil_mode, attributes): a MaxPool2d or AvgPool2d with the
+    node's window, strides, pads and ceil_mode; `more` are the attributes (and their defaults) it may
+    also read."""
     a = node.take({"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "ceil_mode": 0,
-                   "auto_pad": "NOTSET", "storage_order": 0})
+                   "auto_pad": "NOTSET", **more})
     _check_no_dilation(node, a)
-    if len(node.proto.output) > 1 and node.proto.output[1]:
-        raise node.error("its Indices output is not supported")
     kernel = _pair(node, a["kernel_shape"], "kernel_shape", None)
-    pads = _pads(a)
+    strides = _pair(node, a["strides"], "strides", [1, 1])
+    pads = _unreached_pads_cut(_pads(node, a, chain, kernel, strides), chain.shape(), kernel, strides,
+                               bool(a["ceil_mode"]))
     try:
-        layer = L.MaxPool2d(kernel, _pair(node, a["strides"], "strides", [1, 1]), tuple(pads),
-                            ceil_mode=bool(a["ceil_mode"]))
+        layer = make_layer(kernel, strides, tuple(pads), bool(a["ceil_mode"]), a)
     except ValueError as error:
         raise node.error(str(error)) from None
     chain.append(node, layer)
+
+
+def _unreached_pads_cut(pads, shape, kernel, strides, ceil_mode):
+    """Trailing pads as large as the window cut to what the last window reaches, where the input's size
+    is known (the output stays the same): exporters
+    imitating ceil_mode before opset 10 write trailing pads as large as the window, which no window
+    reaches in full, but which the layers refuse (a window of padding alone could have no value)."""
+    if shape is None or len(shape) != 4 or None in shape[2:]:
+        return pads
+    top, left, bottom, right = pads
+    _, out = ops.pool_geometry(shape, kernel, strides, pads, ceil_mode)
+    reached = [max(0, (n - 1) * s + k - size - begin) for n, s, k, size, begin in zip(
+        out, strides, kernel, shape[2:], (top, left))]
+    return [top, left, *(min(end, reach) if end >= k else end for end, reach, k in zip((bottom, right), reached, kernel))]
+
+
+def _maxpool(chain, node, _args, __):
+    if len(node.proto.output) > 1 and node.proto.output[1]:
+        raise node.error("its Indices output is not supported")
+    # (storage_order is the layout of the Indices, which are not supported)
+    _pool(chain, node, lambda *geometry_and_attributes: L.MaxPool2d(*geometry_and_attributes[:4]), storage_order=0)
+
+
+def _average_pool(chain, node, _args, __):
+    _pool(chain, node, lambda kernel, strides, pads, ceil_mode, a: L.AvgPool2d(
+        kernel, strides, pads, ceil_mode, count_include_pad=bool(a["count_include_pad"])), count_include_pad=0)
+
+
+def _pad(chain, node, args, _):
+    """Zeros around the maps (H and W): a ZeroPad2d, or nothing when every pad is 0. The pads and value
+    are attributes up to opset 10, inputs from 11 (and the axes they apply to from 18)."""
+    a = node.take({"mode": "constant", "pads": None, "value": 0.0})
+    mode = a["mode"].decode() if isinstance(a["mode"], bytes) else a["mode"]
+    given = [name for name in node.proto.input[1:]]
+    if any(name and value is None for name, value in zip(given, args)):
+        raise node.error("its pads, value and axes must be constants")
+    pads = a["pads"] if a["pads"] is not None else args[0] if args else None
+    value = float(np.asarray(args[1])) if len(args) > 1 and args[1] is not None else float(a["value"])
+    pads = [int(p) for p in np.asarray(pads).reshape(-1)] if pads is not None else []
+    if len(args) > 2 and args[2] is not None:            # pads of the listed axes only
+        axes, full = [int(axis) % 4 for axis in np.asarray(args[2]).reshape(-1)], [0] * 8
+        for i, axis in enumerate(axes):
+            full[axis], full[axis + 4] = pads[i], pads[i + len(axes)]
+        pads = full
+    if mode != "constant" or value != 0 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+        raise node.error(f"mode {mode!r}, value {value}, pads {pads}: only zeros added around the maps of "
+                         f"(N, C, H, W) (mode 'constant', value 0, pads >= 0 on H and W) are supported")
+    if any(pads):
+        chain.append(node, L.ZeroPad2d((pads[2], pads[3], pads[6], pads[7])))
+
+
+def _global_average_pool(chain, node, _args, __):
+    node.take({})
+    chain.append(node, L.GlobalAvgPool2d())
+
+
+def _reduce_mean(chain, node, args, _):
+    """The mean over H and W (a global average pool, as x.mean((2, 3)) exports), with keepdims=0 the
+    (N, C) it leaves; the axes an attribute up to opset 17, an input from 18."""
+    a = node.take({"axes": None, "keepdims": 1, "noop_with_empty_axes": 0})
+    axes = a["axes"] if a["axes"] is not None else args[0] if args else None
+    shape = chain.shape()
+    rank = len(shape) if shape is not None else 4
+    if axes is None or sorted(int(axis) % rank for axis in np.asarray(axes).reshape(-1)) != [2, 3] or rank != 4:
+        given = None if axes is None else [int(axis) for axis in np.asarray(axes).reshape(-1)]
+        raise node.error(f"ReduceMean over axes {given} of a rank-{rank} input: only the mean over H and W of "
+                         f"(N, C, H, W) (a global average pool) is supported")
+    chain.append(node, L.GlobalAvgPool2d())
+    if not a["keepdims"]:
+        chain.append(node, L.Flatten())
 
 
 _LRN_ATTRIBUTES = {"size": None, "alpha": 1e-4, "beta": 0.75, "bias": 1.0}
@@ -770,18 +898,6 @@ def _reshape(chain, node, args, _):
                      f"to (batch, features) is supported")
 
 
-def _average_pool(chain, node, _args, __):
-    """A window of one cell, stride 1 and no pads is the identity: torchvision's AlexNet exports its
-    AdaptiveAvgPool2d((6, 6)) so on 6 x 6 maps. minigrad has no average pooling layer for the others."""
-    a = node.take({"kernel_shape": None, "strides": None, "pads": None, "ceil_mode": 0, "count_include_pad": 0,
-                   "auto_pad": "NOTSET", "dilations": None})
-    kernel, strides, pads = (list(a[what] or []) for what in ("kernel_shape", "strides", "pads"))
-    if any(k != 1 for k in kernel) or any(s != 1 for s in strides) or any(pads):
-        raise node.error(f"kernel_shape {kernel}, strides {strides}, pads {pads}: minigrad has no average "
-                         f"pooling layer; only a 1 x 1 window with stride 1 and no pads (the identity) is "
-                         f"supported")
-
-
 def _identity(chain, node, _args, __):
     node.take({})
 
@@ -808,6 +924,7 @@ _CONVERTERS = {
     "Conv": _conv, "MaxPool": _maxpool, "LRN": _lrn, "BatchNormalization": _batchnorm, "Dropout": _dropout,
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Mul": _mul, "Flatten": _flatten, "Reshape": _reshape,
     "Identity": _identity, "Softmax": _softmax, "AveragePool": _average_pool,
+    "GlobalAveragePool": _global_average_pool, "ReduceMean": _reduce_mean, "Pad": _pad,
     "Relu": _activation(L.ReLU), "Sigmoid": _activation(L.Sigmoid), "Tanh": _activation(L.Tanh),
     "LeakyRelu": _activation(L.LeakyReLU, alpha=0.01),
 }

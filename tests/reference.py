@@ -26,10 +26,11 @@ def conv2d(x, w, b, stride, padding, groups):
     return out
 
 
-def maxpool2d(x, kernel, stride, padding, ceil_mode=False):
+def maxpool2d(x, kernel, stride, padding, ceil_mode=False, reduce=lambda values, row, column: max(values)):
     """padding (ph, pw) or (top, left, bottom, right). A window starting at `start` (in input rows) is
     taken when it fits inside the padded input, or with ceil_mode when it only overhangs the far end by
-    less than a stride and still starts inside the input."""
+    less than a stride and still starts inside the input. `reduce` turns the window's input values
+    (and where it starts) into its output."""
     N, C, H, W = x.shape
     (kh, kw), (sh, sw) = kernel, stride
     top, left, bottom, right = padding if len(padding) == 4 else tuple(padding) * 2
@@ -49,9 +50,26 @@ def maxpool2d(x, kernel, stride, padding, ceil_mode=False):
         for c in range(C):
             for i, r in enumerate(rows):
                 for j, q in enumerate(cols):
-                    out[n, c, i, j] = max(x[n, c, h, w] for h in range(max(r, 0), min(r + kh, H))
-                                          for w in range(max(q, 0), min(q + kw, W)))
+                    out[n, c, i, j] = reduce([x[n, c, h, w] for h in range(max(r, 0), min(r + kh, H))
+                                              for w in range(max(q, 0), min(q + kw, W))], r, q)
     return out
+
+
+def avgpool2d(x, kernel, stride, padding, ceil_mode=False, count_include_pad=True):
+    """The windows of maxpool2d, each the sum of its input cells divided by their number, or with
+    count_include_pad by the cells it covers inside the padded input (so never those past the padding,
+    which only a ceil_mode window reaches)."""
+    H, W = x.shape[2:]
+    (kh, kw) = kernel
+    top, left, bottom, right = padding if len(padding) == 4 else tuple(padding) * 2
+
+    def mean(values, r, q):
+        if not count_include_pad:
+            return sum(values) / len(values)
+        rows = min(r + kh, H + bottom) - max(r, -top)
+        cols = min(q + kw, W + right) - max(q, -left)
+        return sum(values) / (rows * cols)
+    return maxpool2d(x, kernel, stride, padding, ceil_mode, reduce=mean)
 
 
 def lrn(a, size, alpha, beta, k, groups=1):

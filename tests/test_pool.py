@@ -1,5 +1,6 @@
 """MaxPool2d: overlapping windows, first-maximum routing, gradient conservation under ties, and the
-ONNX/Caffe forms: asymmetric padding (top, left, bottom, right) and ceil_mode."""
+ONNX/Caffe forms: asymmetric padding (top, left, bottom, right) and ceil_mode. AvgPool2d on the same
+windows, with either divisor, GlobalAvgPool2d, and ZeroPad2d (the padding ONNX graphs write apart)."""
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
@@ -126,3 +127,75 @@ def test_bad_construction():
         mg.MaxPool2d(3, 2, padding=(0, 0, 3, 1))
     with pytest.raises(ValueError, match=r"\(top, left, bottom, right\)"):
         mg.MaxPool2d(3, 2, padding=(0, 0, 1))
+
+
+# --- average pooling ----------------------------------------------------------------------------------
+def make_avgpool(case, count_include_pad):
+    return mg.AvgPool2d(case["kernel"], case["stride"], case["padding"], case["ceil_mode"], count_include_pad)
+
+
+@given(pool_cases(), st.booleans())
+def test_average_pool_forward_matches_loop_reference(case, count_include_pad):
+    x = np.random.default_rng(case["seed"]).standard_normal((case["N"], case["C"], case["H"], case["W"]))
+    np.testing.assert_allclose(make_avgpool(case, count_include_pad).forward(x), reference.avgpool2d(
+        x, case["kernel"], case["stride"], case["padding"], case["ceil_mode"], count_include_pad), rtol=1e-13)
+
+
+@given(pool_cases(), st.booleans())
+def test_average_pool_backward_matches_gradcheck(case, count_include_pad):
+    x = np.random.default_rng(case["seed"]).standard_normal((case["N"], case["C"], case["H"], case["W"]))
+    assert (result := mg.gradcheck(make_avgpool(case, count_include_pad), x)).passed, result
+
+
+@given(pool_cases(), st.booleans())
+def test_average_pool_matches_pytorch(case, count_include_pad):
+    torch = pytest.importorskip("torch")
+    assume(len(case["padding"]) == 2 and all(2 * p <= k for p, k in zip(case["padding"], case["kernel"])))
+    x = np.random.default_rng(case["seed"]).standard_normal((case["N"], case["C"], case["H"], case["W"]))
+    pool = make_avgpool(case, count_include_pad)
+    x_torch = torch.from_numpy(x).requires_grad_()
+    expected = torch.nn.functional.avg_pool2d(x_torch, case["kernel"], case["stride"], case["padding"],
+                                              ceil_mode=case["ceil_mode"], count_include_pad=count_include_pad)
+    np.testing.assert_allclose(pool.forward(x), expected.detach().numpy(), rtol=1e-13)
+    dy = np.random.default_rng(case["seed"] + 1).standard_normal(expected.shape)
+    expected.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(pool.backward(dy), x_torch.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_the_divisor_counts_padding_but_never_what_lies_past_it():
+    x = np.ones((1, 1, 3, 3))
+    # 2x2 windows, stride 2, padding 1, ceil_mode: windows start at -1, 1 and 3 (the last overhangs).
+    counted = mg.AvgPool2d(2, 2, 1, ceil_mode=True).forward(x)
+    assert counted.shape == (1, 1, 2, 2) and np.all(counted == 0.25 * np.array([[1, 2], [2, 4]]))
+    assert np.all(mg.AvgPool2d(2, 2, 1, ceil_mode=True, count_include_pad=False).forward(x) == 1)
+    ceil = mg.AvgPool2d(2, 2, ceil_mode=True).forward(x)           # the last window covers one row of two
+    assert ceil.shape == (1, 1, 2, 2) and np.all(ceil == 1)
+
+
+def test_global_average_pool_takes_any_size_and_spreads_the_gradient_evenly(rng):
+    pool = mg.GlobalAvgPool2d()
+    for shape in ((2, 3, 5, 7), (1, 4, 1, 1)):
+        x = rng.standard_normal(shape)
+        np.testing.assert_allclose(pool.forward(x), x.mean(axis=(2, 3), keepdims=True))
+        assert (result := mg.gradcheck(pool, x)).passed, result
+    with pytest.raises(ValueError, match=r"GlobalAvgPool2d.backward: expected a gradient of shape \(1, 4, 1, 1\)"):
+        pool.backward(np.ones((1, 4)))
+    with pytest.raises(ValueError, match="GlobalAvgPool2d: expected a 4-D input"):
+        pool.forward(np.ones((2, 3)))
+
+
+def test_average_pool_bad_construction_names_the_layer():
+    with pytest.raises(ValueError, match=r"AvgPool2d\(kernel_size=\(3, 3\).*padding must be smaller"):
+        mg.AvgPool2d(3, 2, padding=3)
+    with pytest.raises(ValueError, match=r"AvgPool2d: padding must be an int"):
+        mg.AvgPool2d(3, 2, padding=(0, 0, 1))
+
+
+def test_zero_padding_adds_zeros_and_passes_back_the_gradient_of_x(rng):
+    pad = mg.ZeroPad2d((1, 0, 2, 3))
+    x = rng.standard_normal((2, 3, 4, 5))
+    y = pad.forward(x)
+    assert y.shape == (2, 3, 7, 8) and np.array_equal(y[:, :, 1:5, 0:5], x) and np.abs(y).sum() == np.abs(x).sum()
+    assert (result := mg.gradcheck(pad, x)).passed, result
+    with pytest.raises(ValueError, match=r"ZeroPad2d: padding must be an int or \(top, left, bottom, right\)"):
+        mg.ZeroPad2d((1, -1, 0, 0))

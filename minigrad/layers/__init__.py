@@ -7,4 +7,5 @@ from .dropout import Dropout
 from .linear import Flatten, Linear
 from .loss import SoftmaxCrossEntropy
 from .norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
-from .pool import MaxPool2d
+from .pad import ZeroPad2d
+from .pool import AvgPool2d, GlobalAvgPool2d, MaxPool2d

@@ -1,6 +1,4 @@
 """Softmax cross-entropy: the loss AlexNet's fc8 feeds (a 1000-way softmax, section 3.5)."""
-import numpy as np
-
 from ..backend import array_module
 from .base import Layer
 
