@@ -119,6 +119,10 @@ def test_checkpoint_round_trip_evaluate_and_predict(folder, tmp_path, capsys, mo
     assert evaluate.main([str(tmp_path / "best.npz"), "--data", str(folder / "val"), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "centre crop: top-1 error" in printed and "10 crops: top-1 error" in printed
+    assert evaluate.main([str(tmp_path / "best.npz"), "--data", str(folder), "--workers", "1"]) == 0
+    again = capsys.readouterr().out       # the folder train.py was given: its val/, the same figures
+    assert f"{folder} holds train/ and val/: evaluating on val/" in again
+    assert again.splitlines()[-2:] == printed.splitlines()[-2:]
     image = folder / "val" / "vertical" / "0.png"
     assert predict.main([str(image), "--checkpoint", str(tmp_path / "best.npz")]) == 0
     line = capsys.readouterr().out.strip()

@@ -6,6 +6,7 @@ crops (the four corners and the centre and their reflections, softmax outputs av
                                                                   # named as minigrad/imagenet_classes.txt
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,13 +29,21 @@ def onnx_run(args):
     return images, model, lambda ten_crop: bvlc.Preprocess(ten_crop)
 
 
+def held_out_part(folder):
+    """DIR/val of a folder laid out as train.py reads it (DIR/train and DIR/val), else DIR itself."""
+    if os.path.isdir(os.path.join(folder, "train")) and os.path.isdir(os.path.join(folder, "val")):
+        print(f"{folder} holds train/ and val/: evaluating on val/")
+        return os.path.join(folder, "val")
+    return folder
+
+
 def main(argv=None):
     one_line_warnings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", nargs="?", help="a .npz written by train.py, or a run folder (its last.npz)")
     parser.add_argument("--onnx", metavar="FILE", help="instead: the ONNX Model Zoo's bvlcalexnet-12.onnx (bvlc.py)")
-    parser.add_argument("--data", help="folder of class folders (default: the run's validation images: its "
-                        "DIR/val, or the 10%% it held out)")
+    parser.add_argument("--data", help="folder of class folders, or of train/ and val/ (then val/); default: "
+                        "the run's validation images (its DIR/val, or the 10%% it held out)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", choices=mg.backend.DEVICES, default="cpu")
@@ -48,7 +57,7 @@ def main(argv=None):
         config = meta["config"]
         model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
         if args.data:
-            images = data.ImageFolder(args.data, config["resize"], classes=meta["classes"])
+            images = data.ImageFolder(held_out_part(args.data), config["resize"], classes=meta["classes"])
         else:                                 # the run's own validation images, held out as it held them
             images = split_folder(config)[1]
         print(f"{len(images)} images of {args.data or config['data']} in {len(meta['classes'])} classes; "
