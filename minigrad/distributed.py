@@ -19,20 +19,26 @@ included) print its traceback and then call MPI_Abort: otherwise the rank would 
 and the others would wait for it in their next collective forever. `python -m mpi4py` does the same
 for exceptions, but only once MPI is initialised, so a program calls world() before anything that can
 fail. A program that stops itself with a status (sys.exit, argparse's usage errors) ends through
-exit_job(status). This is the only change world() makes to the process, and only under a launcher
-with more than one rank; a one-process import changes nothing.
+exit_job(status). A rank that hangs without failing (a deadlock, a stuck file system, a stopped
+process) is ended by the others: a rank that waits in one collective longer than set_timeout's
+seconds (TIMEOUT by default, as PyTorch's process groups) says so and aborts the job, from a watchdog
+thread that world() starts. These are the only changes world() makes to the process, and only under
+a launcher with more than one rank; a one-process import changes nothing.
 
 CuPy arrays go through NCCL (`cupy.cuda.nccl`, its unique id sent over MPI) when every rank has NCCL and
 its own GPU; otherwise (NCCL missing, or two ranks on one GPU, which NCCL refuses) they are staged
 through host memory over MPI after the stream is synchronised. The GPU code has not run on a GPU in
 this project yet (see benchmarks/results/distributed.md).
 """
+import contextlib
+import functools
 import hashlib
 import os
 import signal
 import sys
-from collections import deque
+import threading
 import time
+from collections import deque
 
 import numpy as np
 
@@ -42,6 +48,7 @@ from .backend import array_module, is_gpu_array
 LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK")
 OPS = ("sum", "mean")
 ABORT_PAUSE = 0.5             # seconds between a failing rank's last output and MPI_Abort
+TIMEOUT = 600.0               # seconds a rank may wait in one collective (PyTorch's NCCL default: 10 min)
 _world = None
 
 
@@ -58,7 +65,70 @@ def world():
         _world = MPICommunicator(_mpi().COMM_WORLD) if launched_by_mpi() else LocalCommunicator()
         if _world.size > 1:
             _abort_on_uncaught_exception(_world)
+            _watchdog.start(_world)
     return _world
+
+
+def set_timeout(seconds):
+    """How long a rank may wait in one collective for the others before it ends the job (None: for
+    ever). Long enough for the slowest legitimate wait: rank 0 writing a checkpoint, a rank decoding
+    a larger share of the images at start-up."""
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"set_timeout: expected a number of seconds > 0, or None, got {seconds!r}")
+    _watchdog.timeout = seconds
+
+
+class _Watchdog:
+    """Watches this rank's collectives from a thread of its own: one that has waited longer than the
+    timeout means another rank hangs (or this one does, with them), and nothing else would end it."""
+
+    def __init__(self):
+        self.timeout, self.since, self.what, self.depth, self.thread = TIMEOUT, None, None, 0, None
+
+    @contextlib.contextmanager
+    def waiting(self, what):
+        if self.depth == 0:                       # (a collective that calls another is one wait)
+            self.since, self.what = time.monotonic(), what
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0:
+                self.since = None
+
+    def start(self, comm):
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._watch, args=(comm,), name="minigrad-watchdog", daemon=True)
+            self.thread.start()
+
+    def _watch(self, comm):
+        while True:
+            time.sleep(1.0 if self.timeout is None else min(1.0, self.timeout / 10))
+            since, timeout = self.since, self.timeout
+            if since is not None and timeout is not None and time.monotonic() - since > timeout:
+                print(f"minigrad.distributed: rank {comm.rank} of {comm.size} (host {os.uname().nodename}, pid "
+                      f"{os.getpid()}) waited more than {timeout:g} s in {self.what} for the other ranks: one "
+                      f"of them hangs or has stopped; ending every rank of the job (exit status 1)",
+                      file=sys.stderr, flush=True)
+                time.sleep(ABORT_PAUSE)
+                if _mpi().Query_thread() == _mpi().THREAD_MULTIPLE:
+                    comm.abort(1)                 # (MPI_Abort from this thread while the main one waits in MPI)
+                os._exit(1)                       # the launcher ends the others when a rank exits unfinalized
+
+
+_watchdog = _Watchdog()
+
+
+def _bounded(what):
+    """Decorate a blocking collective so that the watchdog knows while this rank waits in it."""
+    def decorate(method):
+        @functools.wraps(method)
+        def waits(self, *args, **kwargs):
+            with _watchdog.waiting(what):
+                return method(self, *args, **kwargs)
+        return waits
+    return decorate
 
 
 def _abort_on_uncaught_exception(comm):
@@ -138,6 +208,7 @@ class _AllreduceRequest:
             self.result = _divide_for_mean(self.flat, self.comm.size, self.op)
         return self.result is not None
 
+    @_bounded("an all-reduce")
     def wait(self):
         if self.result is None:
             self.comm._start_gathers(until=self)
@@ -224,6 +295,7 @@ class MPICommunicator:
         return self._local_rank
 
     # --- arrays -----------------------------------------------------------------------------------
+    @_bounded("a broadcast")
     def broadcast(self, array, root=0):
         """Root's `array` into every rank's `array` (same shape and dtype), in place; returns it."""
         if is_gpu_array(array):
@@ -275,6 +347,7 @@ class MPICommunicator:
             head.gather = self._gather_comm.Iallgather(head.chunk, head.flat)
             self._waiting_gathers.popleft()
 
+    @_bounded("an all-gather")
     def allgather(self, array, axis=0):
         """The ranks' arrays concatenated along `axis` in rank order. The lengths along `axis` may
         differ; every other dimension must agree (ValueError naming the rank otherwise)."""
@@ -293,6 +366,7 @@ class MPICommunicator:
         self.comm.Allgatherv(front, [gathered, counts])
         return np.ascontiguousarray(np.moveaxis(gathered, 0, axis))
 
+    @_bounded("a reduce-scatter")
     def reduce_scatter(self, array, axis=0, op="sum"):
         """This rank's slice, along `axis`, of the element-wise sum (or mean) over the ranks: the
         rank-th of `size` equal slices (the length along `axis` must be divisible by `size`)."""
@@ -315,12 +389,15 @@ class MPICommunicator:
         return axis % array.ndim
 
     # --- Python objects and synchronisation ------------------------------------------------------
+    @_bounded("a barrier")
     def barrier(self):
         self.comm.Barrier()
 
+    @_bounded("a broadcast")
     def bcast_object(self, obj, root=0):
         return self.comm.bcast(obj, root=root)
 
+    @_bounded("an all-gather")
     def allgather_object(self, obj):
         return self.comm.allgather(obj)
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 needs_mpi = pytest.mark.skipif(MPIEXEC is None or not HAVE_MPI4PY,
                                reason="mpiexec or mpi4py is not installed (pip install -e '.[test]')")
 LAUNCH_TIMEOUT = 120          # seconds: a hang fails the test instead of blocking the suite
+HANG_TIMEOUT = 5              # seconds: distributed.set_timeout in the scenarios where a rank hangs
 
 
 def rank_environment(**extra):
@@ -277,18 +279,23 @@ def assert_failed_with(result, *phrases):
 @needs_mpi
 @pytest.mark.parametrize("where, how, mpi4py", [("forward", "raise", True), ("forward", "raise", False),
                                                 ("backward", "raise", False), ("backward", "interrupt", True),
-                                                ("forward", "kill", False)])
+                                                ("forward", "kill", False), ("forward", "hang", True),
+                                                ("backward", "stop", False)])
 def test_a_failure_on_one_rank_ends_the_whole_job(folder, tmp_path, where, how, mpi4py):
     """Rank 1 fails in its second training step, in forward (rank 0 goes on into the step's
     all-reduces) or in backward once a bucket's non-blocking all-reduce is in flight: an exception,
-    a Ctrl-C or SIGKILL, launched with or without `-m mpi4py`. The job ends, with the traceback when
-    there is one (the launch's timeout fails the test on a hang)."""
+    a Ctrl-C or SIGKILL, launched with or without `-m mpi4py`; or it hangs (sleeps, or stops on
+    SIGSTOP), and rank 0, waiting for it in an all-reduce, ends the job after the timeout. The job
+    ends, with the traceback when there is one (the launch's timeout fails the test on a hang)."""
     result = launch(2, "fail_in_step", folder, where, how, mpi4py=mpi4py)
     if how == "raise":
         assert_failed_with(result, "Traceback", f"injected failure on rank 1 in {where}", "rank 1 of 2")
     elif how == "interrupt":
         assert_failed_with(result, "KeyboardInterrupt", "rank 1 of 2")
         assert result.returncode == 130, result.returncode        # what a shell reports for Ctrl-C
+    elif how in ("hang", "stop"):
+        assert_failed_with(result, f"rank 0 of 2", f"waited more than {HANG_TIMEOUT:g} s in an all-reduce for the "
+                           f"other ranks: one of them hangs or has stopped")
     else:
         assert_failed_with(result)
 
@@ -324,6 +331,8 @@ def test_an_option_or_a_usage_error_on_one_rank_only_ends_the_job_naming_it(fold
                                "rank 1 has lr=0.02 where rank 0 has 0.01")
     result = train_py(1, *common, mpmd=[*common, "--epochs", 0], mpi4py=False)
     assert_failed_with(result, "train.py: --epochs must be a positive int, got 0")
+    result = train_py(1, *common, mpmd=[*common, "--rank-timeout", -1], mpi4py=False)
+    assert_failed_with(result, "train.py: --rank-timeout must be >= 0 seconds, got -1")
 
 
 @needs_mpi
@@ -393,12 +402,16 @@ def scenario_fail_in_step(folder, where, how):
     loader, _ = train.make_loaders(train_set, val_set, config, *train.fit_normalisation(train_set, config), 0, comm)
     forward, steps = model.forward, []
 
+    distributed.set_timeout(HANG_TIMEOUT)
+
     def fail():
         if how == "raise":
             raise RuntimeError(f"injected failure on rank {comm.rank} in {where}")
         if how == "interrupt":
             raise KeyboardInterrupt
-        os.kill(os.getpid(), signal.SIGKILL)
+        if how == "hang":
+            time.sleep(10 * LAUNCH_TIMEOUT)
+        os.kill(os.getpid(), signal.SIGSTOP if how == "stop" else signal.SIGKILL)
 
     def counting_forward(x):
         steps.append(1)

@@ -97,7 +97,12 @@ def parse_args(argv=None):
                         "the generated synthetic set (validation: a fifth of it); default 600")
     parser.add_argument("--model-parallel", type=int, choices=(1, 2), default=1, help="2: the paper's two towers "
                         "(section 3.2), one per rank (towers.py); 4 ranks are 2 towers x 2 data-parallel replicas")
+    parser.add_argument("--rank-timeout", type=float, default=distributed.TIMEOUT, metavar="SECONDS",
+                        help="with several ranks: a rank that waits this long for the others in one collective "
+                        "ends the job (one of them hangs); 0: wait for ever (default %(default)g)")
     args = parser.parse_args(argv)
+    if args.rank_timeout < 0:
+        raise SystemExit(f"train.py: --rank-timeout must be >= 0 seconds, got {args.rank_timeout:g}")
     for name in ("epochs", "batch_size", "workers", "synthetic_per_class"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "workers" else 1):
@@ -428,6 +433,7 @@ def main(argv=None):
     if world.rank:                        # rank 0 alone prints (errors still reach stderr from any rank)
         sys.stdout = open(os.devnull, "w")
     args = parse_args(argv)
+    distributed.set_timeout(args.rank_timeout or None)
     if args.resume:
         meta, arrays = load_checkpoint(args.resume)
         resumed = {"epoch": len(meta["history"]), "record": hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
