@@ -3,6 +3,7 @@ a run, bit-identical resume, the NaN stop that keeps the last good checkpoint, a
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -163,8 +164,17 @@ def test_refuses_to_overwrite_a_run_and_explains_a_bad_folder(folder, tmp_path):
     with pytest.raises(SystemExit, match="already holds a run"):
         run(folder, tmp_path, "--epochs", "1")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="expected the layout"):
+    with pytest.raises(SystemExit, match="train.py: ImageFolder: .*empty.*expected the layout"):
         train.main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "x")])
+    # val/ with a class train/ does not have: refused, naming it; without one of train/'s: a warning.
+    shutil.copytree(folder, tmp_path / "other")
+    (tmp_path / "other" / "val" / "vertical").rename(tmp_path / "other" / "val" / "diagonal")
+    with pytest.raises(SystemExit, match=r"other/val' has class folders \['diagonal'\] that are not among"):
+        train.main(["--data", str(tmp_path / "other"), "--out", str(tmp_path / "y"), "--epochs", "1"])
+    shutil.rmtree(tmp_path / "other" / "val" / "diagonal")
+    with pytest.warns(UserWarning, match=r"other/val: no validation image of class\(es\) \['vertical'\]"):
+        assert train.main(["--data", str(tmp_path / "other"), "--out", str(tmp_path / "z"), "--epochs", "1",
+                           "--workers", "1"]) == 0
 
 
 def test_quick_start_command_trains_on_the_embedded_synthetic_set(tmp_path):

@@ -148,6 +148,10 @@ def open_datasets(config, cache_bytes, workers):
     skipped = set(train.skipped) | set(val.skipped)
     if skipped:
         print(f"skipped {len(skipped)} file(s) under {config['data']} (each warned about above)")
+    unmeasured = [name for label, name in enumerate(train.classes) if not np.any(val.labels == label)]
+    if unmeasured:
+        warnings.warn(f"{val.root}: no validation image of class(es) {unmeasured}; the accuracy says nothing "
+                      f"about them")
     return train, val
 
 
@@ -475,7 +479,10 @@ def main(argv=None):
         ensure_synthetic(config)
     world.barrier()
 
-    train, val = open_datasets(config, args.cache_gb * 2**30, args.workers)
+    try:
+        train, val = open_datasets(config, args.cache_gb * 2**30, args.workers)
+    except ValueError as error:           # a folder that cannot train: the message names the folder and why
+        raise SystemExit(f"train.py: {error}") from None
     if world.size > 1:                    # (a stat per file: not for one process)
         files = [path for split in (train, val) for path, _ in split.samples]
         distributed.check_agreement(world, f"{len(files)} files, hash {distributed.file_list_hash(files)}",
