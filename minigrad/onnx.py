@@ -20,6 +20,7 @@ Conventions converted (SPEC.md, "Exchanging models"):
 - Gemm with transB=1 takes Linear's (out, in) weight; Conv with group takes Conv2d's.
 The onnx package (the `onnx` extra) is imported only here, when one of these functions runs.
 """
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -273,7 +274,7 @@ def load(path, keep_softmax=False, convolution="im2col"):
     if convolution not in ("im2col", "auto"):
         raise ValueError(f"onnx.load: convolution must be 'im2col' or 'auto', got {convolution!r}")
     onnx, numpy_helper = _onnx()
-    proto = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
+    proto = path if isinstance(path, onnx.ModelProto) else _read_model(onnx, path)
     graph = proto.graph
     model = f"ONNX model {path}" if proto is not path else f"ONNX model (graph {graph.name!r})"   # not its text
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -332,6 +333,22 @@ def load(path, keep_softmax=False, convolution="im2col"):
         if isinstance(layer, L.Conv2d):
             layer.algorithm = convolution
     return net
+
+
+def _read_model(onnx, path):
+    """onnx.load, with the errors a download gone wrong gives said as such."""
+    if not os.path.isfile(path):
+        raise ValueError(f"ONNX model {path}: no such file")
+    with open(path, "rb") as file:
+        start = file.read(64)
+    if start.startswith(b"version https://git-lfs"):
+        raise ValueError(f"ONNX model {path}: this is a Git LFS pointer ({os.path.getsize(path)} bytes), not the "
+                         f"model; download the file itself (the repository's 'raw' link, or git lfs pull)")
+    try:
+        return onnx.load(str(path))
+    except Exception as error:                    # protobuf's DecodeError, a truncated file
+        raise ValueError(f"ONNX model {path}: not a readable ONNX file ({os.path.getsize(path)} bytes: "
+                         f"{type(error).__name__}: {error}); is the download complete?") from None
 
 
 def _inferred_shapes(onnx, proto):

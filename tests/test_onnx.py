@@ -337,6 +337,21 @@ def test_an_unsupported_node_is_a_clear_error():
         mg_onnx.load(model)                      # the graph named, not printed
 
 
+def test_a_download_gone_wrong_is_named(tmp_path):
+    """What a user who fetched a model zoo file with the wrong link holds: a Git LFS pointer, or a
+    truncated file."""
+    pointer = tmp_path / "bvlcalexnet-12.onnx"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 243867106\n")
+    with pytest.raises(ValueError, match=r"bvlcalexnet-12.onnx: this is a Git LFS pointer \(\d+ bytes\), not the model"):
+        mg_onnx.load(pointer)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(LIGHT_ALEXNET.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"truncated.onnx: not a readable ONNX file \(1000 bytes.*download complete"):
+        mg_onnx.load(truncated)
+    with pytest.raises(ValueError, match=r"missing.onnx: no such file"):
+        mg_onnx.load(tmp_path / "missing.onnx")
+
+
 def test_a_grouped_lrn_needs_the_same_lrn_on_every_part():
     """Split -> LRN, LRN -> Concat loads as LocalResponseNorm(groups=2) only when it is one: a part
     normalised differently from the other is no grouped LRN, and is refused rather than misread."""

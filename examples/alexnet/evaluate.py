@@ -77,4 +77,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ValueError as error:           # a file or folder that cannot be used: its message says why
+        sys.exit(f"evaluate.py: {error}")
