@@ -5,7 +5,7 @@ from .gradcheck import GradcheckResult, gradcheck
 from .init import manual_seed
 from .layers import (AllGather, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d,
                      Layer, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Parameter, ReLU, Sequential, Sigmoid,
-                     Softmax, SoftmaxCrossEntropy, Tanh, GatherOutput, SharedInput, ZeroPad2d)
+                     Softmax, SoftmaxCrossEntropy, Tanh, GatherOutput, SharedInput, Transpose, ZeroPad2d)
 from .ops.cpu_runtime import keep_freed_memory
 from .optim import SGD, Adam, ReduceLROnPlateau, StepLR, clip_grad_norm
 

@@ -51,7 +51,7 @@ def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-5, samples=None, seed=0
     """
     layer = copy.deepcopy(layer).astype(np.float64)
     xp = backend.array_module(x)
-    x = xp.array(x, dtype=np.float64)
+    x = xp.array(x, dtype=np.float64, order="C")   # C order: perturbing its reshape(-1) view perturbs x
     rng = np.random.default_rng(seed)
     rng_state = layer.get_rng_state()          # replay the same dropout masks at every evaluation
     is_loss = labels is not None

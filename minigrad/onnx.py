@@ -16,7 +16,10 @@ Conventions converted (SPEC.md, "Exchanging models"):
   counted, ceil_mode is written as MaxPool's is; where it is, as ceil_mode, and a pool whose last window
   would start past the input is refused (shape inference would keep it). load reads both as they are,
   and cuts trailing pads as large as the window (PyTorch's imitation of ceil_mode before opset 10) to
-  what the last window reaches. Pad with zeros around the maps is ZeroPad2d.
+  what the last window reaches. Pad with zeros around the maps is ZeroPad2d, and so is the part of a
+  Conv's asymmetric pads (TensorFlow's SAME at stride 2) that Conv2d's symmetric padding cannot hold.
+- Transpose (TensorFlow's NHWC input, and its NHWC flatten before a Dense layer) is a Transpose layer,
+  so that a graph converted by tf2onnx takes the NHWC input it was exported with.
 - Gemm with transB=1 takes Linear's (out, in) weight; Conv with group takes Conv2d's.
 The onnx package (the `onnx` extra) is imported only here, when one of these functions runs.
 """
@@ -90,8 +93,13 @@ def export(model, path, input_shape):
     pairs = _flat_layers(model)
     if not pairs:
         raise ValueError("export: the model has no layers (an ONNX graph needs at least one node)")
-    spatial = input_shape[1:] if len(input_shape) == 3 else None     # (H, W), followed for MaxPool's pads
     for index, (name, layer) in enumerate(pairs):
+        if not isinstance(layer, tuple(getattr(L, kind) for kind in SUPPORTED_LAYERS)):
+            raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which has no ONNX "
+                             f"form here; supported: {', '.join(SUPPORTED_LAYERS)}")
+    layer_input_shapes = _layer_input_shapes(pairs, input_shape)
+    for index, (name, layer) in enumerate(pairs):
+        shape = layer_input_shapes[index]                     # one example's, (C, H, W) for the pools
         if pending_scale is not None and not isinstance(layer, (L.Conv2d, L.Linear)):
             add("Mul", f"{name}.dropout_scale", [constant(f"{name}.dropout_factor", np.float32(pending_scale))])
             pending_scale = None
@@ -102,40 +110,30 @@ def export(model, path, input_shape):
                 inputs.append(constant(f"{name}.bias", bias.data.astype(np.float32)))
             add("Conv", name, inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                 pads=[ph, pw, ph, pw], group=layer.groups)
-            if spatial is not None:
-                spatial = tuple(ops.output_size(*a) for a in zip(spatial, layer.kernel_size, layer.stride,
-                                                                 layer.padding))
         elif isinstance(layer, L.Linear):
             inputs = [constant(f"{name}.weight", weight(layer.weight))]
             if layer.bias is not None:
                 inputs.append(constant(f"{name}.bias", layer.bias.data.astype(np.float32)))
             add("Gemm", name, inputs, transB=1)
         elif isinstance(layer, L.MaxPool2d):
-            if spatial is None:
-                raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which needs (C, H, W) "
-                                 f"inputs; got input_shape {input_shape}")
-            pads, spatial = _floor_mode_pads(layer, spatial)
+            pads, _ = _floor_mode_pads(layer, shape[1:])
             add("MaxPool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=pads)
         elif isinstance(layer, L.AvgPool2d):
-            if spatial is None:
-                raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which needs (C, H, W) "
-                                 f"inputs; got input_shape {input_shape}")
             pads, ceil_mode, counts_pads = list(layer.pads), layer.ceil_mode, layer.count_include_pad and any(layer.pads)
             if not counts_pads:                       # no padding counted: ceil_mode as MaxPool writes it
-                (pads, spatial), ceil_mode = _floor_mode_pads(layer, spatial), False
+                (pads, _), ceil_mode = _floor_mode_pads(layer, shape[1:]), False
             elif ceil_mode:                            # counted: only ceil_mode itself says where it stops
-                spatial = _ceil_mode_output(layer, spatial, f"export: layer {index} {name!r}")
+                _ceil_mode_output(layer, shape[1:], f"export: layer {index} {name!r}")
             add("AveragePool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
                 pads=pads, ceil_mode=int(ceil_mode), count_include_pad=int(counts_pads))
-            if not ceil_mode:
-                _, spatial = ops.pool_geometry((1, 1, *spatial), layer.kernel_size, layer.stride, layer.pads, False)
         elif isinstance(layer, L.ZeroPad2d):
-            top, left, bottom, right = layer.pads
-            add("Pad", name, [constant(f"{name}.pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))])
-            spatial = (top + spatial[0] + bottom, left + spatial[1] + right) if spatial is not None else None
+            widths = layer._widths()
+            pads = [before for before, _ in widths] + [after for _, after in widths]
+            add("Pad", name, [constant(f"{name}.pads", np.array(pads, np.int64))])
         elif isinstance(layer, L.GlobalAvgPool2d):
             add("GlobalAveragePool", name, [])
-            spatial = (1, 1) if spatial is not None else None
+        elif isinstance(layer, L.Transpose):
+            add("Transpose", name, [], perm=list(layer.axes))
         elif isinstance(layer, L.LocalResponseNorm):
             lrn = dict(size=layer.size, alpha=_lrn_alpha_attribute(layer.alpha, layer.size), beta=layer.beta,
                        bias=layer.k)
@@ -159,11 +157,8 @@ def export(model, path, input_shape):
             add("LeakyRelu", name, [], alpha=float(layer.negative_slope))
         elif isinstance(layer, L.Softmax):
             add("Softmax", name, [], axis=layer.axis)
-        elif type(layer) in _SIMPLE_EXPORTS:
-            add(_SIMPLE_EXPORTS[type(layer)], name, [])
         else:
-            raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which has no ONNX "
-                             f"form here; supported: {', '.join(SUPPORTED_LAYERS)}")
+            add(next(op for kind, op in _SIMPLE_EXPORTS.items() if isinstance(layer, kind)), name, [])
         if isinstance(layer, (L.Conv2d, L.Linear)):
             pending_scale = None
         if isinstance(layer, L.Dropout) and layer.mode == "classic":
@@ -179,6 +174,27 @@ def export(model, path, input_shape):
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
     return proto
+
+
+def _layer_input_shapes(pairs, input_shape):
+    """The shape of one example as each layer receives it, from a forward pass of one zero example
+    in eval mode (no dropout drawn, no statistics updated; the layers' modes are restored after)."""
+    parameters = [p.data for _, layer in pairs for p in layer.parameters()]
+    like = parameters[0] if parameters else np.zeros(0, np.float32)
+    x = backend.to_device(np.zeros((1, *input_shape), like.dtype), backend.device_of(like))
+    shapes, modes = [], [layer.training for _, layer in pairs]
+    try:
+        for index, (name, layer) in enumerate(pairs):
+            shapes.append(tuple(x.shape[1:]))
+            try:
+                x = layer.eval().forward(x)
+            except ValueError as error:
+                raise ValueError(f"export: input_shape {input_shape} does not fit layer {index} {name!r}: "
+                                 f"{error}") from None
+    finally:
+        for (_, layer), mode in zip(pairs, modes):
+            layer.train(mode)
+    return shapes
 
 
 def _floor_mode_pads(pool, spatial):
@@ -221,8 +237,9 @@ def _lrn_alpha_attribute(alpha, size):
 
 
 _SIMPLE_EXPORTS = {L.ReLU: "Relu", L.Sigmoid: "Sigmoid", L.Tanh: "Tanh", L.Flatten: "Flatten"}
-SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ZeroPad2d", "LocalResponseNorm", "Dropout", "BatchNorm1d",
-                    "BatchNorm2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten")
+SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "ZeroPad2d", "LocalResponseNorm",
+                    "Dropout", "BatchNorm1d", "BatchNorm2d", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
+                    "Flatten", "Transpose")
 
 
 # --- load --------------------------------------------------------------------------------------------
@@ -230,7 +247,8 @@ SUPPORTED_OPS = ("Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN
                  "Split + LRN + Concat (a grouped LRN)", "Mul(x, x) ... Div (an LRN written out, as PyTorch "
                  "exports it)", "BatchNormalization", "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul)",
                  "Mul (classic dropout's scale)", "Flatten", "Reshape (to flatten)", "Identity", "Softmax",
-                 "AveragePool", "GlobalAveragePool", "ReduceMean (over H and W)", "Pad (zeros around the maps)")
+                 "AveragePool", "GlobalAveragePool", "ReduceMean (over H and W)", "Pad (zeros around the maps)",
+                 "Transpose (the batch axis first)", "Squeeze (to (batch, features))")
 FOLDED_OPS = ("Constant", "ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast",
               "Reshape", "Transpose", "Identity")
 
@@ -578,10 +596,12 @@ def _conv(chain, node, args, _):
         raise node.error(f"kernel_shape {kernel} does not match the weight's {weight.shape[2:]}")
     strides = _pair(node, a["strides"], "strides", [1, 1])
     top, left, bottom, right = _pads(node, a, chain, kernel, strides)
-    if (top, left) != (bottom, right):
-        raise node.error(f"asymmetric pads {[top, left, bottom, right]} not supported by Conv2d")
+    symmetric = (min(top, bottom), min(left, right))
+    if (top, left) != (bottom, right):   # (TensorFlow's SAME at stride 2): the odd cells as a ZeroPad2d first
+        chain.append(node, L.ZeroPad2d((top - symmetric[0], left - symmetric[1], bottom - symmetric[0],
+                                        right - symmetric[1])))
     group = int(a["group"])
-    layer = L.Conv2d(weight.shape[1] * group, weight.shape[0], kernel, strides, (top, left), groups=group,
+    layer = L.Conv2d(weight.shape[1] * group, weight.shape[0], kernel, strides, symmetric, groups=group,
                      bias=bias is not None)
     layer.weight.data[...] = weight
     if bias is not None:
@@ -649,11 +669,42 @@ def _pad(chain, node, args, _):
         for i, axis in enumerate(axes):
             full[axis], full[axis + 4] = pads[i], pads[i + len(axes)]
         pads = full
-    if mode != "constant" or value != 0 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+    padded = {axis for axis in range(4) if len(pads) == 8 and (pads[axis] or pads[axis + 4])}
+    axes = (2, 3) if padded <= {2, 3} else (1, 2) if padded <= {1, 2} else None
+    if mode != "constant" or value != 0 or len(pads) != 8 or axes is None or min(pads) < 0:
         raise node.error(f"mode {mode!r}, value {value}, pads {pads}: only zeros added around the maps of "
-                         f"(N, C, H, W) (mode 'constant', value 0, pads >= 0 on H and W) are supported")
-    if any(pads):
-        chain.append(node, L.ZeroPad2d((pads[2], pads[3], pads[6], pads[7])))
+                         f"(N, C, H, W) or (N, H, W, C) (mode 'constant', value 0, pads >= 0 on H and W) are "
+                         f"supported")
+    if padded:
+        chain.append(node, L.ZeroPad2d((pads[axes[0]], pads[axes[1]], pads[axes[0] + 4], pads[axes[1] + 4]), axes))
+
+
+def _transpose(chain, node, _args, __):
+    """A permutation of the axes that keeps the batch first (TensorFlow's NHWC <-> NCHW)."""
+    perm = node.take({"perm": None})["perm"]
+    shape = chain.shape()
+    if perm is None:                                      # ONNX's default: the axes reversed
+        perm = list(range(len(shape)))[::-1] if shape is not None else [None]
+    try:
+        chain.append(node, L.Transpose(perm))
+    except (ValueError, TypeError):
+        raise node.error(f"perm {list(perm)}: only permutations that keep the batch axis first are supported") \
+            from None
+
+
+def _squeeze_to_features(chain, node, args, _):
+    """The 1-sized axes after the batch removed, leaving (N, features): a Flatten (TensorFlow's global
+    average pool is GlobalAveragePool then Squeeze of H and W)."""
+    axes = _axes(node, args[0] if args else None)
+    shape = chain.shape()
+    if shape is not None and axes is not None:
+        removed = {int(axis) % len(shape) for axis in np.asarray(axes).reshape(-1)}
+        kept = [size for axis, size in enumerate(shape) if axis not in removed]
+        if 0 not in removed and len(kept) == 2 and all(shape[axis] == 1 for axis in removed):
+            chain.append(node, L.Flatten())
+            return
+    raise node.error(f"Squeeze of axes {None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]} "
+                     f"of a {shape} input: only removing 1-sized axes to leave (batch, features) is supported")
 
 
 def _global_average_pool(chain, node, _args, __):
@@ -941,7 +992,8 @@ _CONVERTERS = {
     "Conv": _conv, "MaxPool": _maxpool, "LRN": _lrn, "BatchNormalization": _batchnorm, "Dropout": _dropout,
     "Gemm": _gemm, "MatMul": _matmul, "Add": _add, "Mul": _mul, "Flatten": _flatten, "Reshape": _reshape,
     "Identity": _identity, "Softmax": _softmax, "AveragePool": _average_pool,
-    "GlobalAveragePool": _global_average_pool, "ReduceMean": _reduce_mean, "Pad": _pad,
+    "GlobalAveragePool": _global_average_pool, "ReduceMean": _reduce_mean, "Pad": _pad, "Transpose": _transpose,
+    "Squeeze": _squeeze_to_features,
     "Relu": _activation(L.ReLU), "Sigmoid": _activation(L.Sigmoid), "Tanh": _activation(L.Tanh),
     "LeakyRelu": _activation(L.LeakyReLU, alpha=0.01),
 }

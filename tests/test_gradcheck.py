@@ -66,3 +66,10 @@ def test_a_backward_that_forgets_the_input_gradient_fails(rng):
 
     result = mg.gradcheck(Forgetful(3, 2), rng.standard_normal((4, 3)))
     assert not result.passed and result.where.startswith("input")
+
+
+def test_an_input_that_is_a_transposed_view_is_checked_as_well(rng):
+    """A view in another order (an NHWC array seen as NCHW) must be perturbed in place too."""
+    x = rng.standard_normal((2, 3, 4, 5)).transpose(0, 2, 3, 1)
+    assert (result := mg.gradcheck(mg.Tanh(), x)).passed, result
+    assert not mg.gradcheck(ReLUThatLeaks(), x * 0 + rng.uniform(0.1, 1, x.shape)).passed

@@ -520,7 +520,8 @@ def test_zero_padding_loads_and_agrees_with_onnx_runtime(tmp_path, opset, pads, 
 @pytest.mark.parametrize("attributes, message", [
     (dict(pads=[0, 0, 1, 1, 0, 0, 1, 1], mode="reflect"), r"mode 'reflect'"),
     (dict(pads=[0, 0, 1, 1, 0, 0, 1, 1], value=1.0), r"value 1.0"),
-    (dict(pads=[0, 1, 0, 0, 0, 0, 0, 0]), r"pads \[0, 1, 0, 0, 0, 0, 0, 0\]")])
+    (dict(pads=[0, 1, 0, 1, 0, 0, 0, 0]), r"pads \[0, 1, 0, 1, 0, 0, 0, 0\]"),      # C and W of NCHW
+    (dict(pads=[1, 0, 0, 0, 0, 0, 0, 0]), r"pads \[1, 0, 0, 0, 0, 0, 0, 0\]")])     # the batch
 def test_padding_other_than_zeros_around_the_maps_is_refused(attributes, message):
     with pytest.raises(ValueError, match=r"node 0 'n' \(Pad\): .*" + message + r".*only zeros added around the maps"):
         mg_onnx.load(single_node_graph("Pad", [], ["N", 2, 5, 4], 9, **attributes))
@@ -720,6 +721,27 @@ def test_a_pytorch_export_that_onnx_runtime_refuses_loads_and_agrees_with_pytorc
     x = large_input((3, *shape))
     with torch.no_grad():
         assert_agree(mg_onnx.load(tmp_path / "net.onnx").forward(x), net(torch.from_numpy(x)).numpy())
+
+
+TF2ONNX = Path(__file__).parent / "data" / "tf2onnx"
+
+
+@pytest.mark.parametrize("name", ["alexnet_like_9", "alexnet_like_17", "global_average_13"])
+def test_tensorflow_models_converted_by_tf2onnx_load_and_agree(tmp_path, name):
+    """A second exporter (tests/data/tf2onnx/export.py): Keras's NHWC input and flatten as Transposes,
+    its ZeroPadding2D as a Pad of the NHWC input, SAME padding at stride 2 as asymmetric Conv pads, Dense
+    as MatMul + Add, GlobalAveragePooling2D as GlobalAveragePool + Squeeze. Against ONNX Runtime and
+    Keras's own outputs; exported again, against ONNX Runtime."""
+    model = onnx.load(TF2ONNX / f"{name}.onnx")
+    keras = name.rsplit("_", 1)[0]
+    x, keras_y = np.load(TF2ONNX / f"{keras}_x.npy"), np.load(TF2ONNX / f"{keras}_y.npy")
+    net = mg_onnx.load(model, keep_softmax=True)
+    assert isinstance(net[0 if keras == "global_average" else 1], mg.Transpose)
+    y = net.forward(x)
+    assert_agree(y, run_ort(model, x))
+    assert_agree(y, keras_y)
+    again = mg_onnx.export(net, tmp_path / "again.onnx", x.shape[1:])
+    assert_agree(run_ort(again, x), y)
 
 
 @quiet_exporter

@@ -4,7 +4,7 @@ from .collective import AllGather, GatherOutput, SharedInput
 from .container import Sequential
 from .conv import Conv2d
 from .dropout import Dropout
-from .linear import Flatten, Linear
+from .linear import Flatten, Linear, Transpose
 from .loss import SoftmaxCrossEntropy
 from .norm import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .pad import ZeroPad2d

@@ -1,4 +1,4 @@
-"""Linear (fully connected) and Flatten."""
+"""Linear (fully connected), and the layers that only rearrange: Flatten and Transpose."""
 import numpy as np
 
 from .. import init, ops
@@ -56,3 +56,27 @@ class Flatten(Layer):
 
     def backward(self, dy):
         return dy.reshape(self.saved(self.x_shape))
+
+
+class Transpose(Layer):
+    """x.transpose(axes), the batch axis staying first: how graphs converted from TensorFlow move
+    between its (N, H, W, C) layout and (N, C, H, W), e.g. Transpose((0, 3, 1, 2)) on an NHWC input,
+    and Transpose((0, 2, 3, 1)) before a Flatten that must read the maps in TensorFlow's order."""
+
+    def __init__(self, axes):
+        axes = tuple(int(a) for a in axes)
+        if sorted(axes) != list(range(len(axes))) or axes[:1] != (0,):
+            raise ValueError(f"Transpose: axes must be a permutation of 0..n-1 that keeps the batch axis 0 first, "
+                             f"got {axes}")
+        self.axes = axes
+        self.inverse = tuple(int(a) for a in np.argsort(axes))
+
+    def describe(self):
+        return f"Transpose({self.axes})"
+
+    def forward(self, x):
+        self.check_input(x, len(self.axes), "(N, ...)")
+        return x.transpose(self.axes)
+
+    def backward(self, dy):
+        return dy.transpose(self.inverse)

@@ -7,27 +7,37 @@ from .base import Layer
 
 class ZeroPad2d(Layer):
     """(N, C, H, W) -> (N, C, top + H + bottom, left + W + right), zeros around each map. padding: an
-    int, or (top, left, bottom, right). Backward keeps the gradient of the cells that came from x."""
+    int, or (top, left, bottom, right) (ONNX's order; PyTorch's nn.ZeroPad2d takes (left, right, top,
+    bottom)). axes: where H and W are, (2, 3) in NCHW, (1, 2) in TensorFlow's NHWC. Backward keeps the
+    gradient of the cells that came from x."""
 
-    def __init__(self, padding):
+    def __init__(self, padding, axes=(2, 3)):
         pads = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
         if len(pads) != 4 or not all(isinstance(p, int) and p >= 0 for p in pads):
             raise ValueError(f"ZeroPad2d: padding must be an int or (top, left, bottom, right) of ints >= 0, "
                              f"got {padding!r}")
-        self.pads = pads
+        if tuple(axes) not in ((2, 3), (1, 2)):
+            raise ValueError(f"ZeroPad2d: axes must be (2, 3) (NCHW) or (1, 2) (NHWC), got {axes!r}")
+        self.pads, self.axes = pads, tuple(axes)
         self.x_shape = None
 
     def describe(self):
-        return f"ZeroPad2d({self.pads})"
+        return f"ZeroPad2d({self.pads}{'' if self.axes == (2, 3) else f', axes={self.axes}'})"
+
+    def _widths(self):
+        """np.pad's ((before, after), ...) for the four axes."""
+        top, left, bottom, right = self.pads
+        widths = [(0, 0)] * 4
+        widths[self.axes[0]], widths[self.axes[1]] = (top, bottom), (left, right)
+        return widths
 
     def forward(self, x):
-        self.check_input(x, 4, "(N, C, H, W)")
+        self.check_input(x, 4, "(N, C, H, W)" if self.axes == (2, 3) else "(N, H, W, C)")
         self.x_shape = x.shape
-        top, left, bottom, right = self.pads
-        return backend.array_module(x).pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        return backend.array_module(x).pad(x, self._widths())
 
     def backward(self, dy):
-        N, C, H, W = self.saved(self.x_shape)
-        top, left, bottom, right = self.pads
-        self.check_grad(dy, (N, C, top + H + bottom, left + W + right))
-        return dy[:, :, top:top + H, left:left + W]
+        x_shape = self.saved(self.x_shape)
+        widths = self._widths()
+        self.check_grad(dy, tuple(size + before + after for size, (before, after) in zip(x_shape, widths)))
+        return dy[tuple(slice(before, before + size) for size, (before, _) in zip(x_shape, widths))]
