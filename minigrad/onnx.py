@@ -245,7 +245,7 @@ SUPPORTED_LAYERS = ("Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "GlobalAvgPool
 # --- load --------------------------------------------------------------------------------------------
 SUPPORTED_OPS = ("Conv", "MaxPool", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "LRN",
                  "Split + LRN + Concat (a grouped LRN)", "Mul(x, x) ... Div (an LRN written out, as PyTorch "
-                 "exports it)", "BatchNormalization", "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul)",
+                 "exports it)", "BatchNormalization", "Dropout", "Gemm", "MatMul", "Add (a bias after MatMul or Conv)",
                  "Mul (classic dropout's scale)", "Flatten", "Reshape (to flatten)", "Identity", "Softmax",
                  "AveragePool", "GlobalAveragePool", "ReduceMean (over H and W)", "Pad (zeros around the maps)",
                  "Transpose (the batch axis first)", "Squeeze (to (batch, features))")
@@ -913,19 +913,30 @@ def _matmul(chain, node, args, _):
 
 
 def _add(chain, node, args, _):
-    """Add of a constant right after a MatMul: the bias of the Linear layer it made."""
+    """Add of a constant right after a MatMul (the bias of the Linear layer it made), or after a Conv
+    without a bias of one value per channel (as CNTK wrote a convolution's bias, e.g. the ONNX Model
+    Zoo's mnist-8): the layer's bias."""
     node.take({})
     name, layer = chain.layers[-1] if chain.layers else (None, None)
-    if not isinstance(layer, L.Linear) or layer.bias is not None or args[0] is None:
-        raise node.error("only a constant bias added right after a MatMul is supported")
+    if not isinstance(layer, (L.Linear, L.Conv2d)) or layer.bias is not None or args[0] is None:
+        raise node.error("only a constant bias added right after a MatMul, or after a Conv without a bias, "
+                         "is supported")
     _float_weights(node, args, ["bias"])
     bias = args[0]
-    if bias.size not in (1, layer.out_features) or bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
-        raise node.error(f"bias of shape {bias.shape} does not broadcast to ({layer.out_features},) per example")
-    linear = L.Linear(layer.in_features, layer.out_features)
-    linear.weight.data[...] = layer.weight.data
-    linear.bias.data[...] = np.broadcast_to(bias.reshape(-1), (layer.out_features,))
-    chain.layers[-1] = (name, linear)
+    if isinstance(layer, L.Linear):
+        outputs, fits = layer.out_features, bias.ndim <= 2 and (bias.ndim < 2 or bias.shape[0] == 1)
+        with_bias = L.Linear(layer.in_features, outputs)
+    else:                                 # it must broadcast to (1, C, 1, 1): one value per channel
+        outputs, fits = layer.out_channels, bias.ndim <= 4 and (1,) * (4 - bias.ndim) + bias.shape in (
+            (1, layer.out_channels, 1, 1), (1, 1, 1, 1))
+        with_bias = L.Conv2d(layer.in_channels, outputs, layer.kernel_size, layer.stride, layer.padding,
+                             groups=layer.groups)
+    if not fits or bias.size not in (1, outputs):
+        raise node.error(f"bias of shape {bias.shape} is not one value per output of the {layer.describe()} "
+                         f"before it (or one for all), the same for every example and position")
+    with_bias.weight.data[...] = layer.weight.data
+    with_bias.bias.data[...] = np.broadcast_to(bias.reshape(-1), (outputs,))
+    chain.layers[-1] = (name, with_bias)
 
 
 def _mul(chain, node, args, _):

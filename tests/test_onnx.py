@@ -527,6 +527,34 @@ def test_padding_other_than_zeros_around_the_maps_is_refused(attributes, message
         mg_onnx.load(single_node_graph("Pad", [], ["N", 2, 5, 4], 9, **attributes))
 
 
+def test_a_convolutions_bias_added_after_it_loads_as_its_bias():
+    """As the ONNX Model Zoo's mnist-8 (converted from CNTK) writes a CNN: Conv without a bias, SAME
+    padding, then Add of a (C, 1, 1) constant; MatMul then Add of a (1, classes) one."""
+    f32, rng = onnx.TensorProto.FLOAT, np.random.default_rng(5)
+    constants = {"w1": rng.standard_normal((8, 1, 5, 5)) / 5, "b1": rng.standard_normal((8, 1, 1)),
+                 "w2": rng.standard_normal((8 * 7 * 7, 10)) / 20, "b2": rng.standard_normal((1, 10)),
+                 "shape": np.array([-1, 8 * 7 * 7])}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], kernel_shape=[5, 5], auto_pad="SAME_UPPER"),
+             helper.make_node("Add", ["c", "b1"], ["cb"]), helper.make_node("Relu", ["cb"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Reshape", ["p", "shape"], ["f"]), helper.make_node("MatMul", ["f", "w2"], ["m"]),
+             helper.make_node("Add", ["m", "b2"], ["y"])]
+    initializers = [numpy_helper.from_array(v.astype(np.int64 if k == "shape" else np.float32), k)
+                    for k, v in constants.items()]
+    graph = helper.make_graph(nodes, "mnist_like", [helper.make_tensor_value_info("x", f32, [1, 1, 14, 14])],
+                              [helper.make_tensor_value_info("y", f32, None)], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+    net = mg_onnx.load(model)
+    assert [type(layer).__name__ for layer in net] == ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]
+    assert net[0].bias is not None and net[-1].bias is not None
+    x = large_input((1, 1, 14, 14))
+    assert_agree(net.forward(x), run_ort(model, x))
+    model.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.ones(8, np.float32), "b1"))   # adds along W
+    with pytest.raises(ValueError, match=r"\(Add\): bias of shape \(8,\) is not one value per output of the "
+                                         r"Conv2d\(1, 8"):
+        mg_onnx.load(model)
+
+
 def test_same_padding_loads_where_the_input_size_is_known():
     for op, attributes in (("MaxPool", dict(kernel_shape=[3, 2], strides=[2, 2], auto_pad="SAME_UPPER")),
                            ("MaxPool", dict(kernel_shape=[2, 2], auto_pad="SAME_LOWER"))):
