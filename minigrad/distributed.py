@@ -22,7 +22,7 @@ fail. A program that stops itself with a status (sys.exit, argparse's usage erro
 exit_job(status). A rank that hangs without failing (a deadlock, a stuck file system, a stopped
 process) is ended by the others: a rank that waits in one collective longer than set_timeout's
 seconds (TIMEOUT by default, as PyTorch's process groups) says so and aborts the job, from a watchdog
-thread that world() starts. These are the only changes world() makes to the process, and only under
+thread that world() starts. (NCCL's collectives are asynchronous and are not watched.) These are the only changes world() makes to the process, and only under
 a launcher with more than one rank; a one-process import changes nothing.
 
 CuPy arrays go through NCCL (`cupy.cuda.nccl`, its unique id sent over MPI) when every rank has NCCL and
@@ -83,19 +83,19 @@ class _Watchdog:
     timeout means another rank hangs (or this one does, with them), and nothing else would end it."""
 
     def __init__(self):
-        self.timeout, self.since, self.what, self.depth, self.thread = TIMEOUT, None, None, 0, None
+        self.timeout, self.wait, self.depth, self.thread = TIMEOUT, None, 0, None
 
     @contextlib.contextmanager
     def waiting(self, what):
         if self.depth == 0:                       # (a collective that calls another is one wait)
-            self.since, self.what = time.monotonic(), what
+            self.wait = (time.monotonic(), what)  # (one attribute: the thread reads both at once)
         self.depth += 1
         try:
             yield
         finally:
             self.depth -= 1
             if self.depth == 0:
-                self.since = None
+                self.wait = None
 
     def start(self, comm):
         if self.thread is None:
@@ -104,11 +104,12 @@ class _Watchdog:
 
     def _watch(self, comm):
         while True:
-            time.sleep(1.0 if self.timeout is None else min(1.0, self.timeout / 10))
-            since, timeout = self.since, self.timeout
-            if since is not None and timeout is not None and time.monotonic() - since > timeout:
+            timeout = self.timeout                # (read once: set_timeout may change it meanwhile)
+            time.sleep(1.0 if timeout is None else min(1.0, timeout / 10))
+            wait = self.wait
+            if wait is not None and timeout is not None and time.monotonic() - wait[0] > timeout:
                 print(f"minigrad.distributed: rank {comm.rank} of {comm.size} (host {os.uname().nodename}, pid "
-                      f"{os.getpid()}) waited more than {timeout:g} s in {self.what} for the other ranks: one "
+                      f"{os.getpid()}) waited more than {timeout:g} s in {wait[1]} for the other ranks: one "
                       f"of them hangs or has stopped; ending every rank of the job (exit status 1)",
                       file=sys.stderr, flush=True)
                 time.sleep(ABORT_PAUSE)
@@ -289,7 +290,8 @@ class MPICommunicator:
     def local_rank(self):
         """This rank's number among the ranks on its machine (to pick its GPU)."""
         if self._local_rank is None:
-            node = self.comm.Split_type(_mpi().COMM_TYPE_SHARED, key=self.rank)
+            with _watchdog.waiting("a communicator split"):
+                node = self.comm.Split_type(_mpi().COMM_TYPE_SHARED, key=self.rank)
             self._local_rank = node.Get_rank()
             node.Free()
         return self._local_rank
@@ -330,7 +332,8 @@ class MPICommunicator:
         if is_gpu_array(flat):
             return self._gpu_ops().allreduce_(flat, op)
         if self._gather_comm is None:
-            self._gather_comm = self.comm.Dup()
+            with _watchdog.waiting("a communicator duplication"):
+                self._gather_comm = self.comm.Dup()
         request = _AllreduceRequest(self, flat, op)
         self._waiting_gathers.append(request)
         return request
@@ -401,6 +404,7 @@ class MPICommunicator:
     def allgather_object(self, obj):
         return self.comm.allgather(obj)
 
+    @_bounded("a communicator split")
     def split(self, color, key=None):
         """The sub-communicator of the ranks that pass the same `color`, numbered by `key` (default:
         their rank here)."""

@@ -23,6 +23,7 @@ Conventions converted (SPEC.md, "Exchanging models"):
 - Gemm with transB=1 takes Linear's (out, in) weight; Conv with group takes Conv2d's.
 The onnx package (the `onnx` extra) is imported only here, when one of these functions runs.
 """
+import copy
 import os
 from types import SimpleNamespace
 
@@ -93,8 +94,10 @@ def export(model, path, input_shape):
     pairs = _flat_layers(model)
     if not pairs:
         raise ValueError("export: the model has no layers (an ONNX graph needs at least one node)")
+    written = tuple(getattr(L, kind) for kind in SUPPORTED_LAYERS if getattr(L, kind) not in _SIMPLE_EXPORTS)
     for index, (name, layer) in enumerate(pairs):
-        if not isinstance(layer, tuple(getattr(L, kind) for kind in SUPPORTED_LAYERS)):
+        # (ReLU, Sigmoid, Tanh, Flatten by their exact type: a subclass may compute something else)
+        if not (isinstance(layer, written) or type(layer) in _SIMPLE_EXPORTS):
             raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which has no ONNX "
                              f"form here; supported: {', '.join(SUPPORTED_LAYERS)}")
     layer_input_shapes = _layer_input_shapes(pairs, input_shape)
@@ -158,7 +161,7 @@ def export(model, path, input_shape):
         elif isinstance(layer, L.Softmax):
             add("Softmax", name, [], axis=layer.axis)
         else:
-            add(next(op for kind, op in _SIMPLE_EXPORTS.items() if isinstance(layer, kind)), name, [])
+            add(_SIMPLE_EXPORTS[type(layer)], name, [])
         if isinstance(layer, (L.Conv2d, L.Linear)):
             pending_scale = None
         if isinstance(layer, L.Dropout) and layer.mode == "classic":
@@ -178,22 +181,20 @@ def export(model, path, input_shape):
 
 def _layer_input_shapes(pairs, input_shape):
     """The shape of one example as each layer receives it, from a forward pass of one zero example
-    in eval mode (no dropout drawn, no statistics updated; the layers' modes are restored after)."""
+    through a copy of the layers in eval mode (the model's own layers keep what their last forward
+    saved for backward, their dropout streams and their statistics)."""
+    pairs = copy.deepcopy(pairs)
     parameters = [p.data for _, layer in pairs for p in layer.parameters()]
     like = parameters[0] if parameters else np.zeros(0, np.float32)
     x = backend.to_device(np.zeros((1, *input_shape), like.dtype), backend.device_of(like))
-    shapes, modes = [], [layer.training for _, layer in pairs]
-    try:
-        for index, (name, layer) in enumerate(pairs):
-            shapes.append(tuple(x.shape[1:]))
-            try:
-                x = layer.eval().forward(x)
-            except ValueError as error:
-                raise ValueError(f"export: input_shape {input_shape} does not fit layer {index} {name!r}: "
-                                 f"{error}") from None
-    finally:
-        for (_, layer), mode in zip(pairs, modes):
-            layer.train(mode)
+    shapes = []
+    for index, (name, layer) in enumerate(pairs):
+        shapes.append(tuple(x.shape[1:]))
+        try:
+            x = layer.eval().forward(x)
+        except ValueError as error:
+            raise ValueError(f"export: input_shape {input_shape} does not fit layer {index} {name!r}: "
+                             f"{error}") from None
     return shapes
 
 
@@ -203,10 +204,9 @@ def _floor_mode_pads(pool, spatial):
     With ceil_mode the trailing pad grows until floor mode reaches the last window; that pad stays below
     the window (the window starts inside the input or the leading padding), and padded cells never win."""
     top, left, bottom, right = pool.pads
-    _, out = ops.pool_geometry((1, 1, *spatial), pool.kernel_size, pool.stride, pool.pads, pool.ceil_mode)
-    ends = [max(end, (n - 1) * s + k - size - begin) for end, n, s, k, size, begin in zip(
-        (bottom, right), out, pool.stride, pool.kernel_size, spatial, (top, left))]
-    return [top, left, *ends], out
+    _, out, ((_, reach_bottom), (_, reach_right)) = ops.pool_padding(
+        (1, 1, *spatial), pool.kernel_size, pool.stride, pool.pads, pool.ceil_mode)
+    return [top, left, max(bottom, reach_bottom), max(right, reach_right)], out
 
 
 def _ceil_mode_output(pool, spatial, where):
@@ -629,16 +629,15 @@ def _pool(chain, node, make_layer, **more):
 
 def _unreached_pads_cut(pads, shape, kernel, strides, ceil_mode):
     """Trailing pads as large as the window cut to what the last window reaches, where the input's size
-    is known (the output stays the same): exporters
-    imitating ceil_mode before opset 10 write trailing pads as large as the window, which no window
-    reaches in full, but which the layers refuse (a window of padding alone could have no value)."""
+    is known (the output stays the same): exporters imitating ceil_mode before opset 10 write trailing
+    pads as large as the window, which no window reaches in full, but which the layers refuse (a window
+    of padding alone could have no value)."""
     if shape is None or len(shape) != 4 or None in shape[2:]:
         return pads
     top, left, bottom, right = pads
-    _, out = ops.pool_geometry(shape, kernel, strides, pads, ceil_mode)
-    reached = [max(0, (n - 1) * s + k - size - begin) for n, s, k, size, begin in zip(
-        out, strides, kernel, shape[2:], (top, left))]
-    return [top, left, *(min(end, reach) if end >= k else end for end, reach, k in zip((bottom, right), reached, kernel))]
+    _, _, ((_, reach_bottom), (_, reach_right)) = ops.pool_padding(shape, kernel, strides, pads, ceil_mode)
+    return [top, left, *(min(end, reach) if end >= k else end
+                         for end, reach, k in zip((bottom, right), (reach_bottom, reach_right), kernel))]
 
 
 def _maxpool(chain, node, _args, __):
@@ -666,6 +665,8 @@ def _pad(chain, node, args, _):
     pads = [int(p) for p in np.asarray(pads).reshape(-1)] if pads is not None else []
     if len(args) > 2 and args[2] is not None:            # pads of the listed axes only
         axes, full = [int(axis) % 4 for axis in np.asarray(args[2]).reshape(-1)], [0] * 8
+        if len(pads) != 2 * len(axes):
+            raise node.error(f"pads {pads} for axes {list(np.asarray(args[2]).reshape(-1))}: expected two per axis")
         for i, axis in enumerate(axes):
             full[axis], full[axis + 4] = pads[i], pads[i + len(axes)]
         pads = full
@@ -684,7 +685,9 @@ def _transpose(chain, node, _args, __):
     perm = node.take({"perm": None})["perm"]
     shape = chain.shape()
     if perm is None:                                      # ONNX's default: the axes reversed
-        perm = list(range(len(shape)))[::-1] if shape is not None else [None]
+        if shape is None:
+            raise node.error("no perm, and the input's rank is unknown: only an explicit perm is supported")
+        perm = list(range(len(shape)))[::-1]
     try:
         chain.append(node, L.Transpose(perm))
     except (ValueError, TypeError):

@@ -77,5 +77,6 @@ def test_evaluate_on_a_folder_of_imagenet_classes(zoo_file, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 images" in out and "centre crop: top-1 error" in out and "10 crops: top-1 error" in out
     (tmp_path / "not_a_class").mkdir()
-    with pytest.raises(ValueError, match=r"must be ImageNet class names .*\['not_a_class'\]"):
+    with pytest.raises(SystemExit, match=r"evaluate.py: --onnx: the class folders must be ImageNet class names "
+                                         r".*\['not_a_class'\]"):
         evaluate.main(["--onnx", str(zoo_file), "--data", str(tmp_path)])

@@ -164,6 +164,26 @@ def test_export_refuses_what_it_cannot_write(tmp_path):
     with pytest.raises(ValueError, match=r"layer 1 'loss' is a SoftmaxCrossEntropy.*supported: Conv2d"):
         mg_onnx.export(mg.Sequential(("fc", mg.Linear(2, 2)), ("loss", mg.SoftmaxCrossEntropy())),
                        tmp_path / "x.onnx", (2,))
+
+    class DoubledReLU(mg.ReLU):                # not what ONNX's Relu computes
+        def forward(self, x):
+            return 2 * super().forward(x)
+    with pytest.raises(ValueError, match=r"layer 0 'relu' is a DoubledReLU.*no ONNX form"):
+        mg_onnx.export(mg.Sequential(("relu", DoubledReLU())), tmp_path / "x.onnx", (2,))
+    with pytest.raises(ValueError, match=r"export: input_shape \(3,\) does not fit layer 0 'fc': Linear\(2, 2\)"):
+        mg_onnx.export(mg.Sequential(("fc", mg.Linear(2, 2))), tmp_path / "x.onnx", (3,))
+
+
+def test_export_leaves_the_model_as_it_was(tmp_path):
+    """Exporting between a forward and its backward (as a notebook might) changes nothing the backward
+    needs, nor the dropout streams."""
+    net = alexnet_like(dropout="inverted").train()
+    x = large_input((5, 3, 23, 23))
+    y = net.forward(x)
+    state = net.get_rng_state()
+    mg_onnx.export(net, tmp_path / "net.onnx", (3, 23, 23))
+    assert net.training and repr(net.get_rng_state()) == repr(state)
+    net.backward(np.ones_like(y))                            # still the batch of 5 it saved
     with pytest.raises(ValueError, match="input_shape must be one example's shape"):
         mg_onnx.export(mg.Sequential(mg.ReLU()), tmp_path / "x.onnx", (0, 3))
     with pytest.raises(ValueError, match="export: the model has no layers"):

@@ -202,7 +202,8 @@ def test_zero_padding_adds_zeros_and_passes_back_the_gradient_of_x(rng):
     nhwc = mg.ZeroPad2d((1, 0, 2, 3), axes=(1, 2))             # the same padding of TensorFlow's layout
     np.testing.assert_array_equal(nhwc.forward(x.transpose(0, 2, 3, 1)), y.transpose(0, 2, 3, 1))
     assert (result := mg.gradcheck(nhwc, x.transpose(0, 2, 3, 1))).passed, result
-    with pytest.raises(ValueError, match=r"ZeroPad2d: padding must be an int or \(top, left, bottom, right\)"):
+    assert mg.ZeroPad2d((np.int64(1), 2)).pads == (1, 2, 1, 2) and mg.ZeroPad2d(np.int64(3)).pads == (3,) * 4
+    with pytest.raises(ValueError, match=r"ZeroPad2d: padding must be an int, \(ph, pw\) or \(top, left, bottom, right\)"):
         mg.ZeroPad2d((1, -1, 0, 0))
     with pytest.raises(ValueError, match=r"ZeroPad2d: axes must be \(2, 3\) \(NCHW\) or \(1, 2\)"):
         mg.ZeroPad2d(1, axes=(1, 3))

@@ -122,8 +122,12 @@ def test_checkpoint_round_trip_evaluate_and_predict(folder, tmp_path, capsys, mo
     assert "centre crop: top-1 error" in printed and "10 crops: top-1 error" in printed
     assert evaluate.main([str(tmp_path / "best.npz"), "--data", str(folder), "--workers", "1"]) == 0
     again = capsys.readouterr().out       # the folder train.py was given: its val/, the same figures
-    assert f"{folder} holds train/ and val/: evaluating on val/" in again
+    assert f"{folder} is the folder the run trained on: evaluating on its validation images" in again
     assert again.splitlines()[-2:] == printed.splitlines()[-2:]
+    shutil.copytree(folder, tmp_path / "copy")                # another folder laid out the same way: its val/
+    assert evaluate.main([str(tmp_path / "best.npz"), "--data", str(tmp_path / "copy"), "--workers", "1"]) == 0
+    again = capsys.readouterr().out
+    assert "copy holds train/ and val/: evaluating on val/" in again and again.splitlines()[-2:] == printed.splitlines()[-2:]
     image = folder / "val" / "vertical" / "0.png"
     assert predict.main([str(image), "--checkpoint", str(tmp_path / "best.npz")]) == 0
     line = capsys.readouterr().out.strip()
@@ -149,6 +153,9 @@ def test_evaluate_finds_the_images_a_run_without_val_held_out(folder, tmp_path, 
     assert run(folder / "train", tmp_path, "--epochs", "1") == 0
     assert "holding out 20 of 192 images" in capsys.readouterr().out       # 10 of each class's 96
     assert evaluate.main([str(tmp_path / "last.npz"), "--workers", "1"]) == 0
+    assert "20 images of" in capsys.readouterr().out
+    # --data naming the folder it trained on: still the 20 held out, never its training images
+    assert evaluate.main([str(tmp_path / "last.npz"), "--data", str(folder / "train"), "--workers", "1"]) == 0
     assert "20 images of" in capsys.readouterr().out
 
 

@@ -29,12 +29,17 @@ def onnx_run(args):
     return images, model, lambda ten_crop: bvlc.Preprocess(ten_crop)
 
 
-def held_out_part(folder):
-    """DIR/val of a folder laid out as train.py reads it (DIR/train and DIR/val), else DIR itself."""
+def images_to_score(folder, config, classes):
+    """The images of --data: the run's own held-out images when it is the folder the run trained on
+    (its DIR/val, or the 10% it held out: never its training images), DIR/val of any folder laid out
+    as train.py reads it, else the class folders of DIR."""
+    if os.path.realpath(folder) == os.path.realpath(config["data"]):
+        print(f"{folder} is the folder the run trained on: evaluating on its validation images")
+        return split_folder(config)[1]
     if os.path.isdir(os.path.join(folder, "train")) and os.path.isdir(os.path.join(folder, "val")):
         print(f"{folder} holds train/ and val/: evaluating on val/")
-        return os.path.join(folder, "val")
-    return folder
+        folder = os.path.join(folder, "val")
+    return data.ImageFolder(folder, config["resize"], classes=classes)
 
 
 def main(argv=None):
@@ -50,16 +55,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if (args.checkpoint is None) == (args.onnx is None):
         parser.error("give a checkpoint or --onnx FILE")
-    if args.onnx:
-        images, model, transform = onnx_run(args)
-    else:
-        meta, arrays = load_checkpoint(args.checkpoint)
-        config = meta["config"]
-        model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
-        if args.data:
-            images = data.ImageFolder(held_out_part(args.data), config["resize"], classes=meta["classes"])
-        else:                                 # the run's own validation images, held out as it held them
-            images = split_folder(config)[1]
+    try:                                  # a model file or a folder that cannot be used: its message says why
+        if args.onnx:
+            images, model, transform = onnx_run(args)
+        else:
+            meta, arrays = load_checkpoint(args.checkpoint)
+            config = meta["config"]
+            model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
+            # (without --data: the run's own validation images, held out as it held them)
+            images = images_to_score(args.data, config, meta["classes"]) if args.data else split_folder(config)[1]
+    except ValueError as error:
+        raise SystemExit(f"evaluate.py: {error}") from None
+    if not args.onnx:
         print(f"{len(images)} images of {args.data or config['data']} in {len(meta['classes'])} classes; "
               f"checkpoint of epoch {meta['history'][-1]['epoch']}")
 
@@ -77,7 +84,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as error:           # a file or folder that cannot be used: its message says why
-        sys.exit(f"evaluate.py: {error}")
+    sys.exit(main())

@@ -46,17 +46,20 @@ def main(argv=None):
                             "preprocessing and the ImageNet class names (bvlc.py)")
     parser.add_argument("--device", choices=mg.backend.DEVICES, default="cpu")
     args = parser.parse_args(argv)
-    if args.onnx:
-        model, classes = bvlc.load(args.onnx).to(args.device), imagenet.class_names()
-        transform, resize = bvlc.Preprocess(ten_crop=True), bvlc.RESIZE
-    else:
-        meta, arrays = load_checkpoint(args.checkpoint)
-        config, classes = meta["config"], meta["classes"]
-        model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
-        transform, resize = data.EvalTransform(config["image_size"], mean, scale, ten_crop=True), config["resize"]
+    try:                                  # a model file or a folder that cannot be used: its message says why
+        if args.onnx:
+            model, classes = bvlc.load(args.onnx).to(args.device), imagenet.class_names()
+            transform, resize = bvlc.Preprocess(ten_crop=True), bvlc.RESIZE
+        else:
+            meta, arrays = load_checkpoint(args.checkpoint)
+            config, classes = meta["config"], meta["classes"]
+            model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
+            transform, resize = data.EvalTransform(config["image_size"], mean, scale, ten_crop=True), config["resize"]
+        paths, skipped = image_paths(args.images)
+    except ValueError as error:
+        raise SystemExit(f"predict.py: {error}") from None
     model.eval()
     loss_fn = mg.SoftmaxCrossEntropy()
-    paths, skipped = image_paths(args.images)
     status = 0
     for path in paths:
         try:
@@ -78,7 +81,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as error:           # a file or folder that cannot be used: its message says why
-        sys.exit(f"predict.py: {error}")
+    sys.exit(main())

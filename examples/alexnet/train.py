@@ -99,7 +99,9 @@ def parse_args(argv=None):
                         "(section 3.2), one per rank (towers.py); 4 ranks are 2 towers x 2 data-parallel replicas")
     parser.add_argument("--rank-timeout", type=float, default=distributed.TIMEOUT, metavar="SECONDS",
                         help="with several ranks: a rank that waits this long for the others in one collective "
-                        "ends the job (one of them hangs); 0: wait for ever (default %(default)g)")
+                        "ends the job (one of them hangs); it must exceed the longest legitimate wait: rank 0 "
+                        "generating the synthetic set, writing checkpoints and curves; 0: wait for ever (default "
+                        "%(default)g)")
     args = parser.parse_args(argv)
     if args.rank_timeout < 0:
         raise SystemExit(f"train.py: --rank-timeout must be >= 0 seconds, got {args.rank_timeout:g}")
@@ -148,7 +150,8 @@ def open_datasets(config, cache_bytes, workers):
     skipped = set(train.skipped) | set(val.skipped)
     if skipped:
         print(f"skipped {len(skipped)} file(s) under {config['data']} (each warned about above)")
-    unmeasured = [name for label, name in enumerate(train.classes) if not np.any(val.labels == label)]
+    unmeasured = [name for label, name in enumerate(train.classes)      # (an empty folder: ImageFolder said so)
+                  if not np.any(val.labels == label) and not os.path.isdir(os.path.join(val.root, name))]
     if unmeasured:
         warnings.warn(f"{val.root}: no validation image of class(es) {unmeasured}; the accuracy says nothing "
                       f"about them")
@@ -434,8 +437,9 @@ def main(argv=None):
     # abort the job, and the others would wait for it in MPI_Init forever (minigrad/distributed.py).
     world = distributed.world()
     one_line_warnings()
-    if world.rank:                        # rank 0 alone prints (errors still reach stderr from any rank)
-        sys.stdout = open(os.devnull, "w")
+    if world.rank:                        # rank 0 alone prints and warns (every rank reads the same files;
+        sys.stdout = open(os.devnull, "w")     # errors still reach stderr from any rank)
+        warnings.simplefilter("ignore")
     args = parse_args(argv)
     distributed.set_timeout(args.rank_timeout or None)
     if args.resume:

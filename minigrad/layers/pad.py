@@ -1,21 +1,25 @@
 """Zero padding of the maps as a layer of its own: how exporters write padding that the next layer's
 own attribute cannot hold (before opset 10, PyTorch wrote an average pool's counted padding as a Pad
 node; TensorFlow's converters put Pad before Conv for its asymmetric SAME padding)."""
+import numpy as np
+
 from .. import backend
 from .base import Layer
 
 
 class ZeroPad2d(Layer):
     """(N, C, H, W) -> (N, C, top + H + bottom, left + W + right), zeros around each map. padding: an
-    int, or (top, left, bottom, right) (ONNX's order; PyTorch's nn.ZeroPad2d takes (left, right, top,
-    bottom)). axes: where H and W are, (2, 3) in NCHW, (1, 2) in TensorFlow's NHWC. Backward keeps the
-    gradient of the cells that came from x."""
+    int, (ph, pw), or (top, left, bottom, right) (ONNX's order, as the pools take it; PyTorch's
+    nn.ZeroPad2d takes (left, right, top, bottom)). axes: where H and W are, (2, 3) in NCHW, (1, 2) in
+    TensorFlow's NHWC. Backward keeps the gradient of the cells that came from x."""
 
     def __init__(self, padding, axes=(2, 3)):
-        pads = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
-        if len(pads) != 4 or not all(isinstance(p, int) and p >= 0 for p in pads):
-            raise ValueError(f"ZeroPad2d: padding must be an int or (top, left, bottom, right) of ints >= 0, "
-                             f"got {padding!r}")
+        pads = (padding,) * 4 if isinstance(padding, (int, np.integer)) else tuple(padding)
+        pads = pads * 2 if len(pads) == 2 else pads
+        if len(pads) != 4 or not all(isinstance(p, (int, np.integer)) and p >= 0 for p in pads):
+            raise ValueError(f"ZeroPad2d: padding must be an int, (ph, pw) or (top, left, bottom, right) of ints "
+                             f">= 0, got {padding!r}")
+        pads = tuple(int(p) for p in pads)
         if tuple(axes) not in ((2, 3), (1, 2)):
             raise ValueError(f"ZeroPad2d: axes must be (2, 3) (NCHW) or (1, 2) (NHWC), got {axes!r}")
         self.pads, self.axes = pads, tuple(axes)

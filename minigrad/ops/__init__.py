@@ -18,7 +18,7 @@ import importlib
 
 from ..backend import is_gpu_array
 from . import cpu, cpu_runtime
-from .cpu import output_size, pool_geometry
+from .cpu import output_size, pool_geometry, pool_padding
 from .cpu_runtime import parallel_map
 
 
@@ -71,4 +71,4 @@ def sgd_update(w, v, grad, lr, momentum, weight_decay):
 
 
 __all__ = ["matmul", "parallel_map", "sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
-           "lrn_forward", "lrn_backward", "output_size", "pool_geometry"]
+           "lrn_forward", "lrn_backward", "output_size", "pool_geometry", "pool_padding"]

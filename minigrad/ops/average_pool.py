@@ -14,7 +14,7 @@ window is divided by, PyTorch's and ONNX Runtime's rule:
 import numpy as np
 
 from ..backend import array_module
-from .cpu import _padded, _pool_padding, _windows
+from .cpu import _padded, pool_padding, _windows
 
 
 def _window_sizes(length, kernel, stride, out, pad_begin, pad_end, count_include_pad):
@@ -27,7 +27,7 @@ def _window_sizes(length, kernel, stride, out, pad_begin, pad_end, count_include
 
 def _divisors(x_shape, kernel_size, stride, padding, ceil_mode, count_include_pad, dtype):
     """(OH, OW) array of what each window's sum is divided by, and the pooling's geometry."""
-    (top, left), (OH, OW), fitting = _pool_padding(x_shape, kernel_size, stride, padding, ceil_mode)
+    (top, left), (OH, OW), fitting = pool_padding(x_shape, kernel_size, stride, padding, ceil_mode)
     _, _, bottom, right = padding if len(padding) == 4 else padding * 2
     rows = _window_sizes(x_shape[2], kernel_size[0], stride[0], OH, top, bottom, count_include_pad)
     columns = _window_sizes(x_shape[3], kernel_size[1], stride[1], OW, left, right, count_include_pad)

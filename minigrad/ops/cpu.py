@@ -56,7 +56,7 @@ def _padded(x, padding, value=0.0):
     return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
 
 
-def _pool_padding(x_shape, kernel_size, stride, padding, ceil_mode):
+def pool_padding(x_shape, kernel_size, stride, padding, ceil_mode):
     """The leading pads, the output size, and the padding ((top, bottom), (left, right)) that makes every
     window fit (the trailing side extended or cut to what the last window reaches)."""
     (top, left), (OH, OW) = pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
@@ -104,7 +104,7 @@ def col2im_reference(cols, x_shape, kernel_size, stride, padding):
 def maxpool_forward_reference(x, kernel_size, stride, padding, ceil_mode=False):
     N, C, H, W = x.shape
     kh, kw = kernel_size
-    _, (OH, OW), fitting = _pool_padding(x.shape, kernel_size, stride, padding, ceil_mode)
+    _, (OH, OW), fitting = pool_padding(x.shape, kernel_size, stride, padding, ceil_mode)
     xp = array_module(x)
     windows = _windows(_padded(x, fitting, -np.inf), kernel_size, stride, (OH, OW), (0, 1, 2, 3, 4, 5))
     windows = windows.reshape(N, C, OH, OW, kh * kw)
@@ -117,7 +117,7 @@ def maxpool_backward_reference(dy, argmax, x_shape, kernel_size, stride, padding
     """Route each window's gradient to its one maximum; overlapping windows add up."""
     N, C, H, W = x_shape
     (kh, kw), (sh, sw) = kernel_size, stride
-    _, (OH, OW), ((top, bottom), (left, right)) = _pool_padding(x_shape, kernel_size, stride, padding, ceil_mode)
+    _, (OH, OW), ((top, bottom), (left, right)) = pool_padding(x_shape, kernel_size, stride, padding, ceil_mode)
     xp = array_module(dy)
     dx_padded = xp.zeros((N, C, H + top + bottom, W + left + right), dtype=dy.dtype)
     for i in range(kh):
