@@ -22,8 +22,9 @@ fail. A program that stops itself with a status (sys.exit, argparse's usage erro
 exit_job(status). A rank that hangs without failing (a deadlock, a stuck file system, a stopped
 process) is ended by the others: a rank that waits in one collective longer than set_timeout's
 seconds (TIMEOUT by default, as PyTorch's process groups) says so and aborts the job, from a watchdog
-thread that world() starts. (NCCL's collectives are asynchronous and are not watched.) These are the only changes world() makes to the process, and only under
-a launcher with more than one rank; a one-process import changes nothing.
+thread that world() starts (NCCL's collectives are asynchronous and are not watched). These are the
+only changes world() makes to the process, and only under a launcher with more than one rank; a
+one-process import changes nothing.
 
 CuPy arrays go through NCCL (`cupy.cuda.nccl`, its unique id sent over MPI) when every rank has NCCL and
 its own GPU; otherwise (NCCL missing, or two ranks on one GPU, which NCCL refuses) they are staged

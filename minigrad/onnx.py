@@ -122,7 +122,8 @@ def export(model, path, input_shape):
             pads, _ = _floor_mode_pads(layer, shape[1:])
             add("MaxPool", name, [], kernel_shape=list(layer.kernel_size), strides=list(layer.stride), pads=pads)
         elif isinstance(layer, L.AvgPool2d):
-            pads, ceil_mode, counts_pads = list(layer.pads), layer.ceil_mode, layer.count_include_pad and any(layer.pads)
+            pads, ceil_mode = list(layer.pads), layer.ceil_mode
+            counts_pads = layer.count_include_pad and any(layer.pads)
             if not counts_pads:                       # no padding counted: ceil_mode as MaxPool writes it
                 (pads, _), ceil_mode = _floor_mode_pads(layer, shape[1:]), False
             elif ceil_mode:                            # counted: only ceil_mode itself says where it stops
@@ -217,9 +218,10 @@ def _ceil_mode_output(pool, spatial, where):
     kept = tuple(-(-(size + begin + end - k) // s) + 1 for size, begin, end, k, s in zip(
         spatial, (top, left), (bottom, right), pool.kernel_size, pool.stride))
     if kept != out:
-        raise ValueError(f"{where} is a {pool.describe()} whose last window over a {spatial} input starts past the "
-                         f"input and its leading padding: minigrad and ONNX Runtime drop it, onnx's shape inference does not "
-                         f"({out} against {kept}); with count_include_pad=False it exports exactly")
+        raise ValueError(f"{where} is a {pool.describe()} whose last window over a {spatial} input starts "
+                         f"past the input and its leading padding: minigrad and ONNX Runtime drop it, onnx's "
+                         f"shape inference does not ({out} against {kept}); with count_include_pad=False it "
+                         f"exports exactly")
     return out
 
 
