@@ -11,6 +11,9 @@ class ReLU(Layer):
     def __init__(self):
         self.mask = None
 
+    def output_shape(self, input_shape):
+        return self.check_shape(input_shape, None, "(any shape)")
+
     def forward(self, x):
         self.check_input(x, None, "(any shape)")
         self.mask = x > 0                    # all that backward needs
@@ -34,6 +37,9 @@ class LeakyReLU(Layer):
     def describe(self):
         return f"LeakyReLU(negative_slope={self.negative_slope})"
 
+    def output_shape(self, input_shape):
+        return self.check_shape(input_shape, None, "(any shape)")
+
     def forward(self, x):
         self.check_input(x, None, "(any shape)")
         xp = array_module(x)
@@ -51,6 +57,9 @@ class Sigmoid(Layer):
 
     def __init__(self):
         self.y = None
+
+    def output_shape(self, input_shape):
+        return self.check_shape(input_shape, None, "(any shape)")
 
     def forward(self, x):
         self.check_input(x, None, "(any shape)")
@@ -70,6 +79,9 @@ class Tanh(Layer):
 
     def __init__(self):
         self.y = None
+
+    def output_shape(self, input_shape):
+        return self.check_shape(input_shape, None, "(any shape)")
 
     def forward(self, x):
         self.check_input(x, None, "(any shape)")
@@ -95,10 +107,15 @@ class Softmax(Layer):
     def describe(self):
         return f"Softmax(axis={self.axis})"
 
+    def output_shape(self, input_shape):
+        shape = self.check_shape(input_shape, None, "(any shape)")
+        if not -len(shape) <= self.axis < len(shape):
+            raise ValueError(f"{self.describe()}: axis out of range for input of shape {shape}")
+        return shape
+
     def forward(self, x):
         self.check_input(x, None, "(any shape)")
-        if not -x.ndim <= self.axis < x.ndim:
-            raise ValueError(f"{self.describe()}: axis out of range for input of shape {tuple(x.shape)}")
+        self.output_shape(x.shape)
         xp = array_module(x)
         e = xp.exp(x - x.max(axis=self.axis, keepdims=True))     # shifted: no overflow
         self.y = e / e.sum(axis=self.axis, keepdims=True)

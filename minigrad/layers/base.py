@@ -137,14 +137,27 @@ class Layer:
     def __repr__(self):
         return self.describe()
 
+    # --- shapes ---------------------------------------------------------------------------------------
+    def output_shape(self, input_shape):
+        """The shape forward() returns for an input of `input_shape` (batch axis first; a size may be
+        None where it is not known, as the batch of a loaded graph), from the sizes alone: nothing is
+        computed. Raises ValueError naming the layer when such an input does not fit it, with the
+        message forward() would give. Every layer that can stand in a chain defines it."""
+        raise NotImplementedError(f"{self.describe()}: output_shape() is not defined for this layer")
+
+    def check_shape(self, shape, ndim, layout):
+        """`shape` as a tuple, after a ValueError unless it has `ndim` dimensions (any when None)."""
+        shape = tuple(shape)
+        if ndim is not None and len(shape) != ndim:
+            raise ValueError(f"{self.describe()}: expected a {ndim}-D input {layout}, got shape {shape}")
+        return shape
+
     def check_input(self, x, ndim, layout):
         """Raise ValueError unless x is a floating array with `ndim` dimensions (any when None)."""
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             raise ValueError(f"{self.describe()}: expected an array of shape {layout}, "
                              f"got {type(x).__name__}")
-        if ndim is not None and x.ndim != ndim:
-            raise ValueError(f"{self.describe()}: expected a {ndim}-D input {layout}, "
-                             f"got shape {tuple(x.shape)}")
+        self.check_shape(x.shape, ndim, layout)
         if x.dtype.kind != "f":
             raise ValueError(f"{self.describe()}: expected a floating-point input, got dtype {x.dtype}")
         params = self.parameters()

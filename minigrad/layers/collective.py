@@ -36,6 +36,15 @@ class AllGather(_Collective):
     def describe(self):
         return f"AllGather(axis={self.axis}, ranks={self.comm.size})"
 
+    def output_shape(self, input_shape):
+        """Every rank's x has input_shape (equal halves, as forward requires)."""
+        shape = list(self.check_shape(input_shape, None, "(N, ...)"))
+        if not -len(shape) <= self.axis < len(shape):
+            raise ValueError(f"{self.describe()}: axis out of range for input of shape {tuple(shape)}")
+        if shape[self.axis] is not None:
+            shape[self.axis] *= self.comm.size
+        return tuple(shape)
+
     def forward(self, x):
         self.check_input(x, None, "(N, ...)")
         y = self.comm.allgather(x, axis=self.axis)
@@ -47,9 +56,7 @@ class AllGather(_Collective):
 
     def backward(self, dy):
         x_shape = self.saved(self.x_shape)
-        gathered = list(x_shape)
-        gathered[self.axis] *= self.comm.size
-        self.check_grad(dy, gathered)
+        self.check_grad(dy, self.output_shape(x_shape))
         return self.comm.reduce_scatter(dy, axis=self.axis, op="sum")     # sum_s dy_s[slice r]
 
 
@@ -97,6 +104,9 @@ class SharedInput(_Collective):
 
     def describe(self):
         return f"SharedInput(ranks={self.comm.size})"
+
+    def output_shape(self, input_shape):
+        return self.check_shape(input_shape, None, "(N, ...)")
 
     def forward(self, x):
         self.check_input(x, None, "(N, ...)")

@@ -38,6 +38,11 @@ class Sequential(Layer):
         lines = [f"  ({name}): {layer.describe()}" for name, layer in self.named_layers()]
         return "Sequential(\n" + "\n".join(lines) + "\n)"
 
+    def output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return tuple(input_shape)
+
     def forward(self, x):
         for layer in self.layers:
             x = layer.forward(x)

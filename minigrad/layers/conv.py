@@ -60,8 +60,15 @@ class Conv2d(Layer):
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, groups={self.groups})")
 
-    def output_shape(self, x_shape):
-        N, _, H, W = x_shape
+    def output_shape(self, input_shape):
+        N, C, H, W = self.check_shape(input_shape, 4, "(N, C, H, W)")
+        if C != self.in_channels:
+            raise ValueError(f"{self.describe()}: expected {self.in_channels} input channels, "
+                             f"got input of shape {tuple(input_shape)}")
+        padded = tuple(None if s is None else s + 2 * p for s, p in zip((H, W), self.padding))
+        if any(p is not None and p < k for p, k in zip(padded, self.kernel_size)):
+            raise ValueError(f"{self.describe()}: kernel {self.kernel_size} is larger than the padded "
+                             f"input {padded} (input shape {tuple(input_shape)})")
         return (N, self.out_channels, *(ops.output_size(s, k, st, p) for s, k, st, p in
                                         zip((H, W), self.kernel_size, self.stride, self.padding)))
 
@@ -87,13 +94,7 @@ class Conv2d(Layer):
 
     def forward(self, x):
         self.check_input(x, 4, "(N, C, H, W)")
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"{self.describe()}: expected {self.in_channels} input channels, "
-                             f"got input of shape {tuple(x.shape)}")
-        padded = tuple(s + 2 * p for s, p in zip(x.shape[2:], self.padding))
-        if any(p < k for p, k in zip(padded, self.kernel_size)):
-            raise ValueError(f"{self.describe()}: kernel {self.kernel_size} is larger than the padded "
-                             f"input {padded} (input shape {tuple(x.shape)})")
+        self.output_shape(x.shape)
         self.convolution = self._choose_convolution(x)
         y, self.saved_for_backward = self.MODULES[self.convolution].forward(
             x, self.weight.data, None if self.bias is None else self.bias.data, self.stride, self.padding, self.groups)

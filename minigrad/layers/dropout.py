@@ -41,6 +41,9 @@ class Dropout(Layer):
     def set_rng_state(self, state):
         self.rng.bit_generator.state = state
 
+    def output_shape(self, input_shape):
+        return self.check_shape(input_shape, None, "(any shape)")
+
     def forward(self, x):
         self.check_input(x, None, "(any shape)")
         xp = array_module(x)

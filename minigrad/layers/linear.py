@@ -21,11 +21,16 @@ class Linear(Layer):
     def describe(self):
         return f"Linear({self.in_features}, {self.out_features})"
 
+    def output_shape(self, input_shape):
+        N, features = self.check_shape(input_shape, 2, "(N, in_features)")
+        if features != self.in_features:
+            raise ValueError(f"{self.describe()}: expected {self.in_features} input features, "
+                             f"got input of shape {tuple(input_shape)}")
+        return (N, self.out_features)
+
     def forward(self, x):
         self.check_input(x, 2, "(N, in_features)")
-        if x.shape[1] != self.in_features:
-            raise ValueError(f"{self.describe()}: expected {self.in_features} input features, "
-                             f"got input of shape {tuple(x.shape)}")
+        self.output_shape(x.shape)
         self.x = x
         y = ops.matmul(x, self.weight.data.T)
         if self.bias is not None:
@@ -47,10 +52,18 @@ class Flatten(Layer):
     def __init__(self):
         self.x_shape = None
 
-    def forward(self, x):
-        if not hasattr(x, "ndim") or x.ndim < 2:
+    def output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if len(shape) < 2:
             raise ValueError(f"Flatten: expected an input with a batch axis and at least 2 dimensions, "
-                             f"got {getattr(x, 'shape', type(x).__name__)}")
+                             f"got {shape}")
+        features = None if None in shape[1:] else int(np.prod(shape[1:]))
+        return (shape[0], features)
+
+    def forward(self, x):
+        if not hasattr(x, "ndim"):
+            raise ValueError(f"Flatten: expected an array with a batch axis, got {type(x).__name__}")
+        self.output_shape(x.shape)
         self.x_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
@@ -73,6 +86,10 @@ class Transpose(Layer):
 
     def describe(self):
         return f"Transpose({self.axes})"
+
+    def output_shape(self, input_shape):
+        shape = self.check_shape(input_shape, len(self.axes), "(N, ...)")
+        return tuple(shape[axis] for axis in self.axes)
 
     def forward(self, x):
         self.check_input(x, len(self.axes), "(N, ...)")

@@ -36,11 +36,16 @@ class LocalResponseNorm(Layer):
         groups = f", groups={self.groups}" if self.groups > 1 else ""
         return f"LocalResponseNorm(size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}{groups})"
 
+    def output_shape(self, input_shape):
+        shape = self.check_shape(input_shape, 4, "(N, C, H, W)")
+        if shape[1] % self.groups:
+            raise ValueError(f"{self.describe()}: groups={self.groups} must divide the channels, got input "
+                             f"of shape {shape}")
+        return shape
+
     def forward(self, a):
         self.check_input(a, 4, "(N, C, H, W)")
-        if a.shape[1] % self.groups:
-            raise ValueError(f"{self.describe()}: groups={self.groups} must divide the channels, got input "
-                             f"of shape {tuple(a.shape)}")
+        self.output_shape(a.shape)
         self.b, self.scale = ops.lrn_forward(a, self.size, self.alpha, self.beta, self.k, self.groups)
         self.a = a
         return self.b
@@ -79,11 +84,16 @@ class _BatchNorm(Layer):
         """Shape a (C,) vector to broadcast against the input."""
         return v.reshape((1, -1) + (1,) * (self.ndim - 2))
 
+    def output_shape(self, input_shape):
+        shape = self.check_shape(input_shape, self.ndim, self.layout)
+        if shape[1] != self.num_features:
+            raise ValueError(f"{self.describe()}: expected {self.num_features} features on axis 1, "
+                             f"got input of shape {shape}")
+        return shape
+
     def forward(self, x):
         self.check_input(x, self.ndim, self.layout)
-        if x.shape[1] != self.num_features:
-            raise ValueError(f"{self.describe()}: expected {self.num_features} features on axis 1, "
-                             f"got input of shape {tuple(x.shape)}")
+        self.output_shape(x.shape)
         if self.training:
             count = x.size // x.shape[1]
             if count < 2:

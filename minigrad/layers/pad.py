@@ -35,6 +35,11 @@ class ZeroPad2d(Layer):
         widths[self.axes[0]], widths[self.axes[1]] = (top, bottom), (left, right)
         return widths
 
+    def output_shape(self, input_shape):
+        shape = self.check_shape(input_shape, 4, "(N, C, H, W)" if self.axes == (2, 3) else "(N, H, W, C)")
+        return tuple(None if size is None else size + before + after
+                     for size, (before, after) in zip(shape, self._widths()))
+
     def forward(self, x):
         self.check_input(x, 4, "(N, C, H, W)" if self.axes == (2, 3) else "(N, H, W, C)")
         self.x_shape = x.shape
@@ -42,6 +47,5 @@ class ZeroPad2d(Layer):
 
     def backward(self, dy):
         x_shape = self.saved(self.x_shape)
-        widths = self._widths()
-        self.check_grad(dy, tuple(size + before + after for size, (before, after) in zip(x_shape, widths)))
-        return dy[tuple(slice(before, before + size) for size, (before, _) in zip(x_shape, widths))]
+        self.check_grad(dy, self.output_shape(x_shape))
+        return dy[tuple(slice(before, before + size) for size, (before, _) in zip(x_shape, self._widths()))]

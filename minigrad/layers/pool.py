@@ -32,13 +32,19 @@ class _Pool2d(Layer):
     def _more(self):
         return ""
 
+    def output_shape(self, input_shape):
+        N, C, H, W = self.check_shape(input_shape, 4, "(N, C, H, W)")
+        top, left, bottom, right = self.pads
+        padded = (None if H is None else H + top + bottom, None if W is None else W + left + right)
+        if any(p is not None and p < k for p, k in zip(padded, self.kernel_size)):
+            raise ValueError(f"{self.describe()}: window {self.kernel_size} is larger than the padded "
+                             f"input {padded} (input shape {tuple(input_shape)})")
+        _, out_hw = ops.pool_geometry(input_shape, self.kernel_size, self.stride, self.pads, self.ceil_mode)
+        return (N, C, *out_hw)
+
     def check_fits(self, x):
         self.check_input(x, 4, "(N, C, H, W)")
-        top, left, bottom, right = self.pads
-        padded = (x.shape[2] + top + bottom, x.shape[3] + left + right)
-        if any(p < k for p, k in zip(padded, self.kernel_size)):
-            raise ValueError(f"{self.describe()}: window {self.kernel_size} is larger than the padded "
-                             f"input {padded} (input shape {tuple(x.shape)})")
+        self.output_shape(x.shape)
 
 
 class MaxPool2d(_Pool2d):
@@ -91,8 +97,7 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, dy):
         x_shape = self.saved(self.x_shape)
-        _, out_hw = ops.pool_geometry(x_shape, self.kernel_size, self.stride, self.pads, self.ceil_mode)
-        self.check_grad(dy, (*x_shape[:2], *out_hw))
+        self.check_grad(dy, self.output_shape(x_shape))
         return average_pool.backward(dy, x_shape, self.kernel_size, self.stride, self.pads, self.ceil_mode,
                                      self.count_include_pad)
 
@@ -103,6 +108,10 @@ class GlobalAvgPool2d(Layer):
 
     def __init__(self):
         self.x_shape = None
+
+    def output_shape(self, input_shape):
+        N, C, _, _ = self.check_shape(input_shape, 4, "(N, C, H, W)")
+        return (N, C, 1, 1)
 
     def forward(self, x):
         self.check_input(x, 4, "(N, C, H, W)")

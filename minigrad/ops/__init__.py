@@ -18,7 +18,7 @@ import importlib
 
 from ..backend import is_gpu_array
 from . import cpu, cpu_runtime
-from .cpu import output_size, pool_geometry, pool_padding
+from .geometry import output_size, pool_geometry, pool_padding
 from .cpu_runtime import parallel_map
 
 

@@ -5,7 +5,7 @@ global average before the classifier, torchvision's adaptive pooling exported as
 not on AlexNet's hot path, so it is written once for both array modules, as a strided view of the
 windows summed (forward) and kh * kw strided slices added up (backward), not as kernels.
 
-Padding (top, left, bottom, right) and ceil_mode follow max pooling (ops.cpu.pool_geometry). What a
+Padding (top, left, bottom, right) and ceil_mode follow max pooling (ops/geometry.py). What a
 window is divided by, PyTorch's and ONNX Runtime's rule:
 - count_include_pad: the cells it covers in the input and its declared padding; cells beyond the
   padding, which only the last window of ceil_mode reaches, are not counted;
@@ -14,7 +14,8 @@ window is divided by, PyTorch's and ONNX Runtime's rule:
 import numpy as np
 
 from ..backend import array_module
-from .cpu import _padded, pool_padding, _windows
+from .cpu import _padded, _windows
+from .geometry import pool_padding
 
 
 def _window_sizes(length, kernel, stride, out, pad_begin, pad_end, count_include_pad):

@@ -11,9 +11,7 @@ conventions (shared with ops/gpu.py, whose CUDA kernels the GPU tests compare wi
   of group g are one contiguous block, which makes a grouped convolution a batched GEMM.
 - max pooling keeps `argmax` (N, C, OH, OW), int32: the window-local index i*kw + j of the first
   maximum in row-major order, as Caffe and PyTorch choose among ties.
-- Output sizes round down: OH = (H + 2*ph - kh) // sh + 1 (PyTorch's rule; AlexNet's 55, 27, 13 and 6
-  are exact under either rounding). Max pooling also takes padding as (top, left, bottom, right) and
-  ceil_mode, the forms Caffe and ONNX graphs use (pool_geometry).
+- Output sizes and pooling windows: ops/geometry.py.
 """
 import numpy as np
 
@@ -21,30 +19,7 @@ from ..backend import array_module
 from . import cpu_kernels as kernels
 from .cpu_runtime import in_worker, use_numba_workqueue
 from .cpu_runtime import matmul  # noqa: F401  (the CPU's GEMM, split among the workers)
-
-
-def output_size(size, kernel, stride, padding):
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def pool_output_size(size, kernel, stride, pad_begin, pad_end, ceil_mode):
-    """Windows along one axis. ceil_mode rounds up, as Caffe always did, but drops a last window that
-    would start in the trailing padding (Caffe's, PyTorch's and ONNX Runtime's rule), so every window
-    holds at least one real value."""
-    span = size + pad_begin + pad_end - kernel
-    if not ceil_mode:
-        return span // stride + 1
-    count = -(-span // stride) + 1
-    return count - 1 if (count - 1) * stride >= size + pad_begin else count
-
-
-def pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
-    """padding (ph, pw) or (top, left, bottom, right) -> ((top, left), (OH, OW)). The kernels need only
-    the leading pads: a window is clipped at the input's far edge, and the output size says where to stop."""
-    top, left, bottom, right = padding if len(padding) == 4 else (padding[0], padding[1]) * 2
-    H, W = x_shape[2:]
-    return (top, left), (pool_output_size(H, kernel_size[0], stride[0], top, bottom, ceil_mode),
-                         pool_output_size(W, kernel_size[1], stride[1], left, right, ceil_mode))
+from .geometry import output_size, pool_geometry, pool_padding
 
 
 def _padded(x, padding, value=0.0):
@@ -54,16 +29,6 @@ def _padded(x, padding, value=0.0):
         return x
     xp = array_module(x)
     return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
-
-
-def pool_padding(x_shape, kernel_size, stride, padding, ceil_mode):
-    """The leading pads, the output size, and the padding ((top, bottom), (left, right)) that makes every
-    window fit (the trailing side extended or cut to what the last window reaches)."""
-    (top, left), (OH, OW) = pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
-    H, W = x_shape[2:]
-    bottom = max(0, (OH - 1) * stride[0] + kernel_size[0] - H - top)
-    right = max(0, (OW - 1) * stride[1] + kernel_size[1] - W - left)
-    return (top, left), (OH, OW), ((top, bottom), (left, right))
 
 
 def _windows(x_padded, kernel_size, stride, out_hw, order):

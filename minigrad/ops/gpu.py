@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cpu import output_size, pool_geometry
+from .geometry import output_size, pool_geometry
 
 BLOCK = 256                         # threads per block of the one-thread-per-element kernels
 INT32_MAX = np.iinfo(np.int32).max
