@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402  (after the thread variables are set)
 sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import minigrad as mg  # noqa: E402
-from model import alexnet  # noqa: E402
+from minigrad.models import alexnet
 from torch_twin import torch_twin  # noqa: E402
 
 try:

@@ -45,7 +45,7 @@ def worker(args):
     sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
     import minigrad as mg
     from minigrad import distributed
-    from model import alexnet
+    from minigrad.models import alexnet
 
     comm = distributed.world()
     distributed.check_global_batch(comm, args.batch)

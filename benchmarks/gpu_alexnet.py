@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import minigrad as mg  # noqa: E402
 from minigrad.ops import output_size  # noqa: E402
-from model import alexnet  # noqa: E402
+from minigrad.models import alexnet
 from torch_twin import torch_twin  # noqa: E402,F401  (also used by tests/test_gpu.py)
 
 

@@ -85,7 +85,7 @@ def torchvision_rate(root, preset, workers, limit):
 
 def step_rate(preset, steps=3):
     """Images per second of one SGD step (forward, backward, update) of the preset's network."""
-    from model import alexnet
+    from minigrad.models import alexnet
 
     _, crop, batch = PRESETS[preset]
     batch = 32 if preset == "paper" else batch       # the paper's 128 takes ~4 s a step here: 32 suffices

@@ -59,7 +59,7 @@ def worker(args):
     import minigrad as mg
     import towers
     from minigrad import distributed
-    from model import alexnet
+    from minigrad.models import alexnet
 
     comm = distributed.world()
     kept_freed_memory = mg.keep_freed_memory()          # as train.py runs (minigrad/ops/cpu_runtime.py)
@@ -106,7 +106,7 @@ def main():
         return worker(args)
     import minigrad as mg
     import towers
-    from model import alexnet
+    from minigrad.models import alexnet
 
     mpiexec = str(Path(sys.executable).parent / "mpiexec")
     script = [str(HERE), "--worker", "--batch", str(args.batch), "--steps", str(args.steps)]

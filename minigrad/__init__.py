@@ -1,4 +1,12 @@
-"""minigrad: AlexNet from scratch, with a hand-written forward and backward for every layer."""
+"""minigrad: AlexNet from scratch, with a hand-written forward and backward for every layer.
+
+`import minigrad as mg` loads NumPy, Numba and the layers, and nothing optional: the submodules that
+need an extra (mg.onnx needs onnx, mg.distributed mpi4py under a launcher) and those a training script
+opens (mg.data, ...) are imported on first use, as numpy's and torch's submodules are, so that
+`mg.onnx.load(...)` works without an import of its own.
+"""
+import importlib
+
 from . import backend, init, ops
 from .diagnostics import diagnose
 from .gradcheck import GradcheckResult, gradcheck
@@ -10,3 +18,12 @@ from .ops.cpu_runtime import keep_freed_memory
 from .optim import SGD, Adam, ReduceLROnPlateau, StepLR, clip_grad_norm
 
 __version__ = "0.1.0"
+
+_ON_FIRST_USE = ("data", "distributed", "imagenet", "models", "onnx")
+
+
+def __getattr__(name):
+    """mg.onnx and the others of _ON_FIRST_USE: imported when first named (PEP 562)."""
+    if name in _ON_FIRST_USE:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'minigrad' has no attribute {name!r}")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples" / "alexnet"))     # `import model` in the AlexNet tests
+sys.path.insert(0, str(ROOT / "examples" / "alexnet"))     # `import train` in the tests of the scripts
 
 settings.register_profile("default", deadline=None, max_examples=25,
                           suppress_health_check=[HealthCheck.too_slow])

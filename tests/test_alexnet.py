@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from model import Preset, alexnet
+from minigrad.models import Preset, alexnet
 
 
 def test_parameter_count_is_what_the_table_implies():
@@ -56,8 +56,8 @@ def test_paper_layout_and_initialisation():
 
 def test_a_shrunken_alexnet_passes_gradcheck_end_to_end(rng):
     """Every layer kind of the paper, in the paper's order, small enough for central differences."""
-    tiny = Preset(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8,
-                  init="he", dropout_mode="classic")
+    tiny = Preset(image_size=31, conv1_kernels=4, conv1_kernel_size=5, conv1_stride=2, channels=(4, 6, 6, 4),
+                  conv2_kernel_size=3, hidden=8, init="he", dropout_mode="classic")
     net = alexnet(tiny, num_classes=5).astype(np.float64)
     net["conv1"].needs_input_grad = True     # alexnet() skips d loss / d image; check it here too
     for name in ("norm1", "norm2"):          # LRN strong enough to matter in the check (paper: 1e-4)
@@ -70,8 +70,8 @@ def test_a_shrunken_alexnet_passes_gradcheck_end_to_end(rng):
 
 
 def test_a_shrunken_alexnet_with_the_loss_passes_gradcheck(rng):
-    tiny = Preset(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8,
-                  init="paper", dropout_mode="inverted")
+    tiny = Preset(image_size=31, conv1_kernels=4, conv1_kernel_size=5, conv1_stride=2, channels=(4, 6, 6, 4),
+                  conv2_kernel_size=3, hidden=8, init="paper", dropout_mode="inverted")
     net = alexnet(tiny, num_classes=5).astype(np.float64)
     net["conv1"].needs_input_grad = True
     net_and_loss = _WithLoss(net)

@@ -275,3 +275,22 @@ def test_a_threading_layer_the_host_chose_is_kept():
             pytest.skip("Numba's OpenMP layer cannot load here")
         raise
     assert out.split() == ["None", "omp", "omp"]
+
+
+def test_import_minigrad_loads_no_optional_dependency_and_its_submodules_come_on_first_use():
+    """`import minigrad` imports neither onnx nor mpi4py nor cupy (nor PyTorch); `mg.onnx.load` and the
+    other submodules work without an import of their own, as numpy's and torch's do."""
+    code = """
+import sys
+import minigrad as mg
+optional = ("onnx", "onnxruntime", "mpi4py", "cupy", "torch", "matplotlib", "PIL")
+print(sorted(name for name in optional if name in sys.modules))
+print(callable(mg.onnx.load), callable(mg.onnx.export), callable(mg.distributed.world), callable(mg.models.alexnet))
+print("onnx" in sys.modules, "mpi4py" in sys.modules)
+"""
+    lines = _run_fresh_python(code).splitlines()
+    assert lines[0] == "[]"
+    assert lines[1] == "True True True True"
+    assert lines[2] == "False False"           # naming mg.onnx imports minigrad.onnx, not onnx itself
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        mg.nothing

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from model import alexnet
+from minigrad.models import alexnet
 
 CODES = {"vanishing_gradient", "exploding_gradient", "dead_relu", "constant_output", "saturated"}
 

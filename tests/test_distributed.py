@@ -169,8 +169,8 @@ def scenario_collectives(out):
 
 
 # --- data-parallel training: the one-process run's numbers ----------------------------------------
-TINY = dict(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8, init="he",
-            dropout_mode="classic")
+TINY = dict(image_size=31, conv1_kernels=4, conv1_kernel_size=5, conv1_stride=2, channels=(4, 6, 6, 4),
+            conv2_kernel_size=3, hidden=8, init="he", dropout_mode="classic")
 GLOBAL_BATCH, STEPS = 12, 3
 
 
@@ -215,7 +215,7 @@ def test_two_and_three_ranks_train_as_one_process_does(folder, tmp_path):
 def scenario_train(folder, out):
     """3 steps of train.py's train_epoch on the tiny AlexNet; rank 0 saves what each step left."""
     import train
-    from model import Preset, alexnet
+    from minigrad.models import Preset, alexnet
 
     from minigrad import distributed
     import minigrad as mg
@@ -386,7 +386,7 @@ def scenario_fail_in_step(folder, where, how):
     import signal
 
     import train
-    from model import PRESETS, alexnet
+    from minigrad.models import PRESETS, alexnet
 
     from minigrad import distributed
     import minigrad as mg
@@ -463,7 +463,7 @@ def scenario_fail_writing_checkpoint(folder, out):
 
 
 def scenario_mismatched_models():
-    from model import Preset, alexnet
+    from minigrad.models import Preset, alexnet
 
     from minigrad import distributed
 

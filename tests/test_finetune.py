@@ -10,7 +10,7 @@ sys.path.insert(0, str(EXAMPLES))
 pytest.importorskip("onnx", reason="fine-tuning from ONNX needs the onnx extra: pip install -e '.[onnx]'")
 import finetune  # noqa: E402
 import train  # noqa: E402
-from model import PRESETS, alexnet  # noqa: E402
+from minigrad.models import PRESETS, alexnet
 from test_train import write_split  # noqa: E402
 
 from minigrad import onnx as mg_onnx  # noqa: E402

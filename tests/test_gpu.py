@@ -28,7 +28,7 @@ from minigrad import backend, ops
 from minigrad.ops import gpu
 
 import cuda_emulator
-from model import alexnet          # examples/alexnet, put on sys.path by conftest.py
+from minigrad.models import alexnet
 
 GPU_REASON = backend.gpu_unavailable_reason()
 needs_gpu = pytest.mark.skipif(GPU_REASON is not None, reason=f"no GPU: {GPU_REASON}")

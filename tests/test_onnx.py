@@ -87,7 +87,7 @@ def test_alexnet_like_export_agrees_with_onnx_runtime(tmp_path, dropout, lrn_gro
 
 def test_the_small_alexnet_preset_exports_with_its_towers_lrn(tmp_path):
     """The network train.py trains (LRN per tower, inverted dropout) runs in ONNX Runtime as in minigrad."""
-    from model import PRESETS, alexnet          # examples/alexnet, on the path by conftest.py
+    from minigrad.models import PRESETS, alexnet
 
     net, size = alexnet("small", 10).eval(), PRESETS["small"].image_size
     x = large_input((3, 3, size, size), seed=4)

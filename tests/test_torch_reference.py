@@ -133,9 +133,9 @@ def test_sgd_equals_pytorch_while_the_rate_is_constant():
 
 
 def test_shrunken_alexnet_end_to_end():
-    from model import Preset, alexnet
-    tiny = Preset(image_size=35, conv1=(8, 5, 2), channels=(8, 12, 12, 8), conv2_kernel=3, hidden=16,
-                  init="he", dropout_mode="classic")
+    from minigrad.models import Preset, alexnet
+    tiny = Preset(image_size=35, conv1_kernels=8, conv1_kernel_size=5, conv1_stride=2, channels=(8, 12, 12, 8),
+                  conv2_kernel_size=3, hidden=16, init="he", dropout_mode="classic")
     net = alexnet(tiny, num_classes=7).astype(np.float64).eval()     # eval: dropout is deterministic
     for name in ("norm1", "norm2"):
         net[name].alpha = 0.3

@@ -132,9 +132,9 @@ def test_the_collective_layers_refuse_a_backward_before_forward_and_a_wrong_grad
 def tiny_alexnet(num_classes=5):
     """Every layer kind of the paper at a size central differences can check, with LRN strong enough
     (alpha 0.5, not 1e-4) that a window crossing the towers would show; 5 classes split 3 + 2."""
-    from model import Preset, alexnet
-    tiny = Preset(image_size=31, conv1=(4, 5, 2), channels=(4, 6, 6, 4), conv2_kernel=3, hidden=8,
-                  init="he", dropout_mode="classic")
+    from minigrad.models import Preset, alexnet
+    tiny = Preset(image_size=31, conv1_kernels=4, conv1_kernel_size=5, conv1_stride=2, channels=(4, 6, 6, 4),
+                  conv2_kernel_size=3, hidden=8, init="he", dropout_mode="classic")
     net = alexnet(tiny, num_classes=num_classes, seed=3).astype(np.float64)
     net["conv1"].needs_input_grad = True
     for name in ("norm1", "norm2"):

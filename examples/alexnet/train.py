@@ -35,7 +35,6 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minigrad as mg  # noqa: E402
 from minigrad import data, distributed  # noqa: E402
-from model import PRESETS, Preset, alexnet  # noqa: E402
+from minigrad.models import PRESETS, Preset, alexnet
 import towers  # noqa: E402
 import finetune  # noqa: E402  (--init, --freeze, --init-lr-mult)
 import recipe  # noqa: E402
@@ -241,8 +240,7 @@ def load_checkpoint(path):
 def architecture(config):
     """The run's network sizes: recorded in its config (so a checkpoint outlives a change of the presets),
     or, for a run recorded before they were, the preset's of today."""
-    sizes = {**asdict(PRESETS[config["preset"]]), **config.get("architecture", {})}
-    return Preset(**{name: tuple(value) if isinstance(value, list) else value for name, value in sizes.items()})
+    return Preset.from_dict(config["architecture"]) if "architecture" in config else PRESETS[config["preset"]]
 
 
 def model_from_checkpoint(meta, arrays, device="cpu", dtype="float32"):
@@ -409,7 +407,7 @@ def run_diagnosis(model, loader, epoch, device, why):
 def make_config(args):
     preset = args.preset or "small"
     defaults = RECIPES[preset]
-    config = {"preset": preset, "architecture": asdict(PRESETS[preset]), "image_size": PRESETS[preset].image_size,
+    config = {"preset": preset, "architecture": PRESETS[preset].to_dict(), "image_size": PRESETS[preset].image_size,
               "resize": resize_for(PRESETS[preset].image_size), "seed": 0 if args.seed is None else args.seed,
               "batch_size": args.batch_size or defaults["batch_size"], "lr": args.lr or defaults["lr"],
               "epochs": args.epochs, "scale": defaults["scale"], "flip": not args.no_flip,

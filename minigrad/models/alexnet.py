@@ -14,10 +14,10 @@ maps on their own GPU, and both LRNs normalise each GPU's maps separately (group
 at the tower boundary). The paper does not say so, but the authors' own two-GPU configuration does:
 cuda-convnet2's layers-imagenet-2gpu-model.cfg has rnorm1a over conv1a's 48 maps and rnorm1b over
 conv1b's. With it this one-device net is the same function as the two towers on two ranks
-(examples/alexnet/towers.py), which tests/test_towers.py checks to 1e-10. The "small" preset keeps every one of these features (LRN after ReLU,
+(minigrad/distributed/towers.py), which tests/test_towers.py checks to 1e-10. The "small" preset keeps every one of these features (LRN after ReLU,
 overlapping pools, dropout, groups) at a size a laptop CPU trains in minutes on 64 x 64 images.
 """
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import minigrad as mg
 
@@ -25,17 +25,35 @@ import minigrad as mg
 @dataclass(frozen=True)
 class Preset:
     image_size: int                 # the side of the square crop the network takes
-    conv1: tuple                    # (kernels, kernel size, stride)
+    conv1_kernels: int              # conv1: how many kernels, their side and their stride
+    conv1_kernel_size: int
+    conv1_stride: int
     channels: tuple                 # kernels of conv2, conv3, conv4, conv5
-    conv2_kernel: int
+    conv2_kernel_size: int
     hidden: int                     # units of fc6 and fc7
     init: str                       # "paper": N(0, 0.01^2), biases 1 in conv2/4/5 and fc6/7; "he"
     dropout_mode: str = "classic"   # the paper's form (section 4.2)
 
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, sizes):
+        """A Preset from to_dict()'s record, or from a record written before conv1's sizes had names
+        (conv1: [kernels, size, stride], conv2_kernel), as checkpoints of earlier runs hold it."""
+        sizes = dict(sizes)
+        if "conv1" in sizes:
+            sizes["conv1_kernels"], sizes["conv1_kernel_size"], sizes["conv1_stride"] = sizes.pop("conv1")
+        if "conv2_kernel" in sizes:
+            sizes["conv2_kernel_size"] = sizes.pop("conv2_kernel")
+        return cls(**{name: tuple(value) if isinstance(value, list) else value for name, value in sizes.items()})
+
 
 PRESETS = {
-    "paper": Preset(224, (96, 11, 4), (256, 384, 384, 256), 5, 4096, "paper"),
-    "small": Preset(64, (32, 5, 2), (64, 96, 96, 64), 5, 256, "he", "inverted"),
+    "paper": Preset(224, conv1_kernels=96, conv1_kernel_size=11, conv1_stride=4, channels=(256, 384, 384, 256),
+                    conv2_kernel_size=5, hidden=4096, init="paper"),
+    "small": Preset(64, conv1_kernels=32, conv1_kernel_size=5, conv1_stride=2, channels=(64, 96, 96, 64),
+                    conv2_kernel_size=5, hidden=256, init="he", dropout_mode="inverted"),
 }
 
 
@@ -52,26 +70,16 @@ def alexnet(preset="paper", num_classes=1000, image_size=None, seed=0):
         raise ValueError(f"alexnet: num_classes must be an int >= 2, got {num_classes!r}")
     p = preset if isinstance(preset, Preset) else PRESETS[preset]
     image_size = p.image_size if image_size is None else image_size
-    k1, kernel1, stride1 = p.conv1
     c2, c3, c4, c5 = p.channels
     # Padding that makes conv1's windows tile the image: 2 at 224 (torchvision), 0 at 227 (Caffe).
     paper = p == PRESETS["paper"]
-    pad1 = (2 if image_size == 224 else 0) if paper else kernel1 // 2
+    pad1 = (2 if image_size == 224 else 0) if paper else p.conv1_kernel_size // 2
     mg.manual_seed(seed)
-
-    def after_conv1(size):
-        conv = (size + 2 * pad1 - kernel1) // stride1 + 1
-        for _ in range(3):            # three overlapping 3/2 pools; convs 2-5 keep the size
-            conv = (conv - 3) // 2 + 1
-        return conv
-
-    side = after_conv1(image_size)
-    if side < 1:
-        raise ValueError(f"alexnet: image_size {image_size} is too small for the {preset!r} preset")
-    net = mg.Sequential(
-        ("conv1", mg.Conv2d(3, k1, kernel1, stride=stride1, padding=pad1)), ("relu1", mg.ReLU()),
+    features = mg.Sequential(
+        ("conv1", mg.Conv2d(3, p.conv1_kernels, p.conv1_kernel_size, stride=p.conv1_stride, padding=pad1)),
+        ("relu1", mg.ReLU()),
         ("norm1", mg.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0, groups=2)), ("pool1", mg.MaxPool2d(3, 2)),
-        ("conv2", mg.Conv2d(k1, c2, p.conv2_kernel, padding=p.conv2_kernel // 2, groups=2)),
+        ("conv2", mg.Conv2d(p.conv1_kernels, c2, p.conv2_kernel_size, padding=p.conv2_kernel_size // 2, groups=2)),
         ("relu2", mg.ReLU()),
         ("norm2", mg.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0, groups=2)), ("pool2", mg.MaxPool2d(3, 2)),
         ("conv3", mg.Conv2d(c2, c3, 3, padding=1)), ("relu3", mg.ReLU()),
@@ -79,7 +87,14 @@ def alexnet(preset="paper", num_classes=1000, image_size=None, seed=0):
         ("conv5", mg.Conv2d(c4, c5, 3, padding=1, groups=2)), ("relu5", mg.ReLU()),
         ("pool5", mg.MaxPool2d(3, 2)),
         ("flatten", mg.Flatten()),
-        ("fc6", mg.Linear(c5 * side * side, p.hidden)), ("relu6", mg.ReLU()),
+    )
+    try:
+        _, fc6_inputs = features.output_shape((1, 3, image_size, image_size))
+    except ValueError:
+        raise ValueError(f"alexnet: image_size {image_size} is too small for the {preset!r} preset") from None
+    net = mg.Sequential(
+        *features.named_layers(),
+        ("fc6", mg.Linear(fc6_inputs, p.hidden)), ("relu6", mg.ReLU()),
         ("drop6", mg.Dropout(0.5, mode=p.dropout_mode, seed=seed + 6)),
         ("fc7", mg.Linear(p.hidden, p.hidden)), ("relu7", mg.ReLU()),
         ("drop7", mg.Dropout(0.5, mode=p.dropout_mode, seed=seed + 7)),
