@@ -9,6 +9,7 @@ With a constant eps this equals PyTorch's SGD; once eps changes they differ, bec
 velocity already accumulated keeps the old eps while PyTorch rescales it with the new one.
 """
 import math
+import numbers
 
 from . import ops
 from .backend import array_module, device_of, to_device
@@ -25,9 +26,17 @@ def _check_params(params, who):
 
 
 def _check_nonnegative(who, **values):
+    """Each value a finite real number >= 0 (a Python or NumPy number; not a bool)."""
     for name, value in values.items():
-        if not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
-            raise ValueError(f"{who}: {name} must be a non-negative number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{who}: {name} must be a non-negative number and finite, got {value!r}")
+
+
+def _check_momentum(who, momentum):
+    """Momentum in [0, 1): at 1 or more the velocity never decays and the step grows without bound."""
+    _check_nonnegative(who, momentum=momentum)
+    if momentum >= 1:
+        raise ValueError(f"{who}: momentum must be in [0, 1), got {momentum!r}")
 
 
 def _load_arrays(who, name, arrays, params):
@@ -76,8 +85,9 @@ class SGD:
 
     def __init__(self, params, lr, momentum=0.9, weight_decay=0.0005):
         self.params, self.lr_mults, self.decay_mults = _parameter_groups(params, "SGD")
-        _check_nonnegative("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
-        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        _check_nonnegative("SGD", lr=lr, weight_decay=weight_decay)
+        _check_momentum("SGD", momentum)
+        self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
         self.velocity = [array_module(p.data).zeros_like(p.data) for p in self.params]
 
     def step(self):
@@ -96,6 +106,8 @@ class SGD:
                 "velocity": [to_device(v, "cpu").copy() for v in self.velocity]}
 
     def load_state_dict(self, state):
+        _check_nonnegative("SGD.load_state_dict", lr=state["lr"], weight_decay=state["weight_decay"])
+        _check_momentum("SGD.load_state_dict", state["momentum"])
         self.velocity = _load_arrays("SGD", "velocity", state["velocity"], self.params)
         self.lr, self.momentum, self.weight_decay = state["lr"], state["momentum"], state["weight_decay"]
 
@@ -188,7 +200,13 @@ class ReduceLROnPlateau:
         return {"best": self.best, "bad_epochs": self.bad_epochs, "reductions": self.reductions}
 
     def load_state_dict(self, state):
-        self.best, self.bad_epochs, self.reductions = state["best"], state["bad_epochs"], state["reductions"]
+        best, bad_epochs, reductions = state["best"], state["bad_epochs"], state["reductions"]
+        if best is not None and (isinstance(best, bool) or not isinstance(best, numbers.Real) or math.isnan(best)):
+            raise ValueError(f"ReduceLROnPlateau.load_state_dict: best must be a number or None, got {best!r}")
+        for name, count in (("bad_epochs", bad_epochs), ("reductions", reductions)):
+            if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 0:
+                raise ValueError(f"ReduceLROnPlateau.load_state_dict: {name} must be an int >= 0, got {count!r}")
+        self.best, self.bad_epochs, self.reductions = best, bad_epochs, reductions
 
 
 class StepLR:

@@ -12,12 +12,12 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "alexnet"
 sys.path.insert(0, str(EXAMPLES))
 onnx = pytest.importorskip("onnx", reason="needs the onnx extra: pip install -e '.[onnx,test]'")
 pytest.importorskip("onnxruntime", reason="needs onnxruntime: pip install -e '.[test]'")
-import bvlc  # noqa: E402
 import evaluate  # noqa: E402
 import predict  # noqa: E402
 from test_onnx import light_alexnet_with_random_weights, run_ort  # noqa: E402
 
 from minigrad import data, imagenet  # noqa: E402
+from minigrad.models import bvlc  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minigrad import data
+from minigrad import checkpoint, data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "alexnet"))
 import train  # noqa: E402
@@ -138,5 +138,5 @@ def test_a_messy_folder_trains_and_skips_each_bad_file_with_one_warning(tmp_path
     assert [row["epoch"] for row in metrics["epochs"]] == [1, 2]
     assert metrics["classes"] == ["cat photos", "empty class", "ñandú"]
     # 5 + 8 images train (the nested one included), in 3 batches of 4 per epoch.
-    meta, _ = train.load_checkpoint(out)
+    meta = checkpoint.load(out).record
     assert meta["config"]["plan"]["steps_per_epoch"] == 3

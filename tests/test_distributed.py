@@ -217,19 +217,19 @@ def scenario_train(folder, out):
     import train
     from minigrad.models import Preset, alexnet
 
-    from minigrad import distributed
+    from minigrad import data, distributed, scoring
     import minigrad as mg
 
     comm = distributed.world()
     config = {"data": folder, "resize": 35, "image_size": TINY["image_size"], "seed": 3, "batch_size": GLOBAL_BATCH,
               "scale": "unit", "dtype": "float64"}
-    train_set, val_set = train.open_datasets(config, 2**30, workers=0)
-    mean, pca, scale = train.fit_normalisation(train_set, config)
+    train_set, val_set = data.open_datasets(config, 2**30, workers=0)
+    normalisation = data.Normalisation.fit(train_set, config["seed"], config["scale"])
     model = alexnet(Preset(**TINY), num_classes=3, seed=config["seed"]).astype(np.float64)
     optimizer = mg.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0005)
     replicas = train.replicate(model, optimizer, comm, bucket_bytes=1000)  # several buckets, even in this tiny net
     assert comm.size == 1 or len(replicas.buckets) == 4
-    train_loader, val_loader = train.make_loaders(train_set, val_set, config, mean, pca, scale, 0, comm)
+    train_loader, val_loader = data.make_loaders(train_set, val_set, config, normalisation, 0, comm)
     loss_fn, steps = mg.SoftmaxCrossEntropy(), {"weights": [], "velocities": [], "losses": []}
     forward, step = loss_fn.forward, optimizer.step
 
@@ -249,7 +249,7 @@ def scenario_train(folder, out):
 
     loss_fn.forward, optimizer.step = recording_forward, recording_step
     epoch = train.train_epoch(model, loss_fn, optimizer, train_loader, 1, 1, "cpu", comm)
-    evaluation = train.evaluate(model, val_loader, "cpu", comm=comm)
+    evaluation = scoring.evaluate(model, val_loader, "cpu", comm=comm)
     if comm.rank == 0:
         os.makedirs(out, exist_ok=True)
         np.savez(Path(out) / "steps.npz", ranks=comm.size, epoch=np.array(epoch + evaluation),
@@ -388,18 +388,19 @@ def scenario_fail_in_step(folder, where, how):
     import train
     from minigrad.models import PRESETS, alexnet
 
-    from minigrad import distributed
+    from minigrad import data, distributed
     import minigrad as mg
 
     comm = distributed.world()
     config = {"data": folder, "resize": 73, "image_size": 64, "seed": 0, "batch_size": GLOBAL_BATCH, "scale": "unit",
               "dtype": "float32"}
-    train_set, val_set = train.open_datasets(config, 2**30, workers=0)
+    train_set, val_set = data.open_datasets(config, 2**30, workers=0)
     model = alexnet(PRESETS["small"], num_classes=3)
     optimizer = mg.SGD(model.parameters(), lr=0.01)
     replicas = train.replicate(model, optimizer, comm, bucket_bytes=100_000)
     assert len(replicas.buckets) > 2
-    loader, _ = train.make_loaders(train_set, val_set, config, *train.fit_normalisation(train_set, config), 0, comm)
+    normalisation = data.Normalisation.fit(train_set, config["seed"], config["scale"])
+    loader, _ = data.make_loaders(train_set, val_set, config, normalisation, 0, comm)
     forward, steps = model.forward, []
 
     distributed.set_timeout(HANG_TIMEOUT)

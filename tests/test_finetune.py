@@ -8,12 +8,12 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "alexnet"
 sys.path.insert(0, str(EXAMPLES))
 pytest.importorskip("onnx", reason="fine-tuning from ONNX needs the onnx extra: pip install -e '.[onnx]'")
-import finetune  # noqa: E402
 import train  # noqa: E402
-from minigrad.models import PRESETS, alexnet
 from test_train import write_split  # noqa: E402
 
+from minigrad import checkpoint, finetune  # noqa: E402
 from minigrad import onnx as mg_onnx  # noqa: E402
+from minigrad.models import PRESETS, alexnet  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +35,15 @@ def test_init_loads_matching_layers_freezes_and_resumes(tmp_path, pretrained):
     common = ["--data", str(folder), "--out", str(out), "--workers", "1", "--batch-size", "16", "--lr", "0.005"]
     assert train.main(common + ["--epochs", "1", "--init", str(path), "--freeze", "conv1",
                                 "--init-lr-mult", "0.1"]) == 0
-    meta, arrays = train.load_checkpoint(str(out))
+    saved = checkpoint.load(str(out))
+    meta, arrays = saved.record, saved.arrays()
     assert meta["config"]["init_loaded"] == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
     np.testing.assert_array_equal(arrays["model.conv1.weight"], weights["conv1.weight"])      # frozen
     moved = np.abs(arrays["model.conv2.weight"] - weights["conv2.weight"]).max()
     assert 0 < moved < 0.1 * np.abs(weights["conv2.weight"]).max()                           # loaded, trained
     assert arrays["model.fc8.weight"].shape[0] == 2                                            # the new classes
     assert train.main(["--resume", str(out), "--epochs", "2", "--workers", "1"]) == 0          # groups rebuilt
-    _, arrays = train.load_checkpoint(str(out))
+    arrays = checkpoint.load(str(out)).arrays()
     np.testing.assert_array_equal(arrays["model.conv1.weight"], weights["conv1.weight"])
 
 

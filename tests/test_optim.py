@@ -64,6 +64,30 @@ def test_zero_grad_and_validation():
         mg.SGD([], lr=0.1)
 
 
+@pytest.mark.parametrize("settings, message", [
+    (dict(lr=np.inf), "lr must be a non-negative number and finite, got inf"),
+    (dict(lr=np.nan), "lr must be a non-negative number and finite, got nan"),
+    (dict(lr=0.1, momentum=1.5), r"momentum must be in \[0, 1\), got 1.5"),
+    (dict(lr=0.1, momentum=1.0), r"momentum must be in \[0, 1\), got 1.0"),
+    (dict(lr=0.1, weight_decay=np.inf), "weight_decay must be a non-negative number and finite, got inf"),
+    (dict(lr=True), "lr must be a non-negative number"),
+])
+def test_sgd_refuses_rates_that_cannot_train(settings, message):
+    with pytest.raises(ValueError, match=message):
+        mg.SGD([param([1.0], [3.0])], **settings)
+    good = mg.SGD([param([1.0], [3.0])], lr=0.1)
+    state = {**good.state_dict(), **settings}
+    with pytest.raises(ValueError, match=message):
+        good.load_state_dict(state)
+
+
+def test_sgd_takes_numpy_numbers():
+    p = param([1.0], [3.0])
+    optimizer = mg.SGD([p], lr=np.float32(0.01), momentum=np.float64(0.9), weight_decay=np.float32(0))
+    optimizer.step()
+    assert p.data[0] == pytest.approx(1.0 - 0.01 * 3.0)
+
+
 def test_plateau_divides_by_ten_when_the_metric_stops_improving():
     opt = mg.SGD([param([1.0], [0.0])], lr=0.01)
     schedule = mg.ReduceLROnPlateau(opt, mode="min", patience=1, max_reductions=3)

@@ -1,11 +1,7 @@
-"""examples/alexnet/recipe.py: the training plan for folders of very different sizes."""
-import sys
-from pathlib import Path
-
+"""minigrad/recipe.py: the training plan for folders of very different sizes."""
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "alexnet"))
-import recipe  # noqa: E402
+from minigrad import recipe
 
 
 @pytest.mark.parametrize("images", [200, 500, 1_500, 6_000, 50_000, 1_281_167])

@@ -18,6 +18,8 @@ import evaluate  # noqa: E402
 import predict  # noqa: E402
 import train  # noqa: E402
 
+from minigrad import checkpoint, data, models  # noqa: E402
+
 
 def write_split(root, per_class, seed):
     """Two classes a CNN tells apart at once and a colour histogram cannot: a bright vertical bar or a
@@ -52,7 +54,7 @@ def test_a_tiny_run_learns_and_writes_its_outputs(folder, tmp_path, capsys):
     assert run(folder, tmp_path, "--epochs", "3") == 0
     # Every fall of the rate is announced; one happens at the latest at the plan's last call.
     falls = [line for line in capsys.readouterr().out.splitlines() if line.startswith("learning rate ")]
-    meta, _ = train.load_checkpoint(tmp_path)
+    meta = checkpoint.load(tmp_path).record
     assert len(falls) == meta["scheduler"]["reductions"] >= 1, falls
     assert falls[0].startswith("learning rate 0.005 -> 0.0005: ")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -77,8 +79,10 @@ def test_resume_is_bit_identical(folder, tmp_path, monkeypatch):
         patched.setattr(train, "plot_curves", crash)
         with pytest.raises(KeyboardInterrupt):
             run(folder, resumed, "--epochs", "2")
-    assert train.main(["--resume", str(resumed), "--workers", "2"]) == 0
-    (meta_a, arrays_a), (meta_b, arrays_b) = train.load_checkpoint(straight), train.load_checkpoint(resumed)
+    # (--resume takes the run folder or its last.npz: here the file; the folder elsewhere in this file)
+    assert train.main(["--resume", str(resumed / "last.npz"), "--workers", "2"]) == 0
+    a, b = checkpoint.load(straight), checkpoint.load(resumed)
+    (meta_a, arrays_a), (meta_b, arrays_b) = (a.record, a.arrays()), (b.record, b.arrays())
     assert sorted(arrays_a) == sorted(arrays_b)
     assert any(key.startswith("velocity.") for key in arrays_a)
     for key in arrays_a:
@@ -93,14 +97,14 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(folder, tmp
     status = train.main(["--resume", str(tmp_path), "--epochs", "2", "--lr", "1e30"])
     assert status == 0                                      # --lr is ignored on resume: it keeps 0.005
     # Poison the run: a checkpoint whose learning rate is huge makes the loss overflow.
-    meta, arrays = train.load_checkpoint(tmp_path)
-    model, normalisation = train.model_from_checkpoint(meta, arrays)
+    saved = checkpoint.load(tmp_path)
+    meta, model, normalisation = saved.record, saved.model(), saved.normalisation()
     import minigrad as mg
     optimizer = mg.SGD(model.parameters(), lr=1e30)
     scheduler = mg.ReduceLROnPlateau(optimizer)
     model.set_rng_state(meta["dropout_rng"])
     meta["config"]["epochs"] = 3
-    train.save_checkpoint(str(tmp_path / "last.npz"), model, optimizer, scheduler, normalisation, meta)
+    checkpoint.save(str(tmp_path / "last.npz"), model, optimizer, scheduler, normalisation, meta)
     good = (tmp_path / "last.npz").read_bytes()
     assert train.main(["--resume", str(tmp_path)]) == 1
     assert "the training loss became" in capsys.readouterr().out
@@ -110,12 +114,13 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(folder, tmp
 def test_checkpoint_round_trip_evaluate_and_predict(folder, tmp_path, capsys, monkeypatch):
     assert run(folder, tmp_path, "--epochs", "2") == 0
     # The checkpoint records the network's sizes: it loads after the preset has changed.
-    monkeypatch.setitem(train.PRESETS, "small", dataclasses.replace(train.PRESETS["small"], hidden=8))
-    meta, arrays = train.load_checkpoint(tmp_path / "best.npz")
-    model, (mean, pca, scale) = train.model_from_checkpoint(meta, arrays)
+    monkeypatch.setitem(models.PRESETS, "small", dataclasses.replace(models.PRESETS["small"], hidden=8))
+    saved = checkpoint.load(tmp_path / "best.npz")
+    arrays, model, normalisation = saved.arrays(), saved.model(), saved.normalisation()
+    mean, pca = normalisation.mean, normalisation.pca
     assert all(np.array_equal(value, arrays[f"model.{key}"]) for key, value in model.state_dict().items())
     assert model["fc7"].weight.data.shape != (8, 8)
-    side = train.resize_for(train.PRESETS["small"].image_size)
+    side = data.resize_for(models.PRESETS["small"].image_size)
     assert mean.shape == (side, side, 3) and pca.eigenvectors.shape == (3, 3)
     assert evaluate.main([str(tmp_path / "best.npz"), "--data", str(folder / "val"), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
@@ -146,7 +151,7 @@ def test_checkpoint_round_trip_evaluate_and_predict(folder, tmp_path, capsys, mo
     assert [line.split(":")[0] for line in lines[:2]] == [str(album / "a.png"), str(album / "2019" / "b.png")]
     assert lines[2:] == ["1 file(s) skipped (each warned about above)"]
     with pytest.raises(ValueError, match="does not exist"):
-        train.load_checkpoint(tmp_path / "missing.npz")
+        checkpoint.load(tmp_path / "missing.npz")
 
 
 def test_evaluate_finds_the_images_a_run_without_val_held_out(folder, tmp_path, capsys):
@@ -162,7 +167,7 @@ def test_evaluate_finds_the_images_a_run_without_val_held_out(folder, tmp_path, 
 def test_a_folder_smaller_than_four_batches_gets_a_smaller_batch(folder, tmp_path, capsys):
     assert train.main(["--data", str(folder / "val"), "--out", str(tmp_path), "--workers", "1", "--epochs", "1"]) == 0
     assert "batch 8: 44 training images are fewer than 4 batches of 64" in capsys.readouterr().out
-    meta, _ = train.load_checkpoint(tmp_path)
+    meta = checkpoint.load(tmp_path).record
     assert meta["config"]["batch_size"] == 8 and meta["config"]["plan"]["steps_per_epoch"] == 5
 
 

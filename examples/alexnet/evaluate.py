@@ -10,16 +10,13 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import minigrad as mg  # noqa: E402
-from minigrad import data  # noqa: E402
-from train import evaluate, load_checkpoint, model_from_checkpoint, one_line_warnings, split_folder  # noqa: E402
-
-import bvlc  # noqa: E402
+import minigrad as mg
+from minigrad import checkpoint, console, data, scoring
+from minigrad.models import bvlc
 
 
 def onnx_run(args):
-    """The BVLC AlexNet of the ONNX Model Zoo on --data, with its own preprocessing (bvlc.py)."""
+    """The BVLC AlexNet of the ONNX Model Zoo on --data, with its own preprocessing (minigrad/models/bvlc.py)."""
     if not args.data:
         raise SystemExit("evaluate.py: --onnx needs --data DIR (class folders named by ImageNet class)")
     folders = sorted(p.name for p in Path(args.data).iterdir() if p.is_dir()) if Path(args.data).is_dir() else []
@@ -35,18 +32,24 @@ def images_to_score(folder, config, classes):
     as train.py reads it, else the class folders of DIR."""
     if os.path.realpath(folder) == os.path.realpath(config["data"]):
         print(f"{folder} is the folder the run trained on: evaluating on its validation images")
-        return split_folder(config)[1]
+        return held_out_images(config)
     if os.path.isdir(os.path.join(folder, "train")) and os.path.isdir(os.path.join(folder, "val")):
         print(f"{folder} holds train/ and val/: evaluating on val/")
         folder = os.path.join(folder, "val")
     return data.ImageFolder(folder, config["resize"], classes=classes)
 
 
+def held_out_images(config):
+    """The validation images of the run's own folder, held out as it held them."""
+    return data.split_folder(config["data"], config["resize"], config["seed"])[1]
+
+
 def main(argv=None):
-    one_line_warnings()
+    console.one_line_warnings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", nargs="?", help="a .npz written by train.py, or a run folder (its last.npz)")
-    parser.add_argument("--onnx", metavar="FILE", help="instead: the ONNX Model Zoo's bvlcalexnet-12.onnx (bvlc.py)")
+    parser.add_argument("--onnx", metavar="FILE", help="instead: the ONNX Model Zoo's bvlcalexnet-12.onnx "
+                        "(minigrad/models/bvlc.py)")
     parser.add_argument("--data", help="folder of class folders, or of train/ and val/ (then val/); default: "
                         "the run's validation images (its DIR/val, or the 10%% it held out)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -59,27 +62,24 @@ def main(argv=None):
         if args.onnx:
             images, model, transform = onnx_run(args)
         else:
-            meta, arrays = load_checkpoint(args.checkpoint)
-            config = meta["config"]
-            model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
-            # (without --data: the run's own validation images, held out as it held them)
-            images = images_to_score(args.data, config, meta["classes"]) if args.data else split_folder(config)[1]
+            saved = checkpoint.load(args.checkpoint)
+            config, model, normalisation = saved.config, saved.model(args.device), saved.normalisation()
+            images = images_to_score(args.data, config, saved.classes) if args.data else held_out_images(config)
+            print(f"{len(images)} images of {args.data or config['data']} in {len(saved.classes)} classes; "
+                  f"checkpoint of epoch {saved.epoch}")
+
+            def transform(ten_crop):
+                return data.EvalTransform(config["image_size"], normalisation.mean, normalisation.scale,
+                                          ten_crop=ten_crop)
     except ValueError as error:
         raise SystemExit(f"evaluate.py: {error}") from None
-    if not args.onnx:
-        print(f"{len(images)} images of {args.data or config['data']} in {len(meta['classes'])} classes; "
-              f"checkpoint of epoch {meta['history'][-1]['epoch']}")
-
-        def transform(ten_crop):
-            return data.EvalTransform(config["image_size"], mean, scale, ten_crop=ten_crop)
-    if len(images) * images.size ** 2 * 3 <= 4 * 2**30:
-        images.preload(args.workers)
+    data.decode_if_it_fits(images, 4 * 2**30, args.workers, log=lambda line: None)
     for name, ten_crop in (("centre crop", False), ("10 crops", True)):
         loader = data.DataLoader(images, args.batch_size, transform(ten_crop), workers=args.workers)
-        _, top1, top5 = evaluate(model, loader, args.device, desc=name)
+        _, top1, top5 = scoring.evaluate(model, loader, args.device, desc=name)
         print(f"{name:>11}: top-1 error {1 - top1:.2%}, top-5 error {1 - top5:.2%}")
     if images.skipped:
-        print(f"{len(images.skipped)} file(s) skipped (each warned about above)")
+        print(console.skipped_summary(images.skipped))
     return 0
 
 

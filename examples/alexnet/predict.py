@@ -13,12 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import minigrad as mg  # noqa: E402
-from minigrad import data, imagenet  # noqa: E402
-from train import load_checkpoint, model_from_checkpoint, one_line_warnings  # noqa: E402
-
-import bvlc  # noqa: E402
+import minigrad as mg
+from minigrad import checkpoint, console, data, imagenet, scoring
+from minigrad.models import bvlc
 
 
 def image_paths(items):
@@ -37,13 +34,13 @@ def image_paths(items):
 
 
 def main(argv=None):
-    one_line_warnings()
+    console.one_line_warnings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     model_file = parser.add_mutually_exclusive_group(required=True)
     model_file.add_argument("--checkpoint", help="a .npz written by train.py, or a run folder")
     model_file.add_argument("--onnx", metavar="FILE", help="the ONNX Model Zoo's bvlcalexnet-12.onnx, with its own "
-                            "preprocessing and the ImageNet class names (bvlc.py)")
+                            "preprocessing and the ImageNet class names (minigrad/models/bvlc.py)")
     parser.add_argument("--device", choices=mg.backend.DEVICES, default="cpu")
     args = parser.parse_args(argv)
     try:                                  # a model file or a folder that cannot be used: its message says why
@@ -51,15 +48,16 @@ def main(argv=None):
             model, classes = bvlc.load(args.onnx).to(args.device), imagenet.class_names()
             transform, resize = bvlc.Preprocess(ten_crop=True), bvlc.RESIZE
         else:
-            meta, arrays = load_checkpoint(args.checkpoint)
-            config, classes = meta["config"], meta["classes"]
-            model, (mean, _, scale) = model_from_checkpoint(meta, arrays, args.device)
-            transform, resize = data.EvalTransform(config["image_size"], mean, scale, ten_crop=True), config["resize"]
+            saved = checkpoint.load(args.checkpoint)
+            config, classes, normalisation = saved.config, saved.classes, saved.normalisation()
+            model = saved.model(args.device)
+            transform = data.EvalTransform(config["image_size"], normalisation.mean, normalisation.scale,
+                                           ten_crop=True)
+            resize = config["resize"]
         paths, skipped = image_paths(args.images)
     except ValueError as error:
         raise SystemExit(f"predict.py: {error}") from None
     model.eval()
-    loss_fn = mg.SoftmaxCrossEntropy()
     status = 0
     for path in paths:
         try:
@@ -69,14 +67,11 @@ def main(argv=None):
             skipped.append(path)
             status = 1
             continue
-        crops = transform(image[None])[0]                           # (10, 3, s, s)
-        logits = model.forward(mg.backend.to_device(crops, args.device))
-        loss_fn.forward(logits, np.zeros(len(crops), np.int64))    # only for its softmax
-        probs = mg.backend.to_numpy(loss_fn.probs).mean(axis=0)
-        top = np.argsort(-probs)[:5]
-        print(f"{path}: " + ", ".join(f"{classes[i]} {probs[i]:.1%}" for i in top))
+        probabilities = scoring.class_probabilities(model, transform(image[None]), args.device)[0]  # 10 crops averaged
+        top = np.argsort(-probabilities)[:5]
+        print(f"{path}: " + ", ".join(f"{classes[i]} {probabilities[i]:.1%}" for i in top))
     if skipped:
-        print(f"{len(skipped)} file(s) skipped (each warned about above)")
+        print(console.skipped_summary(skipped))
     return status
 
 

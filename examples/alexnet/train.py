@@ -26,39 +26,31 @@ writes the outputs; a checkpoint resumes on any number of ranks. With --model-pa
 the checkpoints keep the one-device layout, so a run resumes with or without towers.
 """
 import argparse
-import glob
 import hashlib
 import json
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import minigrad as mg  # noqa: E402
-from minigrad import data, distributed  # noqa: E402
-from minigrad.models import PRESETS, Preset, alexnet
+import minigrad as mg
+from minigrad import checkpoint, console, data, distributed, finetune, models, recipe, scoring
+from minigrad.reports import plot_curves, write_metrics
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # (until towers.py moves into minigrad.distributed)
 import towers  # noqa: E402
-import finetune  # noqa: E402  (--init, --freeze, --init-lr-mult)
-import recipe  # noqa: E402
 
 SYNTHETIC_ROOT = os.path.join("data", "synthetic")
-CHECKPOINT_FORMAT = 1
 
 # What a preset trains with when an option is not given. The paper's numbers are section 5's; how long
-# to train and when to evaluate is recipe.py's plan (it adapts the small preset to the folder's size).
+# to train and when to evaluate is minigrad/recipe.py's plan (it adapts the small preset to the folder's size).
 RECIPES = {
     "paper": {"batch_size": 128, "lr": 0.01, "scale": "raw"},
     "small": {"batch_size": 64, "lr": 0.01, "scale": "unit"},
 }
 MAX_LR_REDUCTIONS = 3               # "divided by 10 three times prior to termination" (section 5)
-HOLDOUT_FRACTION = 0.1              # of the training images, when a folder has no val/ split
 CURVES_EVERY = 10.0                 # seconds between two drawings of curves.png (one takes ~0.15 s)
 
 
@@ -67,7 +59,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="image folder: DIR/train/<class>/* and DIR/val/<class>/* (without "
                         "val/, 10%% of train is held out); default: the synthetic set in data/synthetic")
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="network size (default: small)")
+    parser.add_argument("--preset", choices=sorted(models.PRESETS), help="network size (default: small)")
     parser.add_argument("--epochs", type=int, help="total epochs, exactly (default: recipe.py's plan: paper "
                         "90; small a budget of optimisation steps, printed at the start)")
     parser.add_argument("--no-flip", action="store_true", help="no random horizontal mirroring: use it when "
@@ -113,154 +105,12 @@ def parse_args(argv=None):
     return args
 
 
-# --- data -------------------------------------------------------------------------------------------
-def resize_for(crop_size):
-    """S for a crop of side s, in the paper's ratio 256 / 224."""
-    return round(crop_size * 256 / 224)
-
-
-def split_folder(config):
-    """(train, val) ImageFolders of config["data"] at config["resize"]: DIR/train and DIR/val, or, without
-    them, a fixed 10% of each class held out, chosen by the seed (so evaluate.py finds the same split)."""
-    root, size, seed = config["data"], config["resize"], config["seed"]
-    train_dir, val_dir = os.path.join(root, "train"), os.path.join(root, "val")
-    if os.path.isdir(train_dir) and os.path.isdir(val_dir):
-        train = data.ImageFolder(train_dir, size)
-        return train, data.ImageFolder(val_dir, size, classes=train.classes)
-    whole = data.ImageFolder(train_dir if os.path.isdir(train_dir) else root, size)
-    rng = np.random.default_rng([seed, 2])
-    held_out = np.concatenate([rng.permutation(np.flatnonzero(whole.labels == label))[
-        :max(1, round(HOLDOUT_FRACTION * np.sum(whole.labels == label)))] for label in range(len(whole.classes))])
-    kept = np.setdiff1d(np.arange(len(whole)), held_out)
-    print(f"{root}: no train/ and val/ folders; holding out {len(held_out)} of {len(whole)} images "
-          f"(10% per class) for validation")
-    return whole.subset(kept), whole.subset(np.sort(held_out))
-
-
-def open_datasets(config, cache_bytes, workers):
-    """split_folder's (train, val), decoded into memory when they fit in `cache_bytes`."""
-    train, val = split_folder(config)
-    for split in (train, val):
-        if len(split) * split.size ** 2 * 3 <= cache_bytes:
-            start = time.time()
-            split.preload(workers)
-            print(f"decoded {len(split)} images of {split.root} into memory ({split.images.nbytes / 2**20:.0f} MB) "
-                  f"in {time.time() - start:.1f}s")
-    skipped = set(train.skipped) | set(val.skipped)
-    if skipped:
-        print(f"skipped {len(skipped)} file(s) under {config['data']} (each warned about above)")
-    unmeasured = [name for label, name in enumerate(train.classes)      # (an empty folder: ImageFolder said so)
-                  if not np.any(val.labels == label) and not os.path.isdir(os.path.join(val.root, name))]
-    if unmeasured:
-        warnings.warn(f"{val.root}: no validation image of class(es) {unmeasured}; the accuracy says nothing "
-                      f"about them")
-    return train, val
-
-
-def fit_normalisation(train, config):
-    """The mean image, the PCA of RGB values (4.1) and the input scale, from the training images."""
-    images = train.images if train.images is not None else train.batch(
-        np.random.default_rng([config["seed"], 3]).permutation(len(train))[:2000])[0]
-    mean = data.mean_image(images)
-    pca = data.PCAColor.fit(images, seed=config["seed"])
-    # "raw": the paper's 0..255 pixel values minus the mean; "unit": divided by their standard deviation.
-    scale = 1.0 if config["scale"] == "raw" else float(1 / np.sqrt(pca.eigenvalues.sum() / 3))
-    return mean, pca, scale
-
-
-def make_loaders(train, val, config, mean, pca, scale, workers, comm=distributed.LocalCommunicator()):
-    """The training loader serves this rank's slice of each global batch; the validation images are
-    cut into one contiguous share per rank, so that each image is evaluated once. The batches come
-    in config["dtype"] (the transforms compute in float32)."""
-    crop, dtype = config["image_size"], np.dtype(config["dtype"])
-
-    def in_dtype(transform):
-        return lambda *args, **kwargs: transform(*args, **kwargs).astype(dtype, copy=False)
-
-    transform = data.TrainTransform(crop, mean, pca, scale, flip=config.get("flip", True))
-    train_loader = data.DataLoader(train, config["batch_size"], in_dtype(transform),
-                                   shuffle=True, seed=config["seed"], workers=workers, drop_last=True,
-                                   shard=(comm.rank, comm.size) if comm.size > 1 else None)
-    val = val.subset(np.array_split(np.arange(len(val)), comm.size)[comm.rank]) if comm.size > 1 else val
-    val_loader = data.DataLoader(val, config["batch_size"], in_dtype(data.EvalTransform(crop, mean, scale)),
-                                 workers=workers)
-    return train_loader, val_loader
-
-
-# --- checkpoints ------------------------------------------------------------------------------------
-def atomic_write(path, write):
-    """Call write(file) on a temporary file in path's folder, fsync it, then rename it over `path`: a
-    crash at any moment leaves either the old file or the new one, never a torn one."""
-    folder, prefix = os.path.dirname(os.path.abspath(path)), "." + os.path.basename(path) + "."
-    for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(prefix) + "*.tmp")):
-        os.unlink(stale)                  # left by a writer that was killed (SIGKILL, SIGTERM) mid-write
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def save_checkpoint(path, model, optimizer, scheduler, normalisation, meta):
-    """Model weights, SGD velocities, the mean image, the PCA and a JSON record (`meta` plus the
-    scheduler's and the dropout layers' random states) in one .npz, written atomically."""
-    mean, pca, scale = normalisation
-    optimizer_state = optimizer.state_dict()
-    arrays = {f"model.{key}": value for key, value in model.state_dict().items()}
-    arrays.update({f"velocity.{i}": v for i, v in enumerate(optimizer_state.pop("velocity"))})
-    arrays.update(mean_image=mean, pca_eigenvalues=pca.eigenvalues, pca_eigenvectors=pca.eigenvectors)
-    record = dict(meta, format=CHECKPOINT_FORMAT, scale=scale, optimizer=optimizer_state,
-                  scheduler=scheduler.state_dict(), dropout_rng=model.get_rng_state())
-    arrays["meta"] = np.array(json.dumps(record))
-    atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
-def load_checkpoint(path):
-    """(meta, arrays) of a checkpoint written by save_checkpoint; raises ValueError if it is not one."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "last.npz")
-    if not os.path.isfile(path):
-        raise ValueError(f"checkpoint: {path!r} does not exist; expected a .npz written by train.py "
-                         f"(RUN/last.npz or RUN/best.npz)")
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    if "meta" not in arrays:
-        raise ValueError(f"checkpoint: {path!r} has no 'meta' record; it was not written by train.py")
-    meta = json.loads(str(arrays.pop("meta")))
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint: {path!r} has format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT}")
-    return meta, arrays
-
-
-def architecture(config):
-    """The run's network sizes: recorded in its config (so a checkpoint outlives a change of the presets),
-    or, for a run recorded before they were, the preset's of today."""
-    return Preset.from_dict(config["architecture"]) if "architecture" in config else PRESETS[config["preset"]]
-
-
-def model_from_checkpoint(meta, arrays, device="cpu", dtype="float32"):
-    """The network of a checkpoint with its weights in `dtype`, and (mean image, PCAColor, scale)."""
-    config = meta["config"]
-    model = alexnet(architecture(config), len(meta["classes"]), image_size=config["image_size"],
-                    seed=config["seed"]).astype(dtype)
-    model.load_state_dict({key[len("model."):]: value for key, value in arrays.items() if key.startswith("model.")})
-    normalisation = (arrays["mean_image"], data.PCAColor(arrays["pca_eigenvalues"], arrays["pca_eigenvectors"]),
-                     meta["scale"])
-    return model.to(device), normalisation
-
-
 def one_device_layout(model, optimizer, tower_comm, config, classes):
     """(net, SGD) to checkpoint: `model` itself, or its towers' halves gathered into a new one-device net
     on the CPU, which resumes on any layout (every tower of `tower_comm` must call it)."""
     if tower_comm.size == 1:
         return model, optimizer
-    net = alexnet(architecture(config), len(classes), image_size=config["image_size"], seed=config["seed"]).astype(
-        config["dtype"])
+    net = models.from_config(config, len(classes))
     return net, towers.gather_whole(model, optimizer, net, tower_comm)
 
 
@@ -280,16 +130,16 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=distributed.LocalCommunicator(),
-                evaluate_after=(), on_evaluate=None):
+def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=None, evaluate_after=(),
+                on_evaluate=None):
     """One pass over the training set; returns (mean loss, top-1 accuracy) over its batches.
-    With several ranks, `model` is a DataParallel replica and `loader` serves this rank's slices.
+    With several ranks (`comm`), `model` is a DataParallel replica and `loader` serves this rank's slices.
     on_evaluate(step) is called after each step (0-based) in `evaluate_after` (the plan's mid-epoch ones)."""
+    comm = comm or distributed.LocalCommunicator()
     model.train()
     total_loss = total_correct = seen = 0
     start = time.time()
-    bar = tqdm(loader.epoch(epoch), total=len(loader), desc=f"epoch {epoch}/{epochs}", unit="batch",
-               leave=False, dynamic_ncols=True, mininterval=0.5, disable=progress_bars_off())
+    bar = console.progress(loader.epoch(epoch), len(loader), f"epoch {epoch}/{epochs}")
     for step, (x, y) in enumerate(bar):
         if len(y) == 0:                                   # every file of the batch was unreadable
             if comm.size > 1:                             # (a rank that skipped a step would hang the others)
@@ -320,79 +170,6 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=d
     return total_loss / seen, total_correct / seen
 
 
-def evaluate(model, loader, device, desc="val", comm=distributed.LocalCommunicator(), bar=True):
-    """(loss, top-1 accuracy, top-5 accuracy) of `model` in eval mode over `loader`. Batches of ten
-    crops per image (n, 10, 3, s, s) are scored by averaging the ten softmax outputs (footnote 5).
-    With several ranks each evaluates its share of the images and the sums are added up."""
-    model.eval()
-    loss_fn, total_loss, correct1, correct5, seen = mg.SoftmaxCrossEntropy(), 0.0, 0, 0, 0
-    for x, y in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch", leave=False, dynamic_ncols=True,
-                     disable=progress_bars_off() if bar else True):
-        if len(y) == 0:
-            continue
-        crops = x.shape[1] if x.ndim == 5 else 1
-        x = mg.backend.to_device(x.reshape(-1, *x.shape[-3:]), device)
-        loss_fn.forward(model.forward(x), mg.backend.to_device(np.repeat(y, crops), device))
-        probs = mg.backend.to_numpy(loss_fn.probs).reshape(len(y), crops, -1).mean(axis=1)
-        total_loss -= float(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-30)).sum())
-        ranked = np.argsort(-probs, axis=1)
-        correct1 += int((ranked[:, 0] == y).sum())
-        correct5 += int((ranked[:, :5] == y[:, None]).any(axis=1).sum())
-        seen += len(y)
-    total_loss, correct1, correct5, seen = comm.allreduce(np.array([total_loss, correct1, correct5, seen], np.float64))
-    if not seen:
-        raise ValueError("evaluate: no readable image to evaluate")
-    return total_loss / seen, correct1 / seen, correct5 / seen
-
-
-# --- outputs ----------------------------------------------------------------------------------------
-def progress_bars_off():
-    """tqdm's disable: on every rank but 0, and (None) wherever the output is not a terminal, so that
-    a log written to a file holds the lines, not the bars' redrawing."""
-    return True if distributed.world().rank != 0 else None
-
-
-def one_line_warnings():
-    """Show warnings as `warning: <message>` (the application's choice, made in main(): Python's
-    default adds the file, line and source of the call, twice the lines for a folder's skipped files)."""
-    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
-
-
-METRICS = ("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "seconds")
-
-
-def write_metrics(out, history, meta):
-    """metrics.json: {"epochs": [{METRICS...}, ...]} with accuracies as fractions, and the run's config,
-    classes, best epoch and training top-1 per epoch."""
-    text = json.dumps({"epochs": [{key: row[key] for key in METRICS} for row in history],
-                       "train_top1": [row["train_top1"] for row in history], "config": meta["config"],
-                       "classes": meta["classes"], "best": meta["best"], "skipped": len(meta["skipped"]),
-                       "skipped_files": meta["skipped"]}, indent=1)
-    atomic_write(os.path.join(out, "metrics.json"), lambda f: f.write(text.encode()))
-
-
-def plot_curves(out, history):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    figure, (losses, accuracies) = plt.subplots(1, 2, figsize=(10, 4))
-    losses.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
-    losses.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
-    losses.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    accuracies.plot(epochs, [row["train_top1"] for row in history], "o-", label="train top-1")
-    accuracies.plot(epochs, [row["val_top1"] for row in history], "o-", label="validation top-1")
-    accuracies.plot(epochs, [row["val_top5"] for row in history], "o-", label="validation top-5")
-    accuracies.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
-    for axes in (losses, accuracies):
-        axes.grid(alpha=0.3)
-        axes.legend()
-    figure.tight_layout()
-    atomic_write(os.path.join(out, "curves.png"), lambda f: figure.savefig(f, format="png", dpi=100))
-    plt.close(figure)
-
-
 def run_diagnosis(model, loader, epoch, device, why):
     """Print mg.diagnose's report on the first training batch of `epoch` (diagnose changes no state of
     the model, so the run continues exactly as without --diagnose)."""
@@ -407,8 +184,9 @@ def run_diagnosis(model, loader, epoch, device, why):
 def make_config(args):
     preset = args.preset or "small"
     defaults = RECIPES[preset]
-    config = {"preset": preset, "architecture": PRESETS[preset].to_dict(), "image_size": PRESETS[preset].image_size,
-              "resize": resize_for(PRESETS[preset].image_size), "seed": 0 if args.seed is None else args.seed,
+    architecture = models.PRESETS[preset]
+    config = {"preset": preset, "architecture": architecture.to_dict(), "image_size": architecture.image_size,
+              "resize": data.resize_for(architecture.image_size), "seed": 0 if args.seed is None else args.seed,
               "batch_size": args.batch_size or defaults["batch_size"], "lr": args.lr or defaults["lr"],
               "epochs": args.epochs, "scale": defaults["scale"], "flip": not args.no_flip,
               "momentum": 0.9, "weight_decay": 0.0005, "dtype": args.dtype or "float32"}
@@ -432,19 +210,22 @@ def ensure_synthetic(config):
 
 def main(argv=None):
     # MPI first, before anything that can fail: a rank that exits before MPI is initialised cannot
-    # abort the job, and the others would wait for it in MPI_Init forever (minigrad/distributed.py).
+    # abort the job, and the others would wait for it in MPI_Init forever (minigrad.distributed).
     world = distributed.world()
-    one_line_warnings()
+    console.one_line_warnings()
     if world.rank:                        # rank 0 alone prints and warns (every rank reads the same files;
         sys.stdout = open(os.devnull, "w")     # errors still reach stderr from any rank)
         warnings.simplefilter("ignore")
     args = parse_args(argv)
     distributed.set_timeout(args.rank_timeout or None)
     if args.resume:
-        meta, arrays = load_checkpoint(args.resume)
-        resumed = {"epoch": len(meta["history"]), "record": hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
-                   .hexdigest()[:16]}
-        config = {"dtype": "float32", **meta["config"]}          # (checkpoints from before --dtype)
+        try:
+            saved = checkpoint.load(args.resume)
+        except ValueError as error:       # a damaged, truncated or foreign file: its message says what is wrong
+            raise SystemExit(f"train.py: --resume: {error}") from None
+        resumed = {"epoch": len(saved.history), "record": hashlib.sha256(
+            json.dumps(saved.record, sort_keys=True).encode()).hexdigest()[:16]}
+        config = {"dtype": "float32", **saved.config}          # (checkpoints from before --dtype)
         ignored = [f"--{name.replace('_', '-')}" for name in ("data", "preset", "batch_size", "lr", "seed", "dtype")
                    if getattr(args, name) is not None]
         if ignored:
@@ -452,9 +233,9 @@ def main(argv=None):
         if args.epochs and "plan" in config:
             config["plan"] = recipe.extended(recipe.Plan(**config["plan"]), args.epochs).to_dict()
         config["epochs"] = args.epochs or config["epochs"]
-        out = args.out or args.resume
+        out = args.out or os.path.dirname(saved.path)
     else:
-        config = {**make_config(args), **finetune.config_from(args)}
+        config = {**make_config(args), **finetune.settings(args.init, args.freeze, args.init_lr_mult)}
         out = args.out or os.path.join("runs", f"{config['preset']}-{time.strftime('%Y%m%d-%H%M%S')}")
         if os.path.exists(os.path.join(out, "last.npz")):
             raise SystemExit(f"train.py: {out} already holds a run (last.npz); continue it with --resume {out} "
@@ -482,18 +263,24 @@ def main(argv=None):
     world.barrier()
 
     try:
-        train, val = open_datasets(config, args.cache_gb * 2**30, args.workers)
+        train, val = data.open_datasets(config, args.cache_gb * 2**30, args.workers)
     except ValueError as error:           # a folder that cannot train: the message names the folder and why
         raise SystemExit(f"train.py: {error}") from None
+    skipped = sorted(set(train.skipped) | set(val.skipped))
+    if skipped:
+        print(console.skipped_summary(skipped, config["data"]))
     if world.size > 1:                    # (a stat per file: not for one process)
         files = [path for split in (train, val) for path, _ in split.samples]
         distributed.check_agreement(world, f"{len(files)} files, hash {distributed.file_list_hash(files)}",
                                     f"the list of readable image files (names and sizes) under --data {config['data']}")
     if args.resume:
-        if train.classes != meta["classes"]:
+        if train.classes != saved.classes:
             raise SystemExit(f"train.py: the classes in {config['data']} are not those of the checkpoint")
-        model, normalisation = model_from_checkpoint(meta, arrays, args.device, config["dtype"])
-        history, best = meta["history"], meta["best"]
+        try:
+            model, normalisation = saved.model(args.device, config["dtype"]), saved.normalisation()
+        except ValueError as error:
+            raise SystemExit(f"train.py: --resume: {error}") from None
+        history, best = saved.history, saved.record["best"]
     else:
         smaller = recipe.batch_size(config["batch_size"], len(train))
         if args.batch_size is None and smaller != config["batch_size"]:
@@ -503,9 +290,8 @@ def main(argv=None):
         plan = recipe.plan(config["preset"], len(train), config["batch_size"], config["epochs"])
         config.update(epochs=plan.epochs, plan=plan.to_dict())
         print(plan.describe())
-        normalisation = fit_normalisation(train, config)
-        model = alexnet(architecture(config), len(train.classes), image_size=config["image_size"],
-                        seed=config["seed"]).astype(config["dtype"])
+        normalisation = data.Normalisation.fit(train, config["seed"], config["scale"])
+        model = models.from_config(config, len(train.classes))
         if config["init"]:
             config["init_loaded"] = finetune.start_from(model, config["init"])
         model.to(args.device)
@@ -519,17 +305,16 @@ def main(argv=None):
     scheduler = mg.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=plan.patience,
                                      max_reductions=MAX_LR_REDUCTIONS)
     if args.resume:
-        optimizer.load_state_dict({**meta["optimizer"], "velocity": [arrays[f"velocity.{i}"] for i in
-                                                                     range(len(optimizer.params))]})
-        scheduler.load_state_dict(meta["scheduler"])
-        model.set_rng_state(meta["dropout_rng"])
-        del arrays                        # copied into the net and the optimiser: not kept for the whole run
+        try:
+            saved.restore(model, optimizer, scheduler)
+        except ValueError as error:
+            raise SystemExit(f"train.py: --resume: {error}") from None
     parameters = sum(p.data.size for p in model.parameters())
     if tower_comm.size > 1:               # from here on this rank holds its tower only (section 3.2)
         model, optimizer = towers.split(model, optimizer, tower_comm)
         scheduler.optimizer = optimizer
     replicate(model, optimizer, comm)
-    train_loader, val_loader = make_loaders(train, val, config, *normalisation, args.workers, comm)
+    train_loader, val_loader = data.make_loaders(train, val, config, normalisation, args.workers, comm)
     loss_fn, chance_loss = mg.SoftmaxCrossEntropy(), math.log(len(train.classes))
     start_epoch = history[-1]["epoch"] if history else 0
     mine = sum(p.data.size for p in model.parameters())
@@ -552,11 +337,11 @@ def main(argv=None):
             why = f"the plan's last call ({step} of {plan.steps} steps done, the rate never lowered)"
         else:
             return
-        tqdm.write(f"learning rate {lr:g} -> {optimizer.lr:g}: {why}")
+        console.write(f"learning rate {lr:g} -> {optimizer.lr:g}: {why}")
 
     def evaluate_mid_epoch(step):          # (no bar of its own: it would nest in the epoch's)
-        _, top1, _ = evaluate(model, val_loader, args.device, comm=comm, bar=False)
-        tqdm.write(f"  mid-epoch evaluation after step {step}: val top-1 {top1:.1%}")
+        _, top1, _ = scoring.evaluate(model, val_loader, args.device, comm=comm, bar=False)
+        console.write(f"  mid-epoch evaluation after step {step}: val top-1 {top1:.1%}")
         after_evaluation(top1, step)
 
     run_start, first_epoch, drawn = time.time(), start_epoch + 1, 0.0
@@ -571,7 +356,7 @@ def main(argv=None):
             kept = f"{out}/last.npz keeps epoch {start_epoch}" if history else "no checkpoint was written"
             print(f"train.py: stopping: {error}. {kept}. Try a lower --lr (this epoch used {lr:g}).")
             return 1
-        val_loss, val_top1, val_top5 = evaluate(model, val_loader, args.device, comm=comm)
+        val_loss, val_top1, val_top5 = scoring.evaluate(model, val_loader, args.device, comm=comm)
         after_evaluation(val_top1, epoch * plan.steps_per_epoch)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_top1": val_top1,
                         "val_top5": val_top5, "lr": lr, "seconds": time.time() - epoch_start,
@@ -579,15 +364,15 @@ def main(argv=None):
         improved = val_top1 > best["val_top1"]
         if improved:
             best = {"epoch": epoch, "val_top1": val_top1, "val_top5": val_top5}
-        meta = {"config": config, "classes": train.classes, "history": history, "best": best,
-                "skipped": sorted(set(train.skipped) | set(val.skipped))}
+        record = {"config": config, "classes": train.classes, "history": history, "best": best,
+                  "skipped": sorted(set(train.skipped) | set(val.skipped))}
         if comm.rank == 0:                # the replicas are identical: the first one's rank 0 writes
-            whole, saved = one_device_layout(model, optimizer, tower_comm, config, train.classes)
+            whole, state = one_device_layout(model, optimizer, tower_comm, config, train.classes)
             if world.rank == 0:
-                save_checkpoint(os.path.join(out, "last.npz"), whole, saved, scheduler, normalisation, meta)
+                checkpoint.save(os.path.join(out, "last.npz"), whole, state, scheduler, normalisation, record)
                 if improved:
-                    save_checkpoint(os.path.join(out, "best.npz"), whole, saved, scheduler, normalisation, meta)
-                write_metrics(out, history, meta)
+                    checkpoint.save(os.path.join(out, "best.npz"), whole, state, scheduler, normalisation, record)
+                write_metrics(out, history, record)
                 if epoch in (first_epoch, config["epochs"]) or time.time() - drawn > CURVES_EVERY:
                     plot_curves(out, history)
                     drawn = time.time()
@@ -603,7 +388,7 @@ def main(argv=None):
         print(f"done in {time.time() - run_start:.0f}s: val top-1 {last['val_top1']:.1%}, top-5 {last['val_top5']:.1%} "
               f"after {last['epoch']} epochs; best top-1 {best['val_top1']:.1%} at epoch {best['epoch']}; "
               f"checkpoints, metrics.json and curves.png in {out}")
-        print(f"{len(meta['skipped'])} file(s) skipped (each warned about above; listed in metrics.json)")
+        print(f"{len(record['skipped'])} file(s) skipped (each warned about above; listed in metrics.json)")
     return 0
 
 

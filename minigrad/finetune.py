@@ -1,11 +1,11 @@
-"""Fine-tuning: train.py --init FILE starts from trained weights instead of random ones.
+"""Fine-tuning: a new network starts from trained weights instead of random ones (train.py --init FILE).
 
 FILE is an ONNX graph (the ONNX Model Zoo's bvlcalexnet-12.onnx, or any export of minigrad.onnx) or a
 minigrad checkpoint (.npz written by train.py). Every layer of the new network whose name and weight
 shapes match a layer of FILE takes its weights; the last layer (fc8) is always re-initialised, since
 the folder's classes are not FILE's. Names: minigrad.onnx.load names a layer after the stem its
 weights share, and the BVLC graph's initializers are conv1_w_0/conv1_b_0 ... fc8_w_0/fc8_b_0, so its
-layers come in as conv1 ... fc8, the names of examples/alexnet/model.py; nothing else needs mapping.
+layers come in as conv1 ... fc8, the names of minigrad.models.alexnet; nothing else needs mapping.
 
 A Caffe model (the graph's producer is Caffe or Caffe2, as the zoo's) was trained on BGR images:
 its conv1 weights are loaded with their input channels reversed, for train.py's RGB batches. Its conv1
@@ -18,16 +18,14 @@ import os
 
 import numpy as np
 
-from minigrad import onnx as mg_onnx
-
 NEW_LAYER = "fc8"
 
 
-def config_from(args):
-    """The run's fine-tuning settings, kept in its config so that --resume rebuilds the same groups."""
-    freeze = [name for name in (args.freeze or "").split(",") if name]
-    return {"init": os.path.abspath(args.init) if args.init else None, "freeze": freeze,
-            "init_lr_mult": args.init_lr_mult}
+def settings(init=None, freeze="", init_lr_mult=1.0):
+    """A run's fine-tuning settings from train.py's --init, --freeze (comma-separated layer names) and
+    --init-lr-mult, kept in its config so that --resume rebuilds the same parameter groups."""
+    return {"init": os.path.abspath(init) if init else None, "freeze": [name for name in (freeze or "").split(",")
+                                                                       if name], "init_lr_mult": init_lr_mult}
 
 
 def pretrained_state(path):
@@ -35,16 +33,17 @@ def pretrained_state(path):
     if not os.path.isfile(path):
         raise ValueError(f"--init: {path!r} does not exist; expected an .onnx file or a train.py checkpoint .npz")
     if path.endswith(".onnx"):
+        from . import onnx as mg_onnx
+
         state = mg_onnx.load(path).state_dict()
         if _caffe_origin(path) and "conv1.weight" in state:
             # Caffe models see BGR (bvlc.py); train.py feeds RGB, so conv1 reads its channels reversed.
             state["conv1.weight"] = np.ascontiguousarray(state["conv1.weight"][:, ::-1])
             print(f"--init {path}: a Caffe model (BGR input): conv1's input channels reversed for RGB")
         return state
-    from train import load_checkpoint                      # a checkpoint of this example
+    from . import checkpoint
 
-    _, arrays = load_checkpoint(path)
-    return {key[len("model."):]: value for key, value in arrays.items() if key.startswith("model.")}
+    return checkpoint.load(path).model().state_dict()
 
 
 def _caffe_origin(path):

@@ -16,8 +16,7 @@ it with its preprocessing.
 """
 import numpy as np
 
-from minigrad import data, imagenet
-from minigrad import onnx as mg_onnx
+from .. import data, imagenet
 
 RESIZE, CROP = 256, 224
 MEAN_BGR = (104.0, 117.0, 123.0)
@@ -26,6 +25,8 @@ ZOO_URL = "https://github.com/onnx/models/tree/main/validated/vision/classificat
 
 def load(path):
     """The zoo's model (or any 1000-class ImageNet graph with this preprocessing) as logits."""
+    from .. import onnx as mg_onnx
+
     model = mg_onnx.load(path)
     fc = [layer for layer in model if hasattr(layer, "out_features")]
     if not fc or fc[-1].out_features != imagenet.NUM_CLASSES:
