@@ -19,7 +19,8 @@ from .optim import SGD, Adam, ReduceLROnPlateau, StepLR, clip_grad_norm
 
 __version__ = "0.1.0"
 
-_ON_FIRST_USE = ("data", "distributed", "imagenet", "models", "onnx")
+_ON_FIRST_USE = ("checkpoint", "console", "data", "distributed", "finetune", "imagenet", "models", "onnx", "recipe",
+                 "reports", "scoring")
 
 
 def __getattr__(name):

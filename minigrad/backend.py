@@ -10,16 +10,6 @@ import numpy as np
 DEVICES = ("cpu", "cuda")
 
 
-def _cupy():
-    """The cupy module, or None when it is not installed or cannot see a GPU."""
-    try:
-        cupy = importlib.import_module("cupy")
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:
-        return None
-    return cupy
-
-
 def gpu_unavailable_reason():
     """None when a GPU is usable through CuPy; otherwise a sentence saying why not."""
     try:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import array_module
-from .layers import Dropout, Layer, ReLU, Sequential, Sigmoid, SoftmaxCrossEntropy, Tanh
+from .layers import Dropout, Layer, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh
 
 # --- thresholds ---------------------------------------------------------------------------------------
 # Sensitivity of a layer: |dL/dy| * |y| over the whole batch (y its output). It is the first-order change
@@ -153,22 +153,6 @@ def _percent(value):
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
-def leaves(model, prefix=""):
-    """(name, layer) for every layer that computes something, in the order the data meets them.
-
-    A Sequential is opened up (its layers are named "outer.inner" when nested), unless it is a subclass
-    with its own forward or backward, which is then measured as one layer.
-    """
-    plain = (isinstance(model, Sequential) and type(model).forward is Sequential.forward
-             and type(model).backward is Sequential.backward)
-    if not plain:
-        return [(prefix or type(model).__name__, model)]
-    found = []
-    for name, layer in model.named_layers():
-        found += leaves(layer, f"{prefix}.{name}" if prefix else name)
-    return found
-
-
 def weight_matrix(layer):
     """The weight of a Linear or Conv2d (2-D or more); None for layers without one (BatchNorm's gamma is
     a per-feature scale, not a weight matrix through which the signal is multiplied)."""
@@ -199,7 +183,7 @@ def diagnose(model, x, y):
 
     net = copy.deepcopy(model)
     net.zero_grad()
-    layers = leaves(net)
+    layers = net.named_leaves()
     for _, layer in layers:
         if isinstance(layer, Dropout):
             layer.eval()

@@ -72,6 +72,11 @@ class Layer:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def named_leaves(self, prefix=""):
+        """(name, layer) for every layer that computes something, in the order the data meets them: a
+        container opens up into its layers, named "outer.inner" when nested; a plain layer is itself."""
+        return [(prefix or type(self).__name__, self)]
+
     def zero_grad(self):
         for p in self.parameters():
             p.zero_grad()

@@ -34,6 +34,14 @@ class Sequential(Layer):
     def named_layers(self):
         return list(zip(self.names, self.layers))
 
+    def named_leaves(self, prefix=""):
+        """The layers of nested Sequentials in order, named "outer.inner". A subclass that computes a
+        forward or backward of its own is one layer, not opened up."""
+        if type(self).forward is not Sequential.forward or type(self).backward is not Sequential.backward:
+            return super().named_leaves(prefix)
+        return [leaf for name, layer in self.named_layers()
+                for leaf in layer.named_leaves(f"{prefix}.{name}" if prefix else name)]
+
     def describe(self):
         lines = [f"  ({name}): {layer.describe()}" for name, layer in self.named_layers()]
         return "Sequential(\n" + "\n".join(lines) + "\n)"

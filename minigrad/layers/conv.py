@@ -54,7 +54,7 @@ class Conv2d(Layer):
         init.he_normal(self)
         self.algorithm = algorithm
         self.needs_input_grad = True
-        self.convolution = self.saved_for_backward = None       # the last forward's algorithm and state
+        self.algorithm_used = self.saved_for_backward = None    # what the last forward ran, and kept for backward
 
     def describe(self):
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -75,9 +75,9 @@ class Conv2d(Layer):
     @property
     def tile(self):
         """m of the Winograd F(m x m, r x r) the last forward pass ran; None after im2col or before any."""
-        return self.saved_for_backward.tile if self.convolution == "winograd" else None
+        return self.saved_for_backward.tile if self.algorithm_used == "winograd" else None
 
-    def _choose_convolution(self, x):
+    def _choose_algorithm(self, x):
         """The algorithm for this input: "auto" takes Winograd where it needs fewer multiplications
         than direct convolution at this output size, on the CPU only (the GPU has kernels for im2col only)."""
         if self.algorithm == "im2col" or not winograd.applies(self.kernel_size, self.stride):
@@ -95,15 +95,15 @@ class Conv2d(Layer):
     def forward(self, x):
         self.check_input(x, 4, "(N, C, H, W)")
         self.output_shape(x.shape)
-        self.convolution = self._choose_convolution(x)
-        y, self.saved_for_backward = self.MODULES[self.convolution].forward(
+        self.algorithm_used = self._choose_algorithm(x)
+        y, self.saved_for_backward = self.MODULES[self.algorithm_used].forward(
             x, self.weight.data, None if self.bias is None else self.bias.data, self.stride, self.padding, self.groups)
         return y
 
     def backward(self, dy):
         saved = self.saved(self.saved_for_backward)
         self.check_grad(dy, self.output_shape(saved.x.shape))
-        dx, weight_grad, bias_grad = self.MODULES[self.convolution].backward(dy, saved, self.needs_input_grad)
+        dx, weight_grad, bias_grad = self.MODULES[self.algorithm_used].backward(dy, saved, self.needs_input_grad)
         self.weight.grad += weight_grad
         if self.bias is not None:
             self.bias.grad += bias_grad
