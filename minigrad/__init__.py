@@ -11,9 +11,10 @@ from . import backend, init, ops
 from .diagnostics import diagnose
 from .gradcheck import GradcheckResult, gradcheck
 from .init import manual_seed
-from .layers import (AllGather, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d,
-                     Layer, LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Parameter, ReLU, Sequential, Sigmoid,
-                     Softmax, SoftmaxCrossEntropy, Tanh, GatherOutput, SharedInput, Transpose, ZeroPad2d)
+from .layers import (Add, AllGather, AvgPool2d, BatchNorm1d, BatchNorm2d, Bias, ChannelShuffle, Clip, Concat, Container,
+                     Conv2d, Dropout, Flatten, GatherOutput, GlobalAvgPool2d, Graph, Identity, Input, Layer, LeakyReLU,
+                     Linear, LocalResponseNorm, MaxPool2d, Multiply, Parameter, ReLU, ReLU6, Scale, Sequential,
+                     SharedInput, Sigmoid, Slice, Softmax, SoftmaxCrossEntropy, Tanh, Transpose, Value, ZeroPad2d)
 from .ops.cpu_runtime import keep_freed_memory
 from .optim import SGD, Adam, ReduceLROnPlateau, StepLR, clip_grad_norm
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from .backend import array_module
 from .layers import Dropout, Layer, ReLU, Sigmoid, SoftmaxCrossEntropy, Tanh
+from .layers.container import Container
 
 # --- thresholds ---------------------------------------------------------------------------------------
 # Sensitivity of a layer: |dL/dy| * |y| over the whole batch (y its output). It is the first-order change
@@ -188,11 +189,17 @@ def diagnose(model, x, y):
         if isinstance(layer, Dropout):
             layer.eval()
 
-    # Forward: keep each layer's output (the backward needs its size for the sensitivity).
-    outputs, h = [], x
-    for _, layer in layers:
-        h = layer.forward(h)
-        outputs.append(h)
+    # One pass, watched: each layer's output, and the gradient that reaches it (a graph's: the sum over
+    # the layers that read it). A plain layer is its own only leaf.
+    outputs, gradients = {}, {}
+
+    def watch(event, name, layer, array):
+        (outputs if event == "forward" else gradients)[id(layer)] = array
+
+    if isinstance(net, Container) and net.opens_up:
+        net.observe(watch)
+    h = net.forward(x)
+    outputs.setdefault(id(net), h)
     if h.ndim != 2 or h.shape[0] != x.shape[0]:
         raise ValueError(f"diagnose: the model must output logits of shape (N, classes) = ({x.shape[0]}, "
                          f"classes), got {tuple(h.shape)}")
@@ -203,18 +210,17 @@ def diagnose(model, x, y):
     loss = loss_layer.forward(h, labels)
     dy = loss_layer.backward()
     output_sensitivity = _norm(dy) * _norm(h)
+    gradients.setdefault(id(net), dy)
+    net.backward(dy)
 
-    # Backward, last layer first, as Sequential.backward does; measure the gradient each layer receives.
-    reports = [None] * len(layers)
-    for i in reversed(range(len(layers))):
-        name, layer = layers[i]
-        reports[i] = _layer_report(name, layer, outputs[i], dy, output_sensitivity)
-        if dy is None:      # the layer behind computed no input gradient (AlexNet's conv1): none reaches here
-            continue
-        dy = layer.backward(dy)
+    # A layer in front of one that computes no input gradient (AlexNet's conv1) receives none: it has
+    # no backward, and a nan sensitivity.
+    reports = []
+    for name, layer in layers:
+        reports.append(_layer_report(name, layer, outputs[id(layer)], gradients.get(id(layer)), output_sensitivity))
         weight = weight_matrix(layer)
-        if weight is not None:
-            reports[i].grad_norm, reports[i].weight_norm = _norm(weight.grad), _norm(weight.data)
+        if weight is not None and gradients.get(id(layer)) is not None:
+            reports[-1].grad_norm, reports[-1].weight_norm = _norm(weight.grad), _norm(weight.data)
 
     report = Report(reports, loss, num_classes, _output_spread(loss_layer.probs))
     report.findings = _findings(report, layers)

@@ -42,7 +42,9 @@ class GradcheckResult:
 
 
 def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-5, samples=None, seed=0):
-    """Check `layer.backward` against central differences of `layer.forward` at input `x`.
+    """Check `layer.backward` against central differences of `layer.forward` at input `x` (or at the
+    inputs of a layer that reads several, as Add or a graph with two inputs: a tuple of arrays, checked
+    as "input0", "input1", ...).
 
     labels: for a loss layer (forward(x, labels) returns a float, backward() takes no gradient).
     samples: check this many randomly chosen elements per tensor instead of all (for big layers).
@@ -50,8 +52,10 @@ def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-5, samples=None, seed=0
     unless the layer (or a Sequential's first layer) has needs_input_grad = False, as AlexNet's conv1.
     """
     layer = copy.deepcopy(layer).astype(np.float64)
-    xp = backend.array_module(x)
-    x = xp.array(x, dtype=np.float64, order="C")   # C order: perturbing its reshape(-1) view perturbs x
+    several = isinstance(x, tuple)
+    xp = backend.array_module(x[0] if several else x)
+    # C order: perturbing an input's reshape(-1) view perturbs the input itself
+    xs = [xp.array(a, dtype=np.float64, order="C") for a in (x if several else [x])]
     rng = np.random.default_rng(seed)
     rng_state = layer.get_rng_state()          # replay the same dropout masks at every evaluation
     is_loss = labels is not None
@@ -59,25 +63,28 @@ def gradcheck(layer, x, labels=None, *, eps=1e-6, tol=1e-5, samples=None, seed=0
     def evaluate():
         layer.set_rng_state(copy.deepcopy(rng_state))
         if is_loss:
-            return layer.forward(x, labels)
-        return float((layer.forward(x) * weights).sum())
+            return layer.forward(*xs, labels)
+        return float((layer.forward(*xs) * weights).sum())
 
     # The analytic gradients: one forward and one backward with dL/dy = R.
     layer.zero_grad()
     layer.set_rng_state(copy.deepcopy(rng_state))
     if is_loss:
-        layer.forward(x, labels)
-        dx = layer.backward()
+        layer.forward(*xs, labels)
+        dxs = layer.backward()
     else:
-        y = layer.forward(x)
+        y = layer.forward(*xs)
         weights = xp.asarray(rng.standard_normal(y.shape))
-        dx = layer.backward(weights)
+        dxs = layer.backward(weights)
+    dxs = dxs if several else (dxs,)
     resolution = 10 * np.finfo(np.float64).eps * max(1.0, abs(evaluate())) / eps
     tensors = [(name, p.data, p.grad.copy()) for name, p in layer.named_parameters()]
     if not _skips_input_grad(layer):
-        if dx is None:
-            return GradcheckResult(float("inf"), "input (backward returned None)", tol, {"input": float("inf")})
-        tensors.insert(0, ("input", x, dx))
+        names = [f"input{i}" for i in range(len(xs))] if several else ["input"]
+        for name, x_i, dx_i in reversed(list(zip(names, xs, dxs))):
+            if dx_i is None:
+                return GradcheckResult(float("inf"), f"{name} (backward returned None)", tol, {name: float("inf")})
+            tensors.insert(0, (name, x_i, dx_i))
 
     worst, where, errors = 0.0, "nowhere", {}
     for name, values, analytic in tensors:

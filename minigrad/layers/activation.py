@@ -125,3 +125,44 @@ class Softmax(Layer):
         y = self.saved(self.y)
         self.check_grad(dy, y.shape)
         return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
+
+
+class Clip(Layer):
+    """f(x) = min(max(x, low), high); the derivative is 1 strictly between the bounds, 0 outside.
+    Clip(0, 6) is ReLU6, the activation of MobileNet's inverted residuals (ONNX writes it as Clip)."""
+
+    def __init__(self, low=None, high=None):
+        for what, bound in (("low", low), ("high", high)):
+            if bound is not None and not (isinstance(bound, (int, float, np.floating)) and np.isfinite(bound)):
+                raise ValueError(f"Clip: {what} must be a finite number or None, got {bound!r}")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"Clip: low {low} is above high {high}")
+        self.low, self.high = low, high
+        self.inside = None
+
+    def describe(self):
+        return f"Clip({self.low}, {self.high})"
+
+    def output_shape(self, input_shape):
+        return self.check_shape(input_shape, None, "(any shape)")
+
+    def forward(self, x):
+        self.check_input(x, None, "(any shape)")
+        xp = array_module(x)
+        inside = xp.ones(x.shape, bool)
+        if self.low is not None:
+            inside &= x > self.low
+        if self.high is not None:
+            inside &= x < self.high
+        self.inside = inside
+        return xp.clip(x, self.low, self.high)
+
+    def backward(self, dy):
+        inside = self.saved(self.inside)
+        self.check_grad(dy, inside.shape)
+        return dy * inside
+
+
+def ReLU6():
+    """min(max(x, 0), 6): Clip(0, 6)."""
+    return Clip(0.0, 6.0)

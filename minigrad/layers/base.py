@@ -63,6 +63,14 @@ class Layer:
 
     buffers = ()
     training = True
+    arity = 1                # how many arrays forward() reads: joins (Add, Concat) read several (None: any number)
+
+    def __call__(self, *values, name=None):
+        """This layer applied to the symbolic values of a graph being written (mg.Input(), and what layers
+        made of it): the value of its output, a node named `name` (default: the layer's kind). To compute
+        on arrays, call forward(). See minigrad/layers/graph.py."""
+        from .graph import call_symbolically
+        return call_symbolically(self, values, name)
 
     # --- parameters -----------------------------------------------------------------------------
     def named_parameters(self):

@@ -1,9 +1,108 @@
-"""Sequential: the chain rule as a list run forwards, then backwards."""
+"""Containers: layers made of named layers. Sequential runs its list forwards, then backwards (the chain
+rule); Graph (graph.py) runs a network that forks and joins. What both share lives in Container."""
 from .. import backend
 from .base import Layer
 
 
-class Sequential(Layer):
+class Container(Layer):
+    """Named layers that act as one: their parameters are "<layer name>.<parameter name>"
+    ("conv1.weight"), and train/eval, astype, to(device), state_dict and the dropout generators reach
+    every one of them. A subclass defines named_layers(), forward and backward.
+
+    observe(observer) lets a tool watch every layer at work without changing the network
+    (mg.diagnose does): the container calls observer("forward", name, layer, output) after each
+    layer's forward, and observer("backward", name, layer, gradient) with the gradient that reaches a
+    layer's output, before its backward runs; nested containers report their layers under
+    "outer.inner" names.
+    """
+
+    _plain = ()                 # (forward, backward) of the class: a subclass that overrides one is a layer
+
+    def named_layers(self):
+        raise NotImplementedError
+
+    @property
+    def opens_up(self):
+        """Whether this container is the sum of its layers (a subclass with a forward or backward of its
+        own is one layer: its layers are not observed, nor listed as leaves)."""
+        return (type(self).forward, type(self).backward) == self._plain
+
+    def named_leaves(self, prefix=""):
+        """The layers that compute, nested containers opened up, named "outer.inner", in the order the
+        data meets them (a graph's: its nodes' topological order)."""
+        if not self.opens_up:
+            return super().named_leaves(prefix)
+        return [leaf for name, layer in self.named_layers()
+                for leaf in layer.named_leaves(f"{prefix}.{name}" if prefix else name)]
+
+    def observe(self, observer, prefix=""):
+        """Report every layer's output and output gradient to observer(event, name, layer, array)
+        (see the class docstring); observe(None) stops it."""
+        self._observer, self._prefix = observer, prefix
+        for name, layer in self.named_layers():
+            if isinstance(layer, Container) and layer.opens_up:
+                layer.observe(observer, f"{prefix}{name}.")
+        return self
+
+    _observer = None
+
+    def _report(self, event, name, layer, array):
+        if self._observer is not None:
+            self._observer(event, self._prefix + name, layer, array)
+
+    def describe(self):
+        lines = [f"  ({name}): {layer.describe()}" for name, layer in self.named_layers()]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+    def named_parameters(self):
+        return [(f"{name}.{pname}", p) for name, layer in self.named_layers()
+                for pname, p in layer.named_parameters()]
+
+    def state_dict(self):
+        return {f"{name}.{key}": value for name, layer in self.named_layers()
+                for key, value in layer.state_dict().items()}
+
+    def load_state_dict(self, state):
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        for name, layer in self.named_layers():
+            prefix = name + "."
+            layer.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        return self
+
+    def train(self, mode=True):
+        self.training = mode
+        for _, layer in self.named_layers():
+            layer.train(mode)
+        return self
+
+    def astype(self, dtype):
+        for _, layer in self.named_layers():
+            layer.astype(dtype)
+        return self
+
+    def to(self, device):
+        backend.check_device(device)
+        for _, layer in self.named_layers():
+            layer.to(device)
+        return self
+
+    def get_rng_state(self):
+        return [layer.get_rng_state() for _, layer in self.named_layers()]
+
+    def set_rng_state(self, state):
+        layers = self.named_layers()
+        if not isinstance(state, list) or len(state) != len(layers):
+            raise ValueError(f"{type(self).__name__}.set_rng_state: expected a list of {len(layers)} layer states, "
+                             f"got {type(state).__name__} of length {len(state) if hasattr(state, '__len__') else '-'}")
+        for (_, layer), layer_state in zip(layers, state):
+            layer.set_rng_state(layer_state)
+
+
+class Sequential(Container):
     """Layers applied in order. Each item is a layer or a (name, layer) pair; unnamed layers are
     named by their position. Parameter names are "<layer name>.<parameter name>" (e.g. "conv1.weight").
     """
@@ -34,73 +133,25 @@ class Sequential(Layer):
     def named_layers(self):
         return list(zip(self.names, self.layers))
 
-    def named_leaves(self, prefix=""):
-        """The layers of nested Sequentials in order, named "outer.inner". A subclass that computes a
-        forward or backward of its own is one layer, not opened up."""
-        if type(self).forward is not Sequential.forward or type(self).backward is not Sequential.backward:
-            return super().named_leaves(prefix)
-        return [leaf for name, layer in self.named_layers()
-                for leaf in layer.named_leaves(f"{prefix}.{name}" if prefix else name)]
-
-    def describe(self):
-        lines = [f"  ({name}): {layer.describe()}" for name, layer in self.named_layers()]
-        return "Sequential(\n" + "\n".join(lines) + "\n)"
-
     def output_shape(self, input_shape):
         for layer in self.layers:
             input_shape = layer.output_shape(input_shape)
         return tuple(input_shape)
 
     def forward(self, x):
-        for layer in self.layers:
+        for name, layer in zip(self.names, self.layers):
             x = layer.forward(x)
+            self._report("forward", name, layer, x)
         return x
 
     def backward(self, dy):
-        for layer in reversed(self.layers):   # the chain rule: last layer first
-            dy = layer.backward(dy)
+        for name, layer in zip(reversed(self.names), reversed(self.layers)):   # the chain rule: last layer first
+            self._report("backward", name, layer, dy)
+            if dy is not None:            # (None: the layer behind computed no input gradient, as conv1)
+                dy = layer.backward(dy)
             for hook in self.backward_hooks:
                 hook(layer)
         return dy
 
-    def named_parameters(self):
-        return [(f"{name}.{pname}", p) for name, layer in self.named_layers()
-                for pname, p in layer.named_parameters()]
 
-    def state_dict(self):
-        return {f"{name}.{key}": value for name, layer in self.named_layers()
-                for key, value in layer.state_dict().items()}
-
-    def load_state_dict(self, state):
-        own = self.state_dict()
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"Sequential.load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        for name, layer in self.named_layers():
-            prefix = name + "."
-            layer.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        return self
-
-    def train(self, mode=True):
-        self.training = mode
-        for layer in self.layers:
-            layer.train(mode)
-        return self
-
-    def astype(self, dtype):
-        for layer in self.layers:
-            layer.astype(dtype)
-        return self
-
-    def to(self, device):
-        backend.check_device(device)
-        for layer in self.layers:
-            layer.to(device)
-        return self
-
-    def get_rng_state(self):
-        return [layer.get_rng_state() for layer in self.layers]
-
-    def set_rng_state(self, state):
-        for layer, layer_state in zip(self.layers, state):
-            layer.set_rng_state(layer_state)
+Sequential._plain = (Sequential.forward, Sequential.backward)
