@@ -106,8 +106,7 @@ def test_the_ranks_slices_of_a_global_batch_put_together_are_the_one_process_bat
     full = mg.Dropout(0.5, seed=9).forward(x)
     replicas = []
     for rank in range(3):
-        layer = mg.Dropout(0.5, seed=9)
-        layer.replica = (rank, 3)
+        layer = mg.Dropout(0.5, seed=9).draw_share(batch=(rank, 3))
         replicas.append(layer.forward(x[4 * rank:4 * rank + 4]))
     assert (np.concatenate(replicas) == full).all()
 
@@ -227,7 +226,8 @@ def scenario_train(folder, out):
     mean, pca, scale = train.fit_normalisation(train_set, config)
     model = alexnet(Preset(**TINY), num_classes=3, seed=config["seed"]).astype(np.float64)
     optimizer = mg.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0005)
-    replicas = train.replicate(model, optimizer, comm, bucket_bytes=1000)  # several buckets, even in this tiny net
+    # several buckets, even in this tiny net
+    replicas = distributed.DataParallel(model, comm, optimizer, bucket_bytes=1000) if comm.size > 1 else None
     assert comm.size == 1 or len(replicas.buckets) == 4
     train_loader, val_loader = train.make_loaders(train_set, val_set, config, mean, pca, scale, 0, comm)
     loss_fn, steps = mg.SoftmaxCrossEntropy(), {"weights": [], "velocities": [], "losses": []}
@@ -397,7 +397,7 @@ def scenario_fail_in_step(folder, where, how):
     train_set, val_set = train.open_datasets(config, 2**30, workers=0)
     model = alexnet(PRESETS["small"], num_classes=3)
     optimizer = mg.SGD(model.parameters(), lr=0.01)
-    replicas = train.replicate(model, optimizer, comm, bucket_bytes=100_000)
+    replicas = distributed.DataParallel(model, comm, optimizer, bucket_bytes=100_000)
     assert len(replicas.buckets) > 2
     loader, _ = train.make_loaders(train_set, val_set, config, *train.fit_normalisation(train_set, config), 0, comm)
     forward, steps = model.forward, []

@@ -22,8 +22,8 @@ fraction of a second, and drawing them took a third of the run).
 Under mpiexec every rank trains a replica on its slice of each global batch (minigrad.distributed):
 the same training as one process, up to the order of floating-point sums. Rank 0 alone prints and
 writes the outputs; a checkpoint resumes on any number of ranks. With --model-parallel 2, ranks 2t and
-2t + 1 hold the two towers of replica t (section 3.2, towers.py), each on the replica's whole slice;
-the checkpoints keep the one-device layout, so a run resumes with or without towers.
+2t + 1 hold the two towers of replica t (section 3.2, minigrad/distributed/towers.py), each on the
+replica's whole slice; the checkpoints keep the one-device layout, so a run resumes with or without towers.
 """
 import argparse
 import glob
@@ -43,8 +43,8 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minigrad as mg  # noqa: E402
 from minigrad import data, distributed  # noqa: E402
+from minigrad.distributed import towers  # noqa: E402
 from minigrad.models import PRESETS, Preset, alexnet
-import towers  # noqa: E402
 import finetune  # noqa: E402  (--init, --freeze, --init-lr-mult)
 import recipe  # noqa: E402
 
@@ -95,7 +95,8 @@ def parse_args(argv=None):
     parser.add_argument("--synthetic-per-class", type=int, default=600, help="training images per class of "
                         "the generated synthetic set (validation: a fifth of it); default 600")
     parser.add_argument("--model-parallel", type=int, choices=(1, 2), default=1, help="2: the paper's two towers "
-                        "(section 3.2), one per rank (towers.py); 4 ranks are 2 towers x 2 data-parallel replicas")
+                        "(section 3.2), one per rank (minigrad.distributed.towers); 4 ranks are 2 towers x 2 "
+                        "data-parallel replicas")
     parser.add_argument("--rank-timeout", type=float, default=distributed.TIMEOUT, metavar="SECONDS",
                         help="with several ranks: a rank that waits this long for the others in one collective "
                         "ends the job (one of them hangs); it must exceed the longest legitimate wait: rank 0 "
@@ -168,10 +169,11 @@ def fit_normalisation(train, config):
     return mean, pca, scale
 
 
-def make_loaders(train, val, config, mean, pca, scale, workers, comm=distributed.LocalCommunicator()):
+def make_loaders(train, val, config, mean, pca, scale, workers, comm=None):
     """The training loader serves this rank's slice of each global batch; the validation images are
     cut into one contiguous share per rank, so that each image is evaluated once. The batches come
     in config["dtype"] (the transforms compute in float32)."""
+    comm = comm or distributed.LocalCommunicator()
     crop, dtype = config["image_size"], np.dtype(config["dtype"])
 
     def in_dtype(transform):
@@ -264,27 +266,17 @@ def one_device_layout(model, optimizer, tower_comm, config, classes):
     return net, towers.gather_whole(model, optimizer, net, tower_comm)
 
 
-def replicate(model, optimizer, comm, bucket_bytes=25 * 2**20):
-    """With several ranks: make `model` a data-parallel replica, with rank 0's weights and velocities;
-    returns the DataParallel (None with one process)."""
-    if comm.size == 1:
-        return None
-    replicas = distributed.DataParallel(model, comm, bucket_bytes)
-    for velocity in optimizer.velocity:
-        comm.broadcast(velocity)
-    return replicas
-
-
 # --- one epoch --------------------------------------------------------------------------------------
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=distributed.LocalCommunicator(),
+def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=None,
                 evaluate_after=(), on_evaluate=None):
     """One pass over the training set; returns (mean loss, top-1 accuracy) over its batches.
     With several ranks, `model` is a DataParallel replica and `loader` serves this rank's slices.
     on_evaluate(step) is called after each step (0-based) in `evaluate_after` (the plan's mid-epoch ones)."""
+    comm = comm or distributed.LocalCommunicator()
     model.train()
     total_loss = total_correct = seen = 0
     start = time.time()
@@ -320,10 +312,11 @@ def train_epoch(model, loss_fn, optimizer, loader, epoch, epochs, device, comm=d
     return total_loss / seen, total_correct / seen
 
 
-def evaluate(model, loader, device, desc="val", comm=distributed.LocalCommunicator(), bar=True):
+def evaluate(model, loader, device, desc="val", comm=None, bar=True):
     """(loss, top-1 accuracy, top-5 accuracy) of `model` in eval mode over `loader`. Batches of ten
     crops per image (n, 10, 3, s, s) are scored by averaging the ten softmax outputs (footnote 5).
     With several ranks each evaluates its share of the images and the sums are added up."""
+    comm = comm or distributed.LocalCommunicator()
     model.eval()
     loss_fn, total_loss, correct1, correct5, seen = mg.SoftmaxCrossEntropy(), 0.0, 0, 0, 0
     for x, y in tqdm(loader.epoch(0), total=len(loader), desc=desc, unit="batch", leave=False, dynamic_ncols=True,
@@ -432,7 +425,7 @@ def ensure_synthetic(config):
 
 def main(argv=None):
     # MPI first, before anything that can fail: a rank that exits before MPI is initialised cannot
-    # abort the job, and the others would wait for it in MPI_Init forever (minigrad/distributed.py).
+    # abort the job, and the others would wait for it in MPI_Init forever (minigrad/distributed/launch.py).
     world = distributed.world()
     one_line_warnings()
     if world.rank:                        # rank 0 alone prints and warns (every rank reads the same files;
@@ -528,7 +521,8 @@ def main(argv=None):
     if tower_comm.size > 1:               # from here on this rank holds its tower only (section 3.2)
         model, optimizer = towers.split(model, optimizer, tower_comm)
         scheduler.optimizer = optimizer
-    replicate(model, optimizer, comm)
+    if comm.size > 1:                     # a replica, with rank 0's weights and velocities
+        distributed.DataParallel(model, comm, optimizer)
     train_loader, val_loader = make_loaders(train, val, config, *normalisation, args.workers, comm)
     loss_fn, chance_loss = mg.SoftmaxCrossEntropy(), math.log(len(train.classes))
     start_epoch = history[-1]["epoch"] if history else 0

@@ -34,6 +34,17 @@ class Sequential(Layer):
     def named_layers(self):
         return list(zip(self.names, self.layers))
 
+    def walk(self):
+        """(name, layer) of every layer inside, a nested Sequential opened in its place: its layers
+        are named "<its name>.<their name>", as named_parameters names their parameters."""
+        found = []
+        for name, layer in self.named_layers():
+            if isinstance(layer, Sequential):
+                found += [(f"{name}.{inner}", leaf) for inner, leaf in layer.walk()]
+            else:
+                found.append((name, layer))
+        return found
+
     def describe(self):
         lines = [f"  ({name}): {layer.describe()}" for name, layer in self.named_layers()]
         return "Sequential(\n" + "\n".join(lines) + "\n)"
