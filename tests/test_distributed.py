@@ -111,6 +111,22 @@ def test_the_ranks_slices_of_a_global_batch_put_together_are_the_one_process_bat
     assert (np.concatenate(replicas) == full).all()
 
 
+def test_the_file_list_hash_takes_names_that_are_not_utf8(tmp_path):
+    """A file name of bytes that are not UTF-8 (a Latin-1 name copied from an old disk) reaches Python
+    as a str with surrogates: it is hashed as the bytes on disk, and another such name hashes otherwise."""
+    from minigrad.distributed import file_list_hash
+    folder = os.fsencode(tmp_path)
+    for name in (b"caf\xe9.png", b"caf\xe8.png", b"plain.png"):
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(b"12345")
+    latin, other, plain = (os.path.join(str(tmp_path), os.fsdecode(name))
+                           for name in (b"caf\xe9.png", b"caf\xe8.png", b"plain.png"))
+    digest = file_list_hash([latin, plain])
+    assert len(digest) == 16 and int(digest, 16) >= 0
+    assert digest == file_list_hash([latin, plain])
+    assert digest != file_list_hash([other, plain])
+
+
 # --- the collectives on 3 ranks -------------------------------------------------------------------
 @needs_mpi
 def test_collectives_on_three_ranks_against_numpy(tmp_path):

@@ -40,7 +40,8 @@ def _difference(expected, got):
 def file_list_hash(paths):
     """A short hash of a list of files: their paths (relative to their common folder) and sizes, so
     that ranks can check that they read the same data without sending the whole list; a copy with a
-    file missing, added or truncated gives another hash."""
+    file missing, added or truncated gives another hash. A name is hashed as its bytes on disk
+    (os.fsencode), so that a name that is not UTF-8 hashes too (UTF-8 names as before)."""
     root = os.path.commonpath(paths) if paths else ""
-    listing = "\n".join(f"{os.path.relpath(p, root)} {os.path.getsize(p)}" for p in paths)
-    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+    listing = b"\n".join(os.fsencode(os.path.relpath(p, root)) + b" %d" % os.path.getsize(p) for p in paths)
+    return hashlib.sha256(listing).hexdigest()[:16]
