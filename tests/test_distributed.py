@@ -111,6 +111,35 @@ def test_the_ranks_slices_of_a_global_batch_put_together_are_the_one_process_bat
     assert (np.concatenate(replicas) == full).all()
 
 
+def test_data_parallel_takes_rank_0s_weights_and_velocities_and_shares_every_dropout_layer():
+    """Rank 1 of 2, played by one process: every parameter and SGD velocity is broadcast from rank 0,
+    and every Dropout, one inside a nested Sequential too, draws its rows of the global batch."""
+    import minigrad as mg
+    from minigrad.distributed import DataParallel, LocalCommunicator
+
+    class Rank1(LocalCommunicator):
+        rank, size = 1, 2
+        broadcasts = []
+
+        def broadcast(self, array, root=0):           # rank 0's values: sevens
+            self.broadcasts.append(root)
+            array[...] = 7
+            return array
+
+        def allgather_object(self, obj):
+            return [obj, obj]
+
+    inner = mg.Sequential(("fc", mg.Linear(4, 4)), ("drop", mg.Dropout(0.5)))
+    model = mg.Sequential(("block", inner), ("drop", mg.Dropout(0.5)), ("out", mg.Linear(4, 2)))
+    optimizer = mg.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    DataParallel(model, Rank1(), optimizer)
+    assert all((p.data == 7).all() for p in model.parameters()) and all((v == 7).all() for v in optimizer.velocity)
+    assert Rank1.broadcasts == [0] * 8
+    assert inner["drop"].batch_share == model["drop"].batch_share == (1, 2)
+    with pytest.raises(ValueError, match="optimizer must be an SGD .* got Adam"):
+        DataParallel(model, Rank1(), mg.Adam(model.parameters()))
+
+
 def test_the_file_list_hash_takes_names_that_are_not_utf8(tmp_path):
     """A file name of bytes that are not UTF-8 (a Latin-1 name copied from an old disk) reaches Python
     as a str with surrogates: it is hashed as the bytes on disk, and another such name hashes otherwise."""
