@@ -86,7 +86,7 @@ def worker(args):
         for _ in range(args.steps):
             comm.barrier()
             start = time.perf_counter()
-            for request in [comm.allreduce_(flat) for flat, _ in replicas.buckets]:
+            for request in [comm.start_allreduce_in_place(flat) for flat, _ in replicas.buckets]:
                 request.wait()
             standalone.append(time.perf_counter() - start)
     if comm.rank == 0:

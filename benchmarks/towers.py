@@ -1,4 +1,4 @@
-"""Training steps of the paper's AlexNet as two towers on two MPI ranks (examples/alexnet/towers.py,
+"""Training steps of the paper's AlexNet as two towers on two MPI ranks (minigrad/distributed/towers.py,
 one BLAS thread each) against one process with two threads, and the bytes each crossing sends.
 
     python benchmarks/towers.py [--batch 128] [--steps 2]
@@ -27,7 +27,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve()
-sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
 
 
 def parse():
@@ -57,8 +56,8 @@ def worker(args):
     import numpy as np
 
     import minigrad as mg
-    import towers
     from minigrad import distributed
+    from minigrad.distributed import towers
     from minigrad.models import alexnet
 
     comm = distributed.world()
@@ -105,7 +104,7 @@ def main():
     if args.worker:
         return worker(args)
     import minigrad as mg
-    import towers
+    from minigrad.distributed import towers
     from minigrad.models import alexnet
 
     mpiexec = str(Path(sys.executable).parent / "mpiexec")

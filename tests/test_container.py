@@ -25,6 +25,16 @@ def test_names_parameters_and_indexing():
     assert mg.Sequential(mg.ReLU(), mg.Linear(2, 2)).named_parameters()[0][0] == "1.weight"
 
 
+def test_named_leaves_opens_nested_sequentials_and_names_their_layers_as_their_parameters():
+    inner = mg.Sequential(("fc", mg.Linear(4, 4)), ("drop", mg.Dropout(0.5)))
+    net = mg.Sequential(("relu", mg.ReLU()), ("block", inner), ("out", mg.Linear(4, 2)))
+    walked = net.named_leaves()
+    assert [name for name, _ in walked] == ["relu", "block.fc", "block.drop", "out"]
+    assert [layer for _, layer in walked] == [net["relu"], inner["fc"], inner["drop"], net["out"]]
+    assert {name for name, _ in net.named_parameters()} == {
+        f"{name}.{p}" for name, layer in walked for p, _ in layer.named_parameters()}
+
+
 def test_train_eval_and_astype_reach_every_layer():
     net = small_net().eval()
     assert not any(layer.training for layer in net)

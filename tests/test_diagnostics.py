@@ -254,7 +254,7 @@ def test_nested_sequentials_are_opened_and_a_single_layer_works():
 
 
 def test_a_layer_in_front_of_one_that_computes_no_input_gradient_gets_no_sensitivity():
-    """As the towers' SharedInput in front of AlexNet's conv1 (examples/alexnet/towers.py)."""
+    """As the towers' SharedInput in front of AlexNet's conv1 (minigrad/distributed/towers.py)."""
     conv = mg.Conv2d(3, 4, 3)
     conv.needs_input_grad = False
     net = mg.Sequential(mg.ReLU(), conv, mg.Flatten(), mg.Linear(4 * 6 * 6, 10))

@@ -106,10 +106,54 @@ def test_the_ranks_slices_of_a_global_batch_put_together_are_the_one_process_bat
     full = mg.Dropout(0.5, seed=9).forward(x)
     replicas = []
     for rank in range(3):
-        layer = mg.Dropout(0.5, seed=9)
-        layer.replica = (rank, 3)
+        layer = mg.Dropout(0.5, seed=9).draw_share(batch=(rank, 3))
         replicas.append(layer.forward(x[4 * rank:4 * rank + 4]))
     assert (np.concatenate(replicas) == full).all()
+
+
+def test_data_parallel_takes_rank_0s_weights_and_velocities_and_shares_every_dropout_layer():
+    """Rank 1 of 2, played by one process: every parameter and SGD velocity is broadcast from rank 0,
+    and every Dropout, one inside a nested Sequential too, draws its rows of the global batch."""
+    import minigrad as mg
+    from minigrad.distributed import DataParallel, LocalCommunicator
+
+    class Rank1(LocalCommunicator):
+        rank, size = 1, 2
+        broadcasts = []
+
+        def broadcast(self, array, root=0):           # rank 0's values: sevens
+            self.broadcasts.append(root)
+            array[...] = 7
+            return array
+
+        def allgather_object(self, obj):
+            return [obj, obj]
+
+    inner = mg.Sequential(("fc", mg.Linear(4, 4)), ("drop", mg.Dropout(0.5)))
+    model = mg.Sequential(("block", inner), ("drop", mg.Dropout(0.5)), ("out", mg.Linear(4, 2)))
+    optimizer = mg.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    DataParallel(model, Rank1(), optimizer)
+    assert all((p.data == 7).all() for p in model.parameters()) and all((v == 7).all() for v in optimizer.velocity)
+    assert Rank1.broadcasts == [0] * 8
+    assert inner["drop"].batch_share == model["drop"].batch_share == (1, 2)
+    with pytest.raises(ValueError, match="optimizer must be an SGD .* got Adam"):
+        DataParallel(model, Rank1(), mg.Adam(model.parameters()))
+
+
+def test_the_file_list_hash_takes_names_that_are_not_utf8(tmp_path):
+    """A file name of bytes that are not UTF-8 (a Latin-1 name copied from an old disk) reaches Python
+    as a str with surrogates: it is hashed as the bytes on disk, and another such name hashes otherwise."""
+    from minigrad.distributed import file_list_hash
+    folder = os.fsencode(tmp_path)
+    for name in (b"caf\xe9.png", b"caf\xe8.png", b"plain.png"):
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(b"12345")
+    latin, other, plain = (os.path.join(str(tmp_path), os.fsdecode(name))
+                           for name in (b"caf\xe9.png", b"caf\xe8.png", b"plain.png"))
+    digest = file_list_hash([latin, plain])
+    assert len(digest) == 16 and int(digest, 16) >= 0
+    assert digest == file_list_hash([latin, plain])
+    assert digest != file_list_hash([other, plain])
 
 
 # --- the collectives on 3 ranks -------------------------------------------------------------------
@@ -227,7 +271,8 @@ def scenario_train(folder, out):
     normalisation = data.Normalisation.fit(train_set, config["seed"], config["scale"])
     model = alexnet(Preset(**TINY), num_classes=3, seed=config["seed"]).astype(np.float64)
     optimizer = mg.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0005)
-    replicas = train.replicate(model, optimizer, comm, bucket_bytes=1000)  # several buckets, even in this tiny net
+    # several buckets, even in this tiny net
+    replicas = distributed.DataParallel(model, comm, optimizer, bucket_bytes=1000) if comm.size > 1 else None
     assert comm.size == 1 or len(replicas.buckets) == 4
     train_loader, val_loader = data.make_loaders(train_set, val_set, config, normalisation, 0, comm)
     loss_fn, steps = mg.SoftmaxCrossEntropy(), {"weights": [], "velocities": [], "losses": []}
@@ -397,7 +442,7 @@ def scenario_fail_in_step(folder, where, how):
     train_set, val_set = data.open_datasets(config, 2**30, workers=0)
     model = alexnet(PRESETS["small"], num_classes=3)
     optimizer = mg.SGD(model.parameters(), lr=0.01)
-    replicas = train.replicate(model, optimizer, comm, bucket_bytes=100_000)
+    replicas = distributed.DataParallel(model, comm, optimizer, bucket_bytes=100_000)
     assert len(replicas.buckets) > 2
     normalisation = data.Normalisation.fit(train_set, config["seed"], config["scale"])
     loader, _ = data.make_loaders(train_set, val_set, config, normalisation, 0, comm)

@@ -75,3 +75,28 @@ def test_p_outside_the_unit_interval(p):
 def test_unknown_mode():
     with pytest.raises(ValueError, match="mode must be one of .* got 'scaled'"):
         mg.Dropout(0.5, mode="scaled")
+
+
+def test_the_shares_of_a_layer_put_together_are_the_whole_layers_mask_and_keep_its_generator(rng):
+    """2 replicas (rows of the global batch) x 2 towers (columns of the units), 2 steps: each part's
+    mask is its block of the one-layer mask, and every generator ends where the one layer's does."""
+    x = rng.standard_normal((6, 8, 3))
+    whole = mg.Dropout(0.5, seed=4)
+    parts = {(rank, tower): mg.Dropout(0.5, seed=4).draw_share(batch=(rank, 2), units=(tower, 2))
+             for rank in range(2) for tower in range(2)}
+    for _ in range(2):
+        y = whole.forward(x)
+        for (rank, tower), part in parts.items():
+            block = (slice(3 * rank, 3 * rank + 3), slice(4 * tower, 4 * tower + 4))
+            np.testing.assert_array_equal(part.forward(x[block]), y[block])
+    assert all(part.get_rng_state() == whole.get_rng_state() for part in parts.values())
+    assert not np.array_equal(y[:3], y[3:])                   # the replicas' rows are different draws
+
+
+def test_a_share_is_validated_and_a_share_of_the_units_needs_a_units_axis():
+    with pytest.raises(ValueError, match=r"batch must be \(index, count\) .* got \(2, 2\)"):
+        mg.Dropout(0.5).draw_share(batch=(2, 2))
+    drop = mg.Dropout(0.5).draw_share(units=(1, 2))
+    assert drop.draw_share(batch=(0, 3)).unit_share == (1, 2)        # a share not given stays
+    with pytest.raises(ValueError, match=r"a share of the units needs an input \(N, units, ...\), got shape \(4,\)"):
+        drop.forward(np.ones(4))

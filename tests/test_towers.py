@@ -1,4 +1,4 @@
-"""The paper's two towers (examples/alexnet/towers.py) on two MPI ranks against the one-device net.
+"""The paper's two towers (minigrad/distributed/towers.py) on two MPI ranks against the one-device net.
 
 Each test launches `mpiexec -n 2 python -m mpi4py tests/test_towers.py SCENARIO` (one BLAS thread per
 rank, a timeout); the scenarios at the bottom check their results inside the ranks, where a failed
@@ -105,8 +105,7 @@ def test_towers_whose_data_folders_differ_are_refused(folder, tmp_path):  # noqa
 
 def test_a_net_whose_lrn_window_crosses_the_towers_cannot_be_split():
     """A tower split computes the one-device net only if its LRN runs per tower (groups=2)."""
-    import towers
-    from minigrad.distributed import LocalCommunicator
+    from minigrad.distributed import LocalCommunicator, towers
     net = tiny_alexnet()
     net["norm2"].groups = 1
     rank = type("Rank", (), {"rank": 0, "size": 2})()       # building a tower calls no collective
@@ -145,8 +144,8 @@ def tiny_alexnet(num_classes=5):
 def scenario_equivalence():
     """The one-device net on the whole batch against this rank's tower on its replica's share of it
     (the whole batch when there is one replica), in lockstep."""
-    import towers
     from minigrad import distributed
+    from minigrad.distributed import towers
     replicas, comm = towers.layout(distributed.world(), 2)       # comm: this replica's two towers
     net = tiny_alexnet()
     model = towers.tower(net, comm)
@@ -191,7 +190,7 @@ def check_traffic(comm):
     """The bytes that the crossings hand to the communicator in one step are towers.crossings' table
     (the one the notebook prints for the paper's net): each rank's half forward, the other rank's half
     of the gradient backward."""
-    import towers
+    from minigrad.distributed import towers
     table = towers.crossings(tiny_alexnet(num_classes=6).eval(), batch=3, image_size=31, itemsize=8)
     model = towers.tower(tiny_alexnet(num_classes=6), comm)
     sent, gather, scatter = [], comm.allgather, comm.reduce_scatter

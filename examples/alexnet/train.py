@@ -22,8 +22,8 @@ fraction of a second, and drawing them took a third of the run).
 Under mpiexec every rank trains a replica on its slice of each global batch (minigrad.distributed):
 the same training as one process, up to the order of floating-point sums. Rank 0 alone prints and
 writes the outputs; a checkpoint resumes on any number of ranks. With --model-parallel 2, ranks 2t and
-2t + 1 hold the two towers of replica t (section 3.2, towers.py), each on the replica's whole slice;
-the checkpoints keep the one-device layout, so a run resumes with or without towers.
+2t + 1 hold the two towers of replica t (section 3.2, minigrad/distributed/towers.py), each on the
+replica's whole slice; the checkpoints keep the one-device layout, so a run resumes with or without towers.
 """
 import argparse
 import hashlib
@@ -38,9 +38,8 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import checkpoint, console, data, distributed, finetune, models, recipe, scoring
+from minigrad.distributed import towers
 from minigrad.reports import plot_curves, write_metrics
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # (until towers.py moves into minigrad.distributed)
-import towers  # noqa: E402
 
 SYNTHETIC_ROOT = os.path.join("data", "synthetic")
 
@@ -87,7 +86,8 @@ def parse_args(argv=None):
     parser.add_argument("--synthetic-per-class", type=int, default=600, help="training images per class of "
                         "the generated synthetic set (validation: a fifth of it); default 600")
     parser.add_argument("--model-parallel", type=int, choices=(1, 2), default=1, help="2: the paper's two towers "
-                        "(section 3.2), one per rank (towers.py); 4 ranks are 2 towers x 2 data-parallel replicas")
+                        "(section 3.2), one per rank (minigrad.distributed.towers); 4 ranks are 2 towers x 2 data-parallel "
+                        "replicas")
     parser.add_argument("--rank-timeout", type=float, default=distributed.TIMEOUT, metavar="SECONDS",
                         help="with several ranks: a rank that waits this long for the others in one collective "
                         "ends the job (one of them hangs); it must exceed the longest legitimate wait: rank 0 "
@@ -112,17 +112,6 @@ def one_device_layout(model, optimizer, tower_comm, config, classes):
         return model, optimizer
     net = models.from_config(config, len(classes))
     return net, towers.gather_whole(model, optimizer, net, tower_comm)
-
-
-def replicate(model, optimizer, comm, bucket_bytes=25 * 2**20):
-    """With several ranks: make `model` a data-parallel replica, with rank 0's weights and velocities;
-    returns the DataParallel (None with one process)."""
-    if comm.size == 1:
-        return None
-    replicas = distributed.DataParallel(model, comm, bucket_bytes)
-    for velocity in optimizer.velocity:
-        comm.broadcast(velocity)
-    return replicas
 
 
 # --- one epoch --------------------------------------------------------------------------------------
@@ -313,7 +302,8 @@ def main(argv=None):
     if tower_comm.size > 1:               # from here on this rank holds its tower only (section 3.2)
         model, optimizer = towers.split(model, optimizer, tower_comm)
         scheduler.optimizer = optimizer
-    replicate(model, optimizer, comm)
+    if comm.size > 1:                     # a data-parallel replica, with rank 0's weights and velocities
+        distributed.DataParallel(model, comm, optimizer)
     train_loader, val_loader = data.make_loaders(train, val, config, normalisation, args.workers, comm)
     loss_fn, chance_loss = mg.SoftmaxCrossEntropy(), math.log(len(train.classes))
     start_epoch = history[-1]["epoch"] if history else 0

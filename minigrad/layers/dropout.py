@@ -16,10 +16,8 @@ class Dropout(Layer):
     The mask comes from the layer's own generator (`seed`), drawn on the CPU so that a seed gives the
     same masks on either device, and it is part of a checkpoint through get_rng_state().
 
-    Data-parallel training (minigrad.distributed) sets `replica = (rank, ranks)`: the input is then
-    the rank-th of `ranks` equal slices of the global batch, and the mask is drawn for the whole
-    global batch and sliced, so that the ranks apply the one-process run's masks and their
-    generators stay in step with it (a checkpoint resumes on any number of ranks).
+    Under several processes a layer may hold a share of the one-process layer's work: draw_share()
+    makes it draw the whole layer's mask and keep its own part.
     """
 
     def __init__(self, p=0.5, mode="inverted", seed=None):
@@ -30,10 +28,27 @@ class Dropout(Layer):
         self.p, self.mode = float(p), mode
         self.rng = np.random.default_rng(seed)
         self.mask = None
-        self.replica = (0, 1)
+        self.batch_share = self.unit_share = (0, 1)
 
     def describe(self):
         return f"Dropout(p={self.p}, mode={self.mode!r})"
+
+    def draw_share(self, batch=None, units=None):
+        """Draw each training mask as a part of the one-process layer's, so that every part applies
+        the one-process run's masks and every generator stays in step with its generator (a
+        checkpoint resumes on any number of ranks and towers). batch=(rank, ranks): the input is
+        the rank-th of `ranks` equal slices of the global batch (data parallelism,
+        minigrad.distributed.DataParallel). units=(tower, towers): its units (axis 1) are the
+        tower-th of `towers` equal parts of the layer's (model parallelism,
+        minigrad.distributed.towers). The mask is drawn for the global batch and all the units, and
+        sliced. A share not given stays as it is; returns the layer."""
+        for name, share in (("batch", batch), ("units", units)):
+            if share is not None and not (len(share) == 2 and 0 <= share[0] < share[1]):
+                raise ValueError(f"{self.describe()}: {name} must be (index, count) with 0 <= index < count, "
+                                 f"got {share!r}")
+        self.batch_share = self.batch_share if batch is None else tuple(batch)
+        self.unit_share = self.unit_share if units is None else tuple(units)
+        return self
 
     def get_rng_state(self):
         return self.rng.bit_generator.state
@@ -50,12 +65,21 @@ class Dropout(Layer):
         if not self.training:
             self.mask = x.dtype.type(1 - self.p) if self.mode == "classic" else x.dtype.type(1)
             return x * self.mask
-        rank, ranks = self.replica
-        drawn = self.rng.random((x.shape[0] * ranks,) + x.shape[1:], dtype=np.float32)
-        keep = drawn[rank * x.shape[0]:(rank + 1) * x.shape[0]] >= self.p
         scale = 1 / (1 - self.p) if self.mode == "inverted" else 1
-        self.mask = xp.asarray(keep.astype(x.dtype) * x.dtype.type(scale))
+        self.mask = xp.asarray(self._kept(x.shape).astype(x.dtype) * x.dtype.type(scale))
         return x * self.mask
+
+    def _kept(self, shape):
+        """The kept units of an input of `shape`: its share of a draw for the whole layer."""
+        (rank, ranks), (tower, towers) = self.batch_share, self.unit_share
+        whole, part = [shape[0] * ranks, *shape[1:]], [slice(rank * shape[0], (rank + 1) * shape[0])]
+        if towers > 1:
+            if len(shape) < 2:
+                raise ValueError(f"{self.describe()}: a share of the units needs an input (N, units, ...), "
+                                 f"got shape {tuple(shape)}")
+            whole[1] *= towers
+            part.append(slice(tower * shape[1], (tower + 1) * shape[1]))
+        return self.rng.random(tuple(whole), dtype=np.float32)[tuple(part)] >= self.p
 
     def backward(self, dy):
         return dy * self.saved(self.mask)        # the same mask (or eval factor) as the forward

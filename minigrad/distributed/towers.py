@@ -14,8 +14,8 @@ Rank r holds half of every layer's kernels or units, rows [r*n/2, (r+1)*n/2) of 
     gather7, fc7 (crossing 3), gather8, fc8 (crossing 4), output: GatherOutput of the logits halves
 
 Both ranks see the same batch and compute the same loss. With LocalResponseNorm(groups=2) in the
-one-device net (model.py) the two ranks together are the same function as the one device: outputs
-and every gradient agree to rounding (tests/test_towers.py). Checkpoints keep the one-device layout:
+one-device net (minigrad.models.alexnet) the two ranks together are the same function as the one
+device: outputs and every gradient agree to rounding (tests/test_towers.py). Checkpoints keep the one-device layout:
 `gather_whole` concatenates the halves, `split` cuts a one-device net (and its SGD velocities).
 """
 import copy
@@ -27,29 +27,6 @@ import minigrad as mg
 # The layers that read both towers, and the AllGather before each (fc6's input is gathered as maps,
 # before the flatten, so that the flattened order is the one-device net's).
 CROSSINGS = {"conv3": "gather3", "flatten": "gather6", "fc7": "gather7", "fc8": "gather8"}
-
-
-class TowerDropout(mg.Dropout):
-    """Dropout of one tower's units: the one-device layer's mask (same generator, the whole layer and,
-    under data parallelism, the whole global batch drawn) sliced to this tower's units, so that the
-    generators of both towers stay in step with the one-device net's."""
-
-    def __init__(self, dropout, tower, towers):
-        super().__init__(dropout.p, dropout.mode)
-        self.set_rng_state(dropout.get_rng_state())
-        self.tower, self.towers = tower, towers
-
-    def forward(self, x):
-        self.check_input(x, 2, "(N, units)")
-        if not self.training:
-            return super().forward(x)
-        rank, ranks = self.replica
-        n, units = x.shape
-        drawn = self.rng.random((n * ranks, units * self.towers), dtype=np.float32)
-        keep = drawn[rank * n:(rank + 1) * n, self.tower * units:(self.tower + 1) * units] >= self.p
-        scale = 1 / (1 - self.p) if self.mode == "inverted" else 1
-        self.mask = mg.backend.array_module(x).asarray(keep.astype(x.dtype) * x.dtype.type(scale))
-        return x * self.mask
 
 
 def layout(world, towers):
@@ -81,6 +58,8 @@ def _half(name, layer, tower, towers):
             raise ValueError(f"towers: {name} is {layer.describe()}; its window crosses the towers' maps, so "
                              f"no tower split computes it (build the net with groups={towers})")
         return mg.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k, layer.groups // towers)
+    if isinstance(layer, mg.Dropout):           # the one-device layer's mask (its generator), its units' part
+        return copy.deepcopy(layer).draw_share(units=(tower, towers))
     return copy.deepcopy(layer)
 
 
@@ -90,8 +69,8 @@ def rows(n, tower, towers):
 
 
 def tower(net, comm):
-    """Rank comm.rank's tower of the one-device `net` (model.alexnet, any preset), with its weights.
-    `comm` holds the towers, rank r tower r (comm.size == 2, the paper's split)."""
+    """Rank comm.rank's tower of the one-device `net` (minigrad.models.alexnet, any preset), with its
+    weights. `comm` holds the towers, rank r tower r (comm.size == 2, the paper's split)."""
     towers, r = comm.size, comm.rank
     if towers != 2:
         raise ValueError(f"towers: the paper's split has 2 towers, got a communicator of {towers} ranks")
@@ -99,10 +78,7 @@ def tower(net, comm):
     for name, layer in net.named_layers():
         if name in CROSSINGS:
             layers.append((CROSSINGS[name], mg.AllGather(comm, axis=1)))
-        if isinstance(layer, mg.Dropout):
-            half = TowerDropout(layer, r, towers)
-        else:
-            half = _half(name, layer, r, towers)
+        half = _half(name, layer, r, towers)
         if layer.parameters():
             half.astype(layer.parameters()[0].data.dtype)
         for (_, mine), (_, whole) in zip(half.named_parameters(), layer.named_parameters()):
@@ -135,9 +111,10 @@ def gather_whole(model, optimizer, net, comm):
     whole = dict(net.named_parameters())
     for name, p in model.named_parameters():
         whole[name].data[...] = mg.backend.to_numpy(comm.allgather(p.data, axis=0))
-    for name, layer in model.named_layers():
+    layers = dict(net.named_leaves())
+    for name, layer in model.named_leaves():
         if isinstance(layer, mg.Dropout):
-            net[name].set_rng_state(layer.get_rng_state())
+            layers[name].set_rng_state(layer.get_rng_state())
     full = _like(optimizer, net.parameters())
     full.velocity = [mg.backend.to_numpy(comm.allgather(v, axis=0)) for v in optimizer.velocity]
     return full
@@ -152,14 +129,14 @@ def crossings(net, batch, image_size, itemsize=4):
     hold the whole loss gradient), nor has the shared image, whose gradient AlexNet does not compute.
     Where the classes are odd, rank 0's half of the logits is a unit larger (`rows`): its bytes are given.
     """
-    shapes, x = {}, np.zeros((1, 3, image_size, image_size), net.parameters()[0].data.dtype)
-    for name, layer in net.named_layers():
+    shapes, shape = {}, (batch, 3, image_size, image_size)
+    for name, layer in net.named_layers():           # as tower() meets them
         if name in CROSSINGS:
-            shapes[CROSSINGS[name]] = x.shape
-        x = layer.forward(x)
-    shapes["output"] = x.shape
+            shapes[CROSSINGS[name]] = shape
+        shape = layer.output_shape(shape)
+    shapes["output"] = shape
     table = []
     for name, shape in shapes.items():
         half = len(rows(shape[1], 0, 2)) * int(np.prod(shape[2:])) * batch * itemsize
-        table.append((name, (batch,) + shape[1:], half, 0 if name == "output" else half))
+        table.append((name, shape, half, 0 if name == "output" else half))
     return table
