@@ -110,3 +110,37 @@ def batchnorm(x, gamma, beta, axes, eps):
     shape = [1] * x.ndim
     shape[1] = -1
     return gamma.reshape(shape) * (x - mean) / np.sqrt(var + eps) + beta.reshape(shape)
+
+
+def broadcast_elementwise(arrays, combine):
+    """Each output cell combines the cells of the operands it lines up with, an operand of size 1 (or
+    missing, to the left) along an axis lining up with every cell of that axis: broadcasting by hand."""
+    rank = max(a.ndim for a in arrays)
+    padded = [a.reshape((1,) * (rank - a.ndim) + a.shape) for a in arrays]
+    shape = tuple(max(a.shape[axis] for a in padded) for axis in range(rank))
+    out = np.zeros(shape, arrays[0].dtype)
+    for index in np.ndindex(*shape):
+        out[index] = combine([a[tuple(i if a.shape[axis] > 1 else 0 for axis, i in enumerate(index))] for a in padded])
+    return out
+
+
+def concat_channels(arrays):
+    """Channel c of the output is channel c - (channels of the arrays before) of its array."""
+    total = sum(a.shape[1] for a in arrays)
+    out = np.zeros((arrays[0].shape[0], total) + arrays[0].shape[2:], arrays[0].dtype)
+    c = 0
+    for a in arrays:
+        for own in range(a.shape[1]):
+            out[:, c] = a[:, own]
+            c += 1
+    return out
+
+
+def channel_shuffle(x, groups):
+    """ShuffleNet's shuffle as its paper draws it: channel i of group g goes to position i * groups + g."""
+    per_group = x.shape[1] // groups
+    out = np.empty_like(x)
+    for g in range(groups):
+        for i in range(per_group):
+            out[:, i * groups + g] = x[:, g * per_group + i]
+    return out

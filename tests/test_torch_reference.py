@@ -181,3 +181,86 @@ class _Scale(nn.Module):
 
     def forward(self, x):
         return x * self.factor
+
+
+# --- joins and graphs: the gradients PyTorch's autograd finds at a fork ------------------------------------
+def compare_join(layer, torch_function, xs, rtol=1e-9):
+    """A layer that reads several arrays against the same function in PyTorch: output and every input's
+    gradient, for one upstream gradient."""
+    y = layer.forward(*xs)
+    dy = np.random.default_rng(0).standard_normal(y.shape)
+    dxs = layer.backward(dy)
+    dxs = dxs if len(xs) > 1 else (dxs,)
+    txs = [torch.tensor(x, requires_grad=True) for x in xs]
+    ty = torch_function(*txs)
+    ty.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=rtol, atol=1e-12)
+    for dx, tx in zip(dxs, txs):
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("shapes", [[(2, 3, 4, 5), (1, 3, 1, 1)], [(2, 3, 4, 5), (2, 3, 4, 5), (3, 1, 1)],
+                                    [(2, 1, 4, 1), (1, 3, 1, 5)]])
+def test_add_and_multiply_with_broadcasting(shapes):
+    xs = [np.random.default_rng(i).standard_normal(shape) for i, shape in enumerate(shapes)]
+    compare_join(mg.Add(), lambda *t: sum(t[1:], t[0]), xs)
+
+    def product(*t):
+        out = t[0]
+        for other in t[1:]:
+            out = out * other
+        return out
+    compare_join(mg.Multiply(), product, xs)
+
+
+def test_concat_slice_and_channel_shuffle():
+    xs = [np.random.default_rng(i).standard_normal((2, c, 3, 4)) for i, c in enumerate((1, 3, 2))]
+    compare_join(mg.Concat(), lambda *t: torch.cat(t, dim=1), xs)
+    x = np.random.default_rng(5).standard_normal((2, 6, 3, 4))
+    compare(mg.Slice(2, 5), lambda t: t[:, 2:5], x)
+    compare(mg.ChannelShuffle(3), nn.ChannelShuffle(3), x)
+    compare(mg.ReLU6(), nn.ReLU6(), 4 * x)
+    compare(mg.Clip(-0.5, 0.7), lambda t: torch.clamp(t, -0.5, 0.7), x)
+
+
+def test_scale_and_bias_against_a_broadcast_product_and_sum():
+    x = np.random.default_rng(6).standard_normal((2, 3, 4, 5))
+    for layer, op in ((mg.Scale((3, 1, 1)), torch.mul), (mg.Bias((1, 3, 1, 1)), torch.add)):
+        layer.astype(np.float64).weight.data[...] = np.random.default_rng(7).standard_normal(layer.weight.data.shape)
+        weight = torch.tensor(layer.weight.data, requires_grad=True)
+        compare_join(mg.Sequential(layer), lambda t: op(t, weight), [x])
+        np.testing.assert_allclose(layer.weight.grad, weight.grad.numpy(), rtol=1e-9)
+
+
+class TorchResidual(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(channels, channels, 3, padding=1), nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+
+
+class TorchInception(nn.Module):
+    def __init__(self, c_in):
+        super().__init__()
+        self.b1, self.b2_reduce, self.b2 = nn.Conv2d(c_in, 2, 1), nn.Conv2d(c_in, 3, 1), nn.Conv2d(3, 3, 3, padding=1)
+        self.b3 = nn.Conv2d(c_in, 2, 1)
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b2(torch.relu(self.b2_reduce(x))),
+                          self.b3(nn.functional.max_pool2d(x, 3, 1, padding=1))], dim=1)
+
+
+def test_residual_block_and_inception_module_against_autograd():
+    x = mg.Input()
+    h = mg.ReLU()(mg.Conv2d(3, 3, 3, padding=1)(x, name="conv1"))
+    residual = mg.Graph(x, mg.ReLU()(mg.Add()(mg.Conv2d(3, 3, 3, padding=1)(h, name="conv2"), x)))
+    x = mg.Input()
+    b2 = mg.Conv2d(3, 3, 3, padding=1)(mg.ReLU()(mg.Conv2d(4, 3, 1)(x, name="b2_reduce")), name="b2")
+    b3 = mg.Conv2d(4, 2, 1)(mg.MaxPool2d(3, 1, padding=1)(x), name="b3")
+    inception = mg.Graph(x, mg.Concat()(mg.Conv2d(4, 2, 1)(x, name="b1"), b2, b3))
+    for graph, module, channels in ((residual, TorchResidual(3), 3), (inception, TorchInception(4), 4)):
+        graph.astype(np.float64)
+        copy_weights(graph, module)
+        compare(graph, module, np.random.default_rng(8).standard_normal((2, channels, 5, 6)))
