@@ -2,7 +2,8 @@
 
 FILE is an ONNX graph (the ONNX Model Zoo's bvlcalexnet-12.onnx, or any export of minigrad.onnx) or a
 minigrad checkpoint (.npz written by train.py). Every layer of the new network whose name and weight
-shapes match a layer of FILE takes its weights; the last layer (fc8) is always re-initialised, since
+shapes match a layer of FILE takes its weights; the classifier (the last layer with weights: AlexNet's
+fc8, the residual and inception networks' fc) is always re-initialised, since
 the folder's classes are not FILE's. Names: minigrad.onnx.load names a layer after the stem its
 weights share, and the BVLC graph's initializers are conv1_w_0/conv1_b_0 ... fc8_w_0/fc8_b_0, so its
 layers come in as conv1 ... fc8, the names of minigrad.models.alexnet; nothing else needs mapping.
@@ -18,7 +19,6 @@ import os
 
 import numpy as np
 
-NEW_LAYER = "fc8"
 
 
 def settings(init=None, freeze="", init_lr_mult=1.0):
@@ -53,18 +53,24 @@ def _caffe_origin(path):
 
 
 def layer_of(key):
-    return key.rsplit(".", 1)[0]
+    """The model's layer (a top-level name: "conv1", "stage2") that a state key belongs to."""
+    return key.split(".", 1)[0]
+
+
+def classifier(model):
+    """The name of the model's last layer with weights: the one that maps features to classes."""
+    return [name for name, layer in model.named_layers() if layer.parameters()][-1]
 
 
 def start_from(model, path):
-    """Copy into `model` every layer of `path` whose name and shapes match, except the new last layer.
+    """Copy into `model` every layer of `path` whose name and shapes match, except the new classifier.
     Returns the names of the loaded layers; prints which layers kept their random weights and why."""
     state, own = pretrained_state(path), model.state_dict()
     layers = {layer_of(key) for key in own}
     loaded, kept = [], []
     for layer in sorted(layers, key=list(model.names).index):
         keys = [key for key in own if layer_of(key) == layer]
-        if layer == NEW_LAYER:
+        if layer == classifier(model):
             kept.append(f"{layer} (the new classifier)")
         elif all(key in state and np.shape(state[key]) == own[key].shape for key in keys):
             loaded.append(layer)

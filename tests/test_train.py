@@ -69,16 +69,18 @@ def test_a_tiny_run_learns_and_writes_its_outputs(folder, tmp_path, capsys):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
-def test_resume_is_bit_identical(folder, tmp_path, monkeypatch):
+@pytest.mark.parametrize("arch", ["alexnet", "resnet", "inception"])
+def test_resume_is_bit_identical(folder, tmp_path, monkeypatch, arch):
+    """Also for the graphs (their batch norms' running statistics are in the checkpoint)."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert run(folder, straight, "--epochs", "2") == 0
+    assert run(folder, straight, "--epochs", "2", "--arch", arch) == 0
 
     def crash(out, history):                # the run dies once its first epoch is saved
         raise KeyboardInterrupt
     with monkeypatch.context() as patched:
         patched.setattr(train, "plot_curves", crash)
         with pytest.raises(KeyboardInterrupt):
-            run(folder, resumed, "--epochs", "2")
+            run(folder, resumed, "--epochs", "2", "--arch", arch)
     # (--resume takes the run folder or its last.npz: here the file; the folder elsewhere in this file)
     assert train.main(["--resume", str(resumed / "last.npz"), "--workers", "2"]) == 0
     a, b = checkpoint.load(straight), checkpoint.load(resumed)
@@ -198,3 +200,18 @@ def test_quick_start_command_trains_on_the_embedded_synthetic_set(tmp_path):
     assert (tmp_path / "data" / "synthetic-12" / "train" / "star").is_dir()
     [run_dir] = list((tmp_path / "runs").iterdir())
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"][0]["epoch"] == 1
+
+
+def test_a_residual_network_trains_evaluates_and_predicts(folder, tmp_path, capsys):
+    assert run(folder, tmp_path, "--epochs", "3", "--arch", "resnet") == 0
+    printed = capsys.readouterr().out
+    assert "small residual network, " in printed
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["arch"] == "resnet" and metrics["epochs"][-1]["val_top1"] >= 0.9   # chance is 0.5
+    assert evaluate.main([str(tmp_path / "best.npz"), "--data", str(folder / "val"), "--workers", "1"]) == 0
+    assert "10 crops: top-1 error" in capsys.readouterr().out
+    image = folder / "val" / "vertical" / "0.png"
+    assert predict.main([str(image), "--checkpoint", str(tmp_path / "best.npz")]) == 0
+    assert capsys.readouterr().out.startswith(f"{image}: vertical ")
+    with pytest.raises(SystemExit, match="--model-parallel splits AlexNet's towers"):
+        train.main(["--data", str(folder), "--arch", "inception", "--model-parallel", "2", "--out", str(tmp_path / "x")])

@@ -49,6 +49,7 @@ RECIPES = {
     "paper": {"batch_size": 128, "lr": 0.01, "scale": "raw"},
     "small": {"batch_size": 64, "lr": 0.01, "scale": "unit"},
 }
+NETWORKS = {"alexnet": "AlexNet", "resnet": "residual network", "inception": "inception network"}
 MAX_LR_REDUCTIONS = 3               # "divided by 10 three times prior to termination" (section 5)
 CURVES_EVERY = 10.0                 # seconds between two drawings of curves.png (one takes ~0.15 s)
 
@@ -59,6 +60,9 @@ def parse_args(argv=None):
     parser.add_argument("--data", help="image folder: DIR/train/<class>/* and DIR/val/<class>/* (without "
                         "val/, 10%% of train is held out); default: the synthetic set in data/synthetic")
     parser.add_argument("--preset", choices=sorted(models.PRESETS), help="network size (default: small)")
+    parser.add_argument("--arch", choices=models.ARCHITECTURES, help="the network: AlexNet (default), or one of "
+                        "its successors at the small size, written as graphs that fork and join: a residual network "
+                        "or an inception network (minigrad/models/); the same recipe trains each")
     parser.add_argument("--epochs", type=int, help="total epochs, exactly (default: recipe.py's plan: paper "
                         "90; small a budget of optimisation steps, printed at the start)")
     parser.add_argument("--no-flip", action="store_true", help="no random horizontal mirroring: use it when "
@@ -174,7 +178,7 @@ def make_config(args):
     preset = args.preset or "small"
     defaults = RECIPES[preset]
     architecture = models.PRESETS[preset]
-    config = {"preset": preset, "architecture": architecture.to_dict(), "image_size": architecture.image_size,
+    config = {"preset": preset, "arch": args.arch or "alexnet", "image_size": architecture.image_size,
               "resize": data.resize_for(architecture.image_size), "seed": 0 if args.seed is None else args.seed,
               "batch_size": args.batch_size or defaults["batch_size"], "lr": args.lr or defaults["lr"],
               "epochs": args.epochs, "scale": defaults["scale"], "flip": not args.no_flip,
@@ -185,6 +189,8 @@ def make_config(args):
         config["data"] = os.path.abspath(SYNTHETIC_ROOT if per_class == 600 else f"{SYNTHETIC_ROOT}-{per_class}")
     else:
         config["data"] = os.path.abspath(os.path.expanduser(args.data))
+    if config["arch"] == "alexnet":       # its sizes, recorded: a checkpoint outlives a change of the presets
+        config["architecture"] = architecture.to_dict()
     return config
 
 
@@ -215,7 +221,7 @@ def main(argv=None):
         resumed = {"epoch": len(saved.history), "record": hashlib.sha256(
             json.dumps(saved.record, sort_keys=True).encode()).hexdigest()[:16]}
         config = {"dtype": "float32", **saved.config}          # (checkpoints from before --dtype)
-        ignored = [f"--{name.replace('_', '-')}" for name in ("data", "preset", "batch_size", "lr", "seed", "dtype")
+        ignored = [f"--{name.replace('_', '-')}" for name in ("data", "preset", "arch", "batch_size", "lr", "seed", "dtype")
                    if getattr(args, name) is not None]
         if ignored:
             print(f"resuming: {', '.join(ignored)} ignored, the run keeps the values it started with")
@@ -225,7 +231,8 @@ def main(argv=None):
         out = args.out or os.path.dirname(saved.path)
     else:
         config = {**make_config(args), **finetune.settings(args.init, args.freeze, args.init_lr_mult)}
-        out = args.out or os.path.join("runs", f"{config['preset']}-{time.strftime('%Y%m%d-%H%M%S')}")
+        network = config["preset"] if config["arch"] == "alexnet" else f"{config['arch']}-{config['preset']}"
+        out = args.out or os.path.join("runs", f"{network}-{time.strftime('%Y%m%d-%H%M%S')}")
         if os.path.exists(os.path.join(out, "last.npz")):
             raise SystemExit(f"train.py: {out} already holds a run (last.npz); continue it with --resume {out} "
                              f"or choose another --out")
@@ -238,6 +245,9 @@ def main(argv=None):
                                         "diagnose": args.diagnose, "resumed": resumed}, "the run's configuration")
     # comm: the data-parallel replicas (the whole job without --model-parallel); tower_comm: this
     # rank's partner towers, which see the same batch.
+    if args.model_parallel > 1 and config.get("arch", "alexnet") != "alexnet":
+        raise SystemExit(f"train.py: --model-parallel splits AlexNet's towers (section 3.2); --arch "
+                         f"{config['arch']} has none")
     comm, tower_comm = towers.layout(world, args.model_parallel)
     distributed.check_global_batch(comm, config["batch_size"])
     os.makedirs(out, exist_ok=True)
@@ -308,7 +318,7 @@ def main(argv=None):
     loss_fn, chance_loss = mg.SoftmaxCrossEntropy(), math.log(len(train.classes))
     start_epoch = history[-1]["epoch"] if history else 0
     mine = sum(p.data.size for p in model.parameters())
-    print(f"{config['preset']} AlexNet, {parameters:,} parameters"
+    print(f"{config['preset']} {NETWORKS[config.get('arch', 'alexnet')]}, {parameters:,} parameters"
           f"{f' in {tower_comm.size} towers (model-parallel: {mine:,} on rank 0)' if tower_comm.size > 1 else ''}; "
           f"{len(train)} training and {len(val)} validation images in {len(train.classes)} classes; "
           f"epochs {start_epoch + 1}..{config['epochs']}, batch {config['batch_size']}"

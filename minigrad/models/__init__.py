@@ -1,13 +1,27 @@
 """Networks assembled from minigrad's layers: AlexNet (the paper's, and a small preset a CPU trains in
-minutes)."""
+minutes), and two of its successors at the small size, written as graphs that fork and join: a residual
+network and an inception network."""
 from .alexnet import PRESETS, Preset, alexnet
+from .inception import small_inception
+from .resnet import small_resnet
 
-__all__ = ["PRESETS", "Preset", "alexnet", "from_config"]
+ARCHITECTURES = ("alexnet", "resnet", "inception")      # train.py --arch
+
+__all__ = ["ARCHITECTURES", "PRESETS", "Preset", "alexnet", "from_config", "small_inception", "small_resnet"]
 
 
 def from_config(config, num_classes):
     """The network a training run's config describes (examples/alexnet/train.py records it in every
-    checkpoint): its architecture, input size and seed, in its dtype, with fresh weights."""
-    preset = Preset.from_dict(config["architecture"]) if "architecture" in config else PRESETS[config["preset"]]
-    return alexnet(preset, num_classes, image_size=config["image_size"], seed=config["seed"]).astype(
-        config.get("dtype", "float32"))
+    checkpoint): its architecture ("arch", AlexNet when absent), sizes and seed, in its dtype, with
+    fresh weights."""
+    arch = config.get("arch", "alexnet")
+    if arch == "alexnet":
+        preset = Preset.from_dict(config["architecture"]) if "architecture" in config else PRESETS[config["preset"]]
+        model = alexnet(preset, num_classes, image_size=config["image_size"], seed=config["seed"])
+    elif arch == "resnet":
+        model = small_resnet(num_classes, seed=config["seed"])
+    elif arch == "inception":
+        model = small_inception(num_classes, seed=config["seed"])
+    else:
+        raise ValueError(f"models: architecture {arch!r} is not one of {ARCHITECTURES}")
+    return model.astype(config.get("dtype", "float32"))
