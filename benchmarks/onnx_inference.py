@@ -1,0 +1,97 @@
+"""Inference of the paper's AlexNet on the CPU: minigrad's eval forward against ONNX Runtime running the
+same weights, exported with minigrad.onnx.export, side by side in one process.
+
+    python benchmarks/onnx_inference.py [--batches 32 1] [--repeats 9] [--threads 2]
+
+predict.py and evaluate.py run forward passes, and there the peer is ONNX Runtime, not PyTorch. Both
+get the same number of threads (ONNX Runtime's intra-op pool; minigrad's workers follow the BLAS thread
+count); their forwards are timed alternately (median of --repeats after warm-up) at each batch size.
+The report is printed and written to benchmarks/results/onnx_inference_<host>.md.
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 1])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=2)
+    return parser.parse_args()
+
+
+ARGS = parse()
+for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[variable] = str(ARGS.threads)
+import numpy as np  # noqa: E402  (after the thread variables are set)
+import onnxruntime  # noqa: E402
+
+import minigrad as mg  # noqa: E402
+from minigrad.models import alexnet  # noqa: E402
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def alternate(fns, repeats, warmup=2):
+    """Each function in turn, `repeats` times after `warmup`: the median time of each."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    flags = open("/proc/cpuinfo").read()
+    return (f"{cpu}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in flags else 'no AVX-512'}; Python "
+            f"{platform.python_version()}, NumPy {np.__version__}, ONNX Runtime {onnxruntime.__version__}; "
+            f"{ARGS.threads} threads")
+
+
+def main():
+    lines = ["# AlexNet (paper preset) inference on the CPU: minigrad against ONNX Runtime, float32", "",
+             f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M')}", ""]
+    print("\n".join(lines), flush=True)
+    mg.keep_freed_memory()
+    net = alexnet("paper").eval()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = ARGS.threads, 1
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "alexnet.onnx")
+        mg.onnx.export(net, path, (3, 224, 224))
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    lines += ["| batch | minigrad | ONNX Runtime | minigrad / ONNX Runtime | largest difference / output scale |",
+              "|---|---|---|---|---|"]
+    for batch in ARGS.batches:
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+        ours, theirs = net.forward(x), session.run(None, {name: x})[0]
+        difference = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
+        times = alternate({"minigrad": lambda: net.forward(x), "ort": lambda: session.run(None, {name: x})},
+                          ARGS.repeats)
+        lines.append(f"| {batch} | {times['minigrad'] * 1e3:.1f} ms | {times['ort'] * 1e3:.1f} ms | "
+                     f"{times['minigrad'] / times['ort']:.2f}x | {difference:.1e} |")
+        print(lines[-1], flush=True)
+    out = ROOT / "benchmarks" / "results" / f"onnx_inference_{platform.node() or 'machine'}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
