@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .diagnostics import weight_matrix
+from .diagnostics import row_named, weight_matrix
 from .layers import Layer
 from .layers.container import Container
 
@@ -61,10 +61,7 @@ class Summary:
         return sum(math.prod(row.output_shape[1:]) for row in self.rows if row.weighted)
 
     def __getitem__(self, name):
-        for row in self.rows:
-            if row.name == name:
-                return row
-        raise KeyError(f"summary: no layer {name!r}; layers: {[row.name for row in self.rows]}")
+        return row_named(self.rows, name, "the summary")
 
     def table(self):
         """The header and one tuple of strings per row, then the totals."""
