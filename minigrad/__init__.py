@@ -9,14 +9,18 @@ import importlib
 
 from . import backend, init, ops
 from .diagnostics import diagnose
+from .feature_maps import feature_maps, mosaic
 from .gradcheck import GradcheckResult, gradcheck
 from .init import manual_seed
 from .layers import (Add, AllGather, AvgPool2d, BatchNorm1d, BatchNorm2d, Bias, ChannelShuffle, Clip, Concat, Container,
                      Conv2d, Dropout, Flatten, GatherOutput, GlobalAvgPool2d, Graph, Identity, Input, Layer, LeakyReLU,
                      Linear, LocalResponseNorm, MaxPool2d, Multiply, Parameter, ReLU, ReLU6, Scale, Sequential,
                      SharedInput, Sigmoid, Slice, Softmax, SoftmaxCrossEntropy, Tanh, Transpose, Value, ZeroPad2d)
+from .occlusion import occlusion
 from .ops.cpu_runtime import keep_freed_memory
 from .optim import SGD, Adam, ReduceLROnPlateau, StepLR, clip_grad_norm
+from .saliency import deconvnet, guided_backprop, saliency
+from .summary import summary
 
 __version__ = "0.1.0"
 

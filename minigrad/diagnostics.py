@@ -116,10 +116,7 @@ class Report:
         return {code for text in self.findings for code in CODES if text.startswith(code)}
 
     def __getitem__(self, name):
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(f"no layer named {name!r} in the report; layers: {[l.name for l in self.layers]}")
+        return row_named(self.layers, name, "the report")
 
     def __str__(self):
         header = ("layer", "type", "output", "mean", "std", "spread", "dead", "satur.", "|dL/dW|",
@@ -144,6 +141,14 @@ class Report:
         else:
             lines.append("no findings: nothing here stops this network from learning")
         return "\n".join(lines)
+
+
+def row_named(rows, name, where):
+    """The row (of a Report, or of mg.summary's Summary) of the layer `name`; KeyError naming the others."""
+    for row in rows:
+        if row.name == name:
+            return row
+    raise KeyError(f"no layer named {name!r} in {where}; layers: {[row.name for row in rows]}")
 
 
 def _num(value):

@@ -158,6 +158,12 @@ class Layer:
         message forward() would give. Every layer that can stand in a chain defines it."""
         raise NotImplementedError(f"{self.describe()}: output_shape() is not defined for this layer")
 
+    def multiply_adds(self, output_shape):
+        """The multiply-adds of one example's forward pass through the layer's weights, for an output
+        of `output_shape` (mg.summary). 0 for a layer without weights: an elementwise layer, a pool or a
+        normalisation costs a few operations per value, which no count of a network's work includes."""
+        return 0
+
     def check_shape(self, shape, ndim, layout):
         """`shape` as a tuple, after a ValueError unless it has `ndim` dimensions (any when None)."""
         shape = tuple(shape)

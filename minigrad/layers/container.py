@@ -21,6 +21,16 @@ class Container(Layer):
     def named_layers(self):
         raise NotImplementedError
 
+    def layer_shapes(self, *input_shapes):
+        """(name, layer, the shapes it reads, the shape it writes) for each layer in the order forward
+        runs them, for inputs of `input_shapes` (batch first), from the sizes alone (mg.summary)."""
+        raise NotImplementedError
+
+    def up_to(self, name):
+        """The network that computes the value `name` (a layer's output; "block.conv1" inside a nested
+        container): the same layer objects, from the input up to that layer, those it needs only."""
+        raise NotImplementedError
+
     @property
     def opens_up(self):
         """Whether this container is the sum of its layers (a subclass with a forward or backward of its
@@ -133,10 +143,26 @@ class Sequential(Container):
     def named_layers(self):
         return list(zip(self.names, self.layers))
 
+    def layer_shapes(self, input_shape):
+        shapes = []
+        for name, layer in self.named_layers():
+            output_shape = tuple(layer.output_shape(input_shape))
+            shapes.append((name, layer, (tuple(input_shape),), output_shape))
+            input_shape = output_shape
+        return shapes
+
     def output_shape(self, input_shape):
-        for layer in self.layers:
-            input_shape = layer.output_shape(input_shape)
-        return tuple(input_shape)
+        shapes = self.layer_shapes(input_shape)
+        return shapes[-1][3] if shapes else tuple(input_shape)
+
+    def up_to(self, name):
+        if name in self.names:
+            return Sequential(*self.named_layers()[:self.names.index(name) + 1])
+        outer, _, inner = name.partition(".")
+        if outer not in self.names or not isinstance(self[outer], Container):
+            raise ValueError(f"Sequential: no layer {name!r}; its layers are {self.names}")
+        index = self.names.index(outer)
+        return Sequential(*self.named_layers()[:index], (outer, self[outer].up_to(inner)))
 
     def forward(self, x):
         for name, layer in zip(self.names, self.layers):

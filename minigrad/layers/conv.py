@@ -1,5 +1,7 @@
 """Conv2d: checks its input, chooses a convolution algorithm (ops/im2col_gemm.py, ops/winograd.py) and
 calls its forward and backward."""
+import math
+
 import numpy as np
 
 from .. import init, ops
@@ -71,6 +73,12 @@ class Conv2d(Layer):
                              f"input {padded} (input shape {tuple(input_shape)})")
         return (N, self.out_channels, *(ops.output_size(s, k, st, p) for s, k, st, p in
                                         zip((H, W), self.kernel_size, self.stride, self.padding)))
+
+    def multiply_adds(self, output_shape):
+        """Each output value sums (in_channels / groups) x kh x kw products (counted as direct convolution,
+        as the paper's and PyTorch's counts are, whatever Winograd saves)."""
+        kh, kw = self.kernel_size
+        return math.prod(output_shape[1:]) * (self.in_channels // self.groups) * kh * kw
 
     @property
     def tile(self):

@@ -203,18 +203,37 @@ class Graph(Container):
         return (f"Graph(inputs {self.inputs} -> outputs {self.outputs}\n" + "\n".join(lines) + "\n)")
 
     # --- shapes, forward, backward ------------------------------------------------------------------------
+    def layer_shapes(self, *input_shapes):
+        return self._shapes(input_shapes)[1]
+
     def output_shape(self, *input_shapes):
+        shapes = self._shapes(input_shapes)[0]
+        return _one_or_tuple([shapes[name] for name in self.outputs])
+
+    def _shapes(self, input_shapes):
+        """({value name: shape}, [(node, layer, shapes read, shape written), ...]) for these inputs."""
         if len(input_shapes) != len(self.inputs):
             raise ValueError(f"Graph: expected {len(self.inputs)} input shape(s), got {len(input_shapes)}")
-        shapes = dict(zip(self.inputs, (tuple(s) for s in input_shapes)))
+        shapes, walk = dict(zip(self.inputs, (tuple(s) for s in input_shapes))), []
         for node in self.nodes:
-            reads = [shapes[name] for name in node.inputs]
+            reads = tuple(shapes[name] for name in node.inputs)
             try:
                 shapes[node.name] = tuple(node.layer.output_shape(*reads))
             except ValueError as error:
                 raise ValueError(f"graph node {node.name!r}: input shape(s) {', '.join(map(str, reads))}: "
                                  f"{error}") from None
-        return _one_or_tuple([shapes[name] for name in self.outputs])
+            walk.append((node.name, node.layer, reads, shapes[node.name]))
+        return shapes, walk
+
+    def up_to(self, name):
+        outer, _, inner = name.partition(".")
+        if outer not in self._by_name or (inner and not isinstance(self[outer], Container)):
+            raise ValueError(f"Graph: no node {name!r}; its nodes are {[node.name for node in self.nodes]}")
+        triples = [(node.name, node.layer, node.inputs) for node in self.nodes]
+        needed = _ancestors(triples, {node.name: i for i, node in enumerate(self.nodes)}, outer)
+        nodes = [(node.name, node.layer.up_to(inner) if node.name == outer and inner else node.layer, node.inputs)
+                 for node in self.nodes if node.name in needed]
+        return Graph.from_nodes(nodes, [name for name in self.inputs if name in needed], [outer])
 
     def forward(self, *xs):
         if len(xs) != len(self.inputs):
@@ -274,13 +293,18 @@ def _reachable(outputs):
 
 def _depends_on(nodes, position, start, target):
     """Whether the value `start` is computed from node `target`'s output."""
+    return target in _ancestors(nodes, position, start)
+
+
+def _ancestors(nodes, position, start):
+    """The value `start` and every value it is computed from (nodes: (name, layer, reads) triples;
+    position: name -> index; the graph's inputs are among the names returned, not in `position`)."""
     stack, seen = [start], set()
     while stack:
         name = stack.pop()
-        if name == target:
-            return True
-        if name in seen or name not in position:
+        if name in seen:
             continue
         seen.add(name)
-        stack.extend(nodes[position[name]][2])
-    return False
+        if name in position:
+            stack.extend(nodes[position[name]][2])
+    return seen

@@ -28,6 +28,9 @@ class Linear(Layer):
                              f"got input of shape {tuple(input_shape)}")
         return (N, self.out_features)
 
+    def multiply_adds(self, output_shape):
+        return self.out_features * self.in_features          # each output sums in_features products
+
     def forward(self, x):
         self.check_input(x, 2, "(N, in_features)")
         self.output_shape(x.shape)
