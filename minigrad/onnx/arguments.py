@@ -12,13 +12,18 @@ def float_weights(node, arrays, what):
             raise node.error(f"its {name} is {array.dtype}; only float32 models are supported")
 
 
+LARGEST_SIZE = 2**31 - 1       # a window or a stride of more cells than that fits in no memory (nor int32)
+
+
 def pair(node, values, what, default):
-    """(h, w) from an attribute of two values (kernel_shape, strides), or from `default`."""
+    """(h, w) from an attribute of two sizes (kernel_shape, strides), or from `default`."""
     values = default if values is None else list(values)
     if values is None:
         raise node.error(f"needs the attribute {what}")
     if len(values) != 2:
         raise node.error(f"{what} {values} has {len(values)} values; only 2-D (N, C, H, W) is supported")
+    if not all(1 <= v <= LARGEST_SIZE for v in values):
+        raise node.error(f"{what} {list(values)}: expected values from 1 to 2**31 - 1")
     return tuple(int(v) for v in values)
 
 
@@ -34,7 +39,10 @@ def padding(node, attributes, chain, kernel, strides):
     auto_pad = attributes["auto_pad"]
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     if auto_pad == "NOTSET":
-        return [0, 0, 0, 0] if attributes["pads"] is None else [int(p) for p in attributes["pads"]]
+        pads = [0, 0, 0, 0] if attributes["pads"] is None else [int(p) for p in attributes["pads"]]
+        if len(pads) != 4 or min(pads) < 0:
+            raise node.error(f"pads {pads}: expected 4 values >= 0 (top, left, bottom, right) for 2-D maps")
+        return pads
     if auto_pad == "VALID":
         return [0, 0, 0, 0]
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
@@ -52,4 +60,20 @@ def padding(node, attributes, chain, kernel, strides):
 def squeeze_axes(node, given):
     """Unsqueeze's and Squeeze's axes: an attribute up to opset 12, an input from 13."""
     attribute = node.take({"axes": None})["axes"]
-    return attribute if given is None else [int(v) for v in np.asarray(given).reshape(-1)]
+    return attribute if given is None else integers(node, given, "axes")
+
+
+def integers(node, value, what):
+    """A constant of integers (axes, pads, sizes) as a list of ints."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise node.error(f"its {what} must be integers, got {array.dtype} values {array.reshape(-1)[:8]}")
+    return [int(v) for v in array.reshape(-1)]
+
+
+def scalar(node, value, what):
+    """A constant that must be one number (Pad's value, Dropout's ratio) as a float."""
+    array = np.asarray(value)
+    if array.size != 1 or array.dtype.kind not in "biuf":
+        raise node.error(f"its {what} must be one number, got {array.dtype} values of shape {array.shape}")
+    return float(array.reshape(-1)[0])

@@ -4,27 +4,29 @@ out as operators (how PyTorch exports nn.LocalResponseNorm). Each pattern is reg
 that starts it; it reads the nodes that follow and returns the last one it took."""
 import numpy as np
 
-from .chain import Node
-from .constants import evaluate, is_evaluated
+from .arguments import integers
+from .chain import Node, reads
+from .constants import is_evaluated, take_constant
 from .converters.norm import LRN_ATTRIBUTES, append_lrn
 from .dependency import onnx_package
 
-PATTERNS = []                   # (what, starts(node, chain), read(chain, node) -> the last node read)
+PATTERNS = []           # (op, what, starts(node, chain), read(chain, node) -> the last node read)
 
 
-def pattern(what, starts):
+def pattern(op, what, starts=lambda node, chain: True):
+    """Registers read(chain, node) for the nodes of type `op` for which starts(node, chain) holds."""
     def register(read):
-        PATTERNS.append((what, starts, read))
+        PATTERNS.append((op, what, starts, read))
         return read
     return register
 
 
 def pattern_for(node, chain):
     """The pattern that `node` starts, or None."""
-    return next((read for _, starts, read in PATTERNS if starts(node, chain)), None)
+    return next((read for op, _, starts, read in PATTERNS if op == node.op and starts(node, chain)), None)
 
 
-@pattern("Split + LRN + Concat (a grouped LRN)", lambda node, chain: node.op == "Split")
+@pattern("Split", "Split + LRN + Concat (a grouped LRN)")
 def grouped_lrn(chain, split):
     """Split along the channels into G equal parts, one LRN on each (the same attributes), Concat in
     order: minigrad's LocalResponseNorm(groups=G), which is how export writes it (ONNX's LRN has no
@@ -34,9 +36,12 @@ def grouped_lrn(chain, split):
     attributes = split.take({"axis": 0, "split": None, "num_outputs": None})
     group = [Node(index + g, nodes[index + g]) for g in range(len(parts)) if index + g < len(nodes)]
     concat = Node(index + len(parts), nodes[index + len(parts)]) if index + len(parts) < len(nodes) else None
+    for n in group + [concat] * (concat is not None):
+        n.check_schema(chain.opset)
+        chain.claim(n)
     sizes = attributes["split"] if len(split.proto.input) < 2 or not split.proto.input[1] else \
         chain.constants.get(split.proto.input[1], [0, -1])           # opset 13 on: the sizes as an input
-    equal = sizes is None or len(set(int(n) for n in sizes)) == 1
+    equal = sizes is None or len(set(integers(split, sizes, "split"))) == 1
     lrn_attributes = [dict(n.attributes) for n in group]
     if (attributes["axis"] != 1 or not equal or len(group) != len(parts)
             or any(n.op != "LRN" or list(n.proto.input) != [part] for n, part in zip(group, parts))
@@ -49,8 +54,8 @@ def grouped_lrn(chain, split):
     return concat
 
 
-@pattern("Mul(x, x) ... Div (an LRN written out, as PyTorch exports it)",
-         lambda node, chain: node.op == "Mul" and list(node.proto.input) == [chain.current] * 2)
+@pattern("Mul", "Mul(x, x) ... Div (an LRN written out, as PyTorch exports it)",
+         lambda node, chain: list(node.proto.input) == [chain.current] * 2)
 def written_out_lrn(chain, square):
     """x / (k + alpha * AveragePool(x^2 over `size` channels))^beta: nn.LocalResponseNorm as PyTorch
     exports it (F.local_response_norm is written with these operators; the reshapes around the pool
@@ -60,21 +65,25 @@ def written_out_lrn(chain, square):
     shape, must give the layer's output, or the load fails here. Returns the Div node."""
     nodes, x, values = chain.nodes, chain.current, chain.constants
     end = next((j for j in range(square.index + 1, len(nodes))
-                if nodes[j].op_type == "Div" and nodes[j].input[0] == x), None)
+                if nodes[j].op_type == "Div" and nodes[j].input[:1] == [x]), None)
     written_out = square.error(f"a Mul of {x!r} by itself is supported only as the start of an LRN written "
                                f"out, x / (k + alpha * AveragePool(x^2))^beta (PyTorch's export)")
     if end is None:
         raise written_out
     region = [Node(j, nodes[j]) for j in range(square.index, end + 1)]
+    for n in region[1:]:
+        n.check_schema(chain.opset)
+        chain.claim(n)
     for n in region:                      # its constants (alpha, k, beta), which later nodes may share too
         if is_evaluated(n, chain):
-            values[n.proto.output[0]] = evaluate(n, chain)
-    computed = {o for n in region for o in n.proto.output if o not in values}
-    read_later = {i for n in nodes[end + 1:] for i in _reads(n)} | {o.name for o in chain.model.graph.output}
-    if any(n.proto.domain not in ("", "ai.onnx") for n in region) or computed & read_later - {nodes[end].output[0]}:
+            take_constant(n, chain)
+    computed = {o for n in region for o in n.proto.output if o not in values} - {nodes[end].output[0]}
+    if any(n.proto.domain not in ("", "ai.onnx") for n in region) or any(
+            chain.last_reader(name) > end for name in computed):
         raise written_out
-    scalars = {op: [np.asarray(values[i]).item() for n in region if n.op == op for i in n.proto.input
-                    if i in values and np.size(values[i]) == 1] for op in ("Mul", "Add", "Pow")}
+    scalars = {op: [values[i].item() for n in region if n.op == op for i in n.proto.input
+                    if i in values and values[i].size == 1 and values[i].dtype.kind in "fiu"]
+               for op in ("Mul", "Add", "Pow")}
     pools = [n.attributes.get("kernel_shape", []) for n in region if n.op == "AveragePool"]
     if any(len(v) != 1 for v in scalars.values()) or len(pools) != 1 or any(k != 1 for k in pools[0][1:]):
         raise written_out
@@ -84,7 +93,9 @@ def written_out_lrn(chain, square):
     if shape is None or None in shape[1:]:
         raise square.error(f"the shape of {x!r} is needed to check the LRN written out, and is not known")
     # Values of 10: the sum of squares reaches 1e3 or more, so alpha and beta matter in the comparison.
-    probe = 10 * np.random.default_rng(0).standard_normal([shape[0] or 1, *shape[1:]]).astype(np.float32)
+    probe_shape = [shape[0] or 1, *shape[1:]]
+    chain.budget.check(square, "the probe that checks the LRN written out", probe_shape, np.float32)
+    probe = 10 * np.random.default_rng(0).standard_normal(probe_shape).astype(np.float32)
     layer = chain.layers[-1][1]
     try:
         expected = layer.forward(probe)
@@ -95,16 +106,6 @@ def written_out_lrn(chain, square):
         raise square.error(f"nodes {square.index}..{end} look like an LRN written out but do not compute "
                            f"{layer.describe()} (max difference {np.abs(got - expected).max():.3g})")
     return region[-1]
-
-
-def _reads(node):
-    """The tensors a node reads, with those its subgraphs (If's branches) read from outside them."""
-    names = set(node.input)
-    for attribute in node.attribute:
-        for graph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
-            made = {o for n in graph.node for o in n.output} | {t.name for t in graph.initializer}
-            names |= {name for n in graph.node for name in _reads(n)} - made
-    return names - {""}
 
 
 def _run_nodes(model, nodes, x, probe, values):
@@ -127,7 +128,7 @@ def _run_nodes(model, nodes, x, probe, values):
 
     helper, float32 = onnx.helper, onnx.TensorProto.FLOAT
     made = {o for n in nodes for o in n.output}
-    read = sorted({name for n in nodes for name in _reads(n)} - made - {x})
+    read = sorted({name for n in nodes for name in reads(n)} - made - {x})
     graph = helper.make_graph(nodes, "part", [helper.make_tensor_value_info(x, float32, probe.shape)],
                               [helper.make_tensor_value_info(nodes[-1].output[0], float32, None)],
                               [onnx.numpy_helper.from_array(np.asarray(values[name]), name) for name in read])

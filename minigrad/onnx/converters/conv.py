@@ -19,7 +19,10 @@ def conv(chain, node, args):
     if kernel != weight.shape[2:]:
         raise node.error(f"kernel_shape {kernel} does not match the weight's {weight.shape[2:]}")
     strides = pair(node, a["strides"], "strides", [1, 1])
-    top, left, bottom, right = padding(node, a, chain, kernel, strides)
+    top, left, bottom, right = pads = padding(node, a, chain, kernel, strides)
+    if any(p >= k for p, k in zip(pads, kernel * 2)):
+        raise node.error(f"pads {pads} for a kernel of {kernel}: only pads smaller than the kernel are supported "
+                         f"(a window that reaches no further than the padding sees none of the input)")
     symmetric = (min(top, bottom), min(left, right))
     if (top, left) != (bottom, right):   # (TensorFlow's SAME at stride 2): the odd cells as a ZeroPad2d first
         chain.append(node, L.ZeroPad2d((top - symmetric[0], left - symmetric[1], bottom - symmetric[0],

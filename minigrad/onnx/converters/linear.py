@@ -90,6 +90,8 @@ def reshape(chain, node, args):
     target, shape = args[0] if args else None, chain.shape()
     if target is None:
         raise node.error("its shape must be a constant or computed from the input's shape")
+    if np.asarray(target).dtype.kind not in "iuO":              # (O: a shape that holds the batch, BATCH)
+        raise node.error(f"its shape must be integers, got {np.asarray(target).dtype}")
     target = [v if v is BATCH else int(v) for v in np.asarray(target).reshape(-1)]
     features = int(np.prod(shape[1:])) if shape is not None and None not in shape[1:] else None
     batch = shape[0] if shape is not None else None
@@ -119,7 +121,7 @@ def transpose(chain, node, args):
         perm = list(range(len(shape)))[::-1]
     try:
         layer = L.Transpose(perm)
-    except (ValueError, TypeError):
+    except ValueError:
         raise node.error(f"perm {list(perm)}: only permutations that keep the batch axis first are supported") \
             from None
     chain.append(node, layer)
@@ -132,10 +134,10 @@ def squeeze_to_features(chain, node, args):
     axes = squeeze_axes(node, args[0] if args else None)
     shape = chain.shape()
     if shape is not None and axes is not None:
-        removed = {int(axis) % len(shape) for axis in np.asarray(axes).reshape(-1)}
+        removed = {axis % len(shape) for axis in axes}
         kept = [size for axis, size in enumerate(shape) if axis not in removed]
         if 0 not in removed and len(kept) == 2 and all(shape[axis] == 1 for axis in removed):
             chain.append(node, L.Flatten())
             return
-    raise node.error(f"Squeeze of axes {None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]} "
-                     f"of a {shape} input: only removing 1-sized axes to leave (batch, features) is supported")
+    raise node.error(f"Squeeze of axes {axes} of a {shape} input: only removing 1-sized axes to leave (batch, "
+                     f"features) is supported")

@@ -3,7 +3,7 @@ by 1 - p after it that makes it the paper's classic dropout."""
 import numpy as np
 
 from ... import layers as L
-from ..arguments import float_weights
+from ..arguments import LARGEST_SIZE, float_weights, scalar
 from .registry import converter
 
 LRN_ATTRIBUTES = {"size": None, "alpha": 1e-4, "beta": 0.75, "bias": 1.0}
@@ -17,6 +17,8 @@ def lrn(chain, node, args):
 def append_lrn(chain, node, attributes, groups=1):
     """A LocalResponseNorm from an LRN's attributes (patterns.py: a grouped LRN's, named by its Concat)."""
     size = int(attributes["size"])
+    if not 1 <= size <= LARGEST_SIZE:
+        raise node.error(f"size {size}: expected a window from 1 to 2**31 - 1 channels")
     if size % 2 == 0:
         raise node.error(f"size {size}: an even window is not centred; minigrad's LRN needs an odd size")
     # ONNX divides alpha by the window; the paper's formula (minigrad's) does not. Divided in float32,
@@ -34,6 +36,9 @@ def batch_normalization(chain, node, args):
     if any(name for name in node.proto.output[1:]):
         raise node.error("its running-statistics outputs are not supported (training mode)")
     float_weights(node, args, ["scale", "bias", "mean", "var"])
+    if any(arg.ndim != 1 or arg.shape != args[0].shape for arg in args):
+        raise node.error(f"its scale, bias, mean and var must be vectors of one length, got shapes "
+                         f"{[arg.shape for arg in args]}")
     shape = chain.shape()
     rank = len(shape) if shape is not None else None
     if rank not in (2, 4):
@@ -50,9 +55,9 @@ def dropout(chain, node, args):
     a = node.take({"ratio": 0.5, "seed": None, "is_test": 0})
     if len(node.proto.input) > 1 and node.proto.input[1] and args[0] is None:
         raise node.error("its ratio must be a constant")
-    if len(args) > 1 and node.proto.input[2] and (args[1] is None or bool(np.asarray(args[1]))):
+    if len(args) > 1 and node.proto.input[2] and (args[1] is None or scalar(node, args[1], "training_mode")):
         raise node.error("training_mode must be a constant false: only inference graphs are supported")
-    ratio = float(np.asarray(args[0])) if args and args[0] is not None else float(a["ratio"])
+    ratio = scalar(node, args[0], "ratio") if args and args[0] is not None else float(a["ratio"])
     chain.append(node, L.Dropout(ratio))         # inverted: the identity at inference, as ONNX's
 
 
@@ -61,7 +66,8 @@ def classic_dropout_scale(chain, node, args):
     """Mul by 1 - p right after a Dropout of ratio p: the paper's classic dropout (see export)."""
     node.take({})
     _, layer = chain.layers[-1] if chain.layers else (None, None)
-    if not (isinstance(layer, L.Dropout) and layer.mode == "inverted" and args[0] is not None
-            and args[0].size == 1 and abs(float(args[0].reshape(-1)[0]) - (1 - layer.p)) < 1e-6):
+    scale = args[0]
+    if not (isinstance(layer, L.Dropout) and layer.mode == "inverted" and scale is not None and scale.size == 1
+            and scale.dtype.kind == "f" and abs(float(scale.reshape(-1)[0]) - (1 - layer.p)) < 1e-6):
         raise node.error("only a Mul by 1 - p right after a Dropout of ratio p (classic dropout) is supported")
     layer.mode = "classic"

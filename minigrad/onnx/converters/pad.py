@@ -2,6 +2,7 @@
 import numpy as np
 
 from ... import layers as L
+from ..arguments import integers, scalar
 from .registry import converter
 
 
@@ -15,12 +16,13 @@ def zero_pad(chain, node, args):
     if any(name and value is None for name, value in zip(given, args)):
         raise node.error("its pads, value and axes must be constants")
     pads = a["pads"] if a["pads"] is not None else args[0] if args else None
-    value = float(np.asarray(args[1])) if len(args) > 1 and args[1] is not None else float(a["value"])
-    pads = [int(p) for p in np.asarray(pads).reshape(-1)] if pads is not None else []
+    value = scalar(node, args[1], "value") if len(args) > 1 and args[1] is not None else float(a["value"])
+    pads = integers(node, pads, "pads") if pads is not None else []
     if len(args) > 2 and args[2] is not None:            # pads of the listed axes only
-        axes, full = [int(axis) % 4 for axis in np.asarray(args[2]).reshape(-1)], [0] * 8
+        given = integers(node, args[2], "axes")
+        axes, full = [axis % 4 for axis in given], [0] * 8
         if len(pads) != 2 * len(axes):
-            raise node.error(f"pads {pads} for axes {list(np.asarray(args[2]).reshape(-1))}: expected two per axis")
+            raise node.error(f"pads {pads} for axes {given}: expected two per axis")
         for i, axis in enumerate(axes):
             full[axis], full[axis + 4] = pads[i], pads[i + len(axes)]
         pads = full
@@ -31,4 +33,14 @@ def zero_pad(chain, node, args):
                          f"(N, C, H, W) or (N, H, W, C) (mode 'constant', value 0, pads >= 0 on H and W) are "
                          f"supported")
     if padded:
+        _check_padded_size(chain, node, pads, axes)
         chain.append(node, L.ZeroPad2d((pads[axes[0]], pads[axes[1]], pads[axes[0] + 4], pads[axes[1] + 4]), axes))
+
+
+def _check_padded_size(chain, node, pads, axes):
+    """One example's padded maps must fit in load's budget (budget.py), their free sizes counted as 0:
+    a few bytes of pads could otherwise ask for terabytes at the first forward."""
+    shape = chain.shape() or [None] * 4
+    example = [(size if size is not None else 0 if axis in axes else 1) + pads[axis] + pads[axis + 4]
+               for axis, size in enumerate(shape[:4]) if axis > 0]
+    chain.budget.check(node, "its output for one example", example, np.float32)

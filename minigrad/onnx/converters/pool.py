@@ -1,9 +1,7 @@
 """MaxPool, AveragePool, GlobalAveragePool, and ReduceMean over H and W (a global average pool)."""
-import numpy as np
-
 from ... import layers as L
 from ... import ops
-from ..arguments import check_no_dilation, pair, padding
+from ..arguments import check_no_dilation, integers, pair, padding
 from .registry import converter
 
 
@@ -32,11 +30,7 @@ def _pool(chain, node, make_layer, **more):
     strides = pair(node, a["strides"], "strides", [1, 1])
     pads = _unreached_pads_cut(padding(node, a, chain, kernel, strides), chain.shape(), kernel, strides,
                                bool(a["ceil_mode"]))
-    try:
-        layer = make_layer(kernel, strides, tuple(pads), bool(a["ceil_mode"]), a)
-    except ValueError as error:
-        raise node.error(str(error)) from None
-    chain.append(node, layer)
+    chain.append(node, make_layer(kernel, strides, tuple(pads), bool(a["ceil_mode"]), a))
 
 
 def _unreached_pads_cut(pads, shape, kernel, strides, ceil_mode):
@@ -64,11 +58,11 @@ def reduce_mean(chain, node, args):
     (N, C) it leaves; the axes an attribute up to opset 17, an input from 18."""
     a = node.take({"axes": None, "keepdims": 1, "noop_with_empty_axes": 0})
     axes = a["axes"] if a["axes"] is not None else args[0] if args else None
+    axes = None if axes is None else integers(node, axes, "axes")
     shape = chain.shape()
     rank = len(shape) if shape is not None else 4
-    if axes is None or sorted(int(axis) % rank for axis in np.asarray(axes).reshape(-1)) != [2, 3] or rank != 4:
-        given = None if axes is None else [int(axis) for axis in np.asarray(axes).reshape(-1)]
-        raise node.error(f"ReduceMean over axes {given} of a rank-{rank} input: only the mean over H and W of "
+    if axes is None or sorted(axis % rank for axis in axes) != [2, 3] or rank != 4:
+        raise node.error(f"ReduceMean over axes {axes} of a rank-{rank} input: only the mean over H and W of "
                          f"(N, C, H, W) (a global average pool) is supported")
     chain.append(node, L.GlobalAvgPool2d())
     if not a["keepdims"]:
