@@ -13,6 +13,7 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="the ONNX tests need the onnx extra: pip install -e '.[onnx,test]'")
 from minigrad import onnx as mg_onnx  # noqa: E402
 from onnx import helper, numpy_helper  # noqa: E402
+from test_onnx import written_out_lrn_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 F32 = onnx.TensorProto.FLOAT
@@ -119,6 +120,44 @@ def test_zero_padding_of_a_million_is_refused_with_its_size():
     with pytest.raises(ValueError, match=r"node 0 'pad' \(Pad\): its output for one example of shape "
                                          r"\(3, 2000000, 2000000\) and type float32 takes 43.7 TiB"):
         mg_onnx.load(pads_model("Pad", [0, 0, 10**6, 10**6, 0, 0, 10**6, 10**6]))
+
+
+def lrn_broadcast_at_the_division(model):
+    """The written-out LRN's normaliser reshaped to (-1, 1, 1, 1, 1) before the Div: x / that broadcasts
+    to (N*C*H*W, N, C, H, W), 150 GiB at (64, 56, 56)."""
+    graph, div = model.graph, model.graph.node[-1]
+    graph.initializer.append(numpy_helper.from_array(np.array([-1, 1, 1, 1, 1], np.int64), "column"))
+    graph.node.insert(len(graph.node) - 1, helper.make_node("Reshape", [div.input[1], "column"], ["column_of"]))
+    div.input[1] = "column_of"
+    for dim, size in zip(graph.input[0].type.tensor_type.shape.dim[1:], (64, 56, 56)):
+        dim.dim_value = size
+    return model
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda model: written_out_lrn_graph(pads=(10**8, 10**8)), r"the output of its Pad of shape \(1, 1, 200000007, "
+                                                                r"5, 6\) .* takes 22.4 GiB"),
+    (lambda model: lrn_broadcast_at_the_division(model), r"the output of its Div of shape \(200704, 1, 64, 56, 56\) "
+                                                         r".* takes 150 GiB")], ids=["pads", "broadcast"])
+def test_the_check_of_an_lrn_written_out_makes_nothing_larger_than_the_budget(change, message):
+    """load runs the nodes of a written-out LRN (onnx.reference) to check them: what they would make counts
+    against the budget before it is made."""
+    with pytest.raises(ValueError, match=r"node 1 'square' \(Mul\): the LRN written out could not be checked: "
+                                         + message):
+        mg_onnx.load(change(written_out_lrn_graph()))
+
+
+def test_an_lrn_written_out_with_other_operators_is_refused():
+    """Only the operators PyTorch's exporter writes an LRN with are run to check one (an Expand could
+    make anything)."""
+    model = written_out_lrn_graph()
+    graph = model.graph
+    graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), "ones"))
+    graph.node.insert(2, helper.make_node("Expand", ["sq", "ones"], ["sq_expanded"]))
+    graph.node[3].input[0] = "sq_expanded"
+    with pytest.raises(ValueError, match=r"node 1 'square' \(Mul\): a Mul of 'r' by itself is supported only as the "
+                                         r"start of an LRN written out"):
+        mg_onnx.load(model)
 
 
 # --- what load checks before the first forward --------------------------------------------------------

@@ -20,11 +20,18 @@ class Budget:
     def check(self, node, what, shape, dtype):
         """Before `node` makes an array of `shape` and `dtype` (`what`, for the message): refuse it where
         it does not fit in what is left."""
+        refusal = self.refusal(what, shape, dtype)
+        if refusal:
+            raise node.error(refusal)
+
+    def refusal(self, what, shape, dtype):
+        """Why an array of `shape` and `dtype` does not fit in what is left, or None where it does."""
         size = math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
         if size > self.max_bytes - self.spent:
-            raise node.error(f"{what} of shape {tuple(int(d) for d in shape)} and type {np.dtype(dtype)} takes "
-                             f"{_readable(size)}, more than load makes from a graph (max_bytes={self.max_bytes}, "
-                             f"{_readable(self.max_bytes)}, of which {_readable(self.spent)} made already)")
+            return (f"{what} of shape {tuple(int(d) for d in shape)} and type {np.dtype(dtype)} takes "
+                    f"{_readable(size)}, more than load makes from a graph (max_bytes={self.max_bytes}, "
+                    f"{_readable(self.max_bytes)}, of which {_readable(self.spent)} made already)")
+        return None
 
     def spend(self, array):
         self.spent += array.nbytes

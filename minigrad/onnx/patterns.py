@@ -78,8 +78,8 @@ def written_out_lrn(chain, square):
         if is_evaluated(n, chain):
             take_constant(n, chain)
     computed = {o for n in region for o in n.proto.output if o not in values} - {nodes[end].output[0]}
-    if any(n.proto.domain not in ("", "ai.onnx") for n in region) or any(
-            chain.last_reader(name) > end for name in computed):
+    if any(n.domain not in ("", "ai.onnx") or n.op_type not in _CHECKED_OPS for n in _with_subgraphs(
+            n.proto for n in region)) or any(chain.last_reader(name) > end for name in computed):
         raise written_out
     scalars = {op: [values[i].item() for n in region if n.op == op for i in n.proto.input
                     if i in values and values[i].size == 1 and values[i].dtype.kind in "fiu"]
@@ -99,8 +99,10 @@ def written_out_lrn(chain, square):
     layer = chain.layers[-1][1]
     try:
         expected = layer.forward(probe)
-        got = _run_nodes(chain.model, [n.proto for n in region], x, probe, values)
+        got = _run_nodes(chain, square, [n.proto for n in region], x, probe)
     except Exception as error:                  # the layer's refusal, or whatever onnx.reference raises
+        while error.__cause__ is not None:      # (onnx.reference wraps what its operators raise)
+            error = error.__cause__
         raise square.error(f"the LRN written out could not be checked: {error}") from None
     if got.shape != expected.shape or np.abs(got - expected).max() > 1e-5 * np.abs(expected).max():
         raise square.error(f"nodes {square.index}..{end} look like an LRN written out but do not compute "
@@ -108,11 +110,64 @@ def written_out_lrn(chain, square):
     return region[-1]
 
 
-def _run_nodes(model, nodes, x, probe, values):
-    """The last node's output for x = probe, by onnx.reference (the constants they read from values)."""
+# The operators of an LRN written out, as PyTorch's exporter writes it at opsets 7 to 20, with and
+# without a free batch size: the only ones run to check one.
+_CHECKED_OPS = {"Mul", "Add", "Pow", "Div", "Equal", "Pad", "AveragePool", "Reshape", "Unsqueeze", "Squeeze", "If",
+                "Identity", "Shape", "Gather", "Constant", "Cast", "Concat", "ConstantOfShape", "Slice", "Transpose"}
+
+
+def _with_subgraphs(nodes):
+    """The nodes, and the nodes of their subgraphs (If's branches), at every depth."""
+    for node in nodes:
+        yield node
+        for attribute in node.attribute:
+            for graph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _with_subgraphs(graph.node)
+
+
+def _run_nodes(chain, square, nodes, x, probe):
+    """The last node's output for x = probe, by onnx.reference (the constants they read from the chain's)."""
     onnx = onnx_package()
     from onnx.reference import ReferenceEvaluator
+
+    helper, float32 = onnx.helper, onnx.TensorProto.FLOAT
+    made = {o for n in nodes for o in n.output}
+    read = sorted({name for n in nodes for name in reads(n)} - made - {x})
+    graph = helper.make_graph(nodes, "part", [helper.make_tensor_value_info(x, float32, probe.shape)],
+                              [helper.make_tensor_value_info(nodes[-1].output[0], float32, None)],
+                              [onnx.numpy_helper.from_array(np.asarray(chain.constants[name]), name) for name in read])
+    part = helper.make_model(graph, opset_imports=chain.model.opset_import, ir_version=chain.model.ir_version)
+    return ReferenceEvaluator(part, new_ops=_checking_ops(chain, square)).run(None, {x: probe})[0]
+
+
+def _checking_ops(chain, square):
+    """onnx.reference's implementations of the operators that can make an output larger than their
+    inputs, each checking the size of that output against load's budget before making it; and a faster
+    AveragePool."""
     from onnx.reference.op_run import OpRun
+    from onnx.reference.ops import load_op
+
+    def checked(op, output_shape):
+        base = load_op("", op, chain.opset)
+
+        def _run(self, *inputs, **attributes):
+            refusal = chain.budget.refusal(f"the output of its {op}", output_shape(*inputs, **attributes),
+                                           np.float32)
+            if refusal:
+                raise ValueError(refusal)
+            return base._run(self, *inputs, **attributes)
+        return type(op, (base,), {"_run": _run})
+
+    def broadcast(*inputs, **_):
+        return np.broadcast_shapes(*(np.shape(i) for i in inputs))
+
+    def padded(data, pads=None, *_, **attributes):
+        pads, shape = [int(p) for p in np.reshape(attributes.get("pads") if pads is None else pads, -1)], np.shape(data)
+        return [size + pads[axis] + pads[axis + len(shape)] for axis, size in enumerate(shape)]
+
+    def gathered(data, indices, axis=None):
+        shape, axis = list(np.shape(data)), int(axis or 0)
+        return shape[:axis % len(shape)] + list(np.shape(indices)) + shape[axis % len(shape) + 1:]
 
     class AveragePool(OpRun):
         """The reference AveragePool loops over the output in Python (seconds on AlexNet's conv1 maps);
@@ -126,11 +181,7 @@ def _run_nodes(model, nodes, x, probe, values):
             windows = np.lib.stride_tricks.sliding_window_view(x, kernel_shape, axis=axes)
             return (windows.mean(axis=tuple(-1 - a for a in range(len(axes)))).astype(x.dtype),)
 
-    helper, float32 = onnx.helper, onnx.TensorProto.FLOAT
-    made = {o for n in nodes for o in n.output}
-    read = sorted({name for n in nodes for name in reads(n)} - made - {x})
-    graph = helper.make_graph(nodes, "part", [helper.make_tensor_value_info(x, float32, probe.shape)],
-                              [helper.make_tensor_value_info(nodes[-1].output[0], float32, None)],
-                              [onnx.numpy_helper.from_array(np.asarray(values[name]), name) for name in read])
-    part = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    return ReferenceEvaluator(part, new_ops=[AveragePool]).run(None, {x: probe})[0]
+    return [AveragePool, *(checked(op, broadcast) for op in ("Mul", "Add", "Pow", "Div", "Equal")),
+            checked("Pad", padded), checked("Gather", gathered),
+            checked("Concat", lambda *inputs, **_: [sum(np.size(i) for i in inputs)]),
+            checked("ConstantOfShape", lambda shape, **_: [int(d) for d in np.reshape(shape, -1)])]
