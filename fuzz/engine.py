@@ -19,9 +19,11 @@ import os
 import random
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections import Counter
@@ -109,12 +111,13 @@ def supervise(target, seconds, seed=0, memory=2 << 30, input_seconds=30, failure
     `memory` bytes above the worker's start and `input_seconds`; returns the Run."""
     failures_dir = failures_dir or ROOT / "fuzz" / "failures" / target
     run, started, first = Run(target, failures_dir), time.monotonic(), 0
-    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fuzz-{target}-{os.getpid()}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    replay = [Path(p) for p in replay]
-    while first is not None:                        # a new worker after each crash or hang
-        first = _supervise_worker(run, target, seed, first, memory, input_seconds, workdir, replay,
-                                  deadline=None if replay else started + seconds)
+    workdir, replay = Path(tempfile.mkdtemp(prefix=f"fuzz-{target}-")), [Path(p) for p in replay]
+    try:
+        while first is not None:                        # a new worker after each crash or hang
+            first = _supervise_worker(run, target, seed, first, memory, input_seconds, workdir, replay,
+                                      deadline=None if replay else started + seconds)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     return run, time.monotonic() - started
 
 
@@ -135,8 +138,8 @@ def _supervise_worker(run, target, seed, first, memory, input_seconds, workdir, 
             line = lines.next(limit)
             if line is None or line == "":            # ran past its time, or the worker died
                 if running is None:                   # between inputs: the harness's fault, not an input's
-                    raise RuntimeError(f"the {target} worker stopped between inputs; see {workdir / 'worker.log'}:"
-                                       f"\n{(workdir / 'worker.log').read_text()[-3000:]}")
+                    raise RuntimeError(f"the {target} worker stopped between inputs; the end of its log:\n"
+                                       f"{(workdir / 'worker.log').read_text()[-3000:]}")
                 worker_process.kill()
                 status = worker_process.wait()
                 what = (f"ran past {input_seconds} s" if line is None else

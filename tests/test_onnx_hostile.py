@@ -207,6 +207,13 @@ def test_an_empty_graph_is_refused():
         mg_onnx.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
 
 
+def test_an_input_without_a_batch_axis_is_refused():
+    model = graph_model([helper.make_node("Relu", ["x"], ["y"])], [])
+    with pytest.raises(ValueError, match=r"^ONNX model \(graph 'g'\): its input 'x' has the shape \[\]; expected a "
+                                         r"batch axis"):
+        mg_onnx.load(model)
+
+
 def test_an_empty_file_and_a_file_without_a_graph_are_named(tmp_path):
     empty = tmp_path / "empty.onnx"
     empty.write_bytes(b"")

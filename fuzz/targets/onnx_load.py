@@ -293,7 +293,7 @@ def _graph_io(model, rng):
     from onnx import TensorProto
 
     graph = model.graph
-    action = rng.choice(["dim", "symbolic", "no_shape", "type", "add_input", "drop_input", "output"])
+    action = rng.choice(["dim", "symbolic", "drop_dim", "no_shape", "type", "add_input", "drop_input", "output"])
     given = _pick(rng, graph.input)
     if given is None or action == "add_input":
         added = graph.input.add()
@@ -305,6 +305,8 @@ def _graph_io(model, rng):
     elif action == "symbolic" and given.type.tensor_type.shape.dim:
         dims = given.type.tensor_type.shape.dim
         dims[rng.randrange(len(dims))].dim_param = "free"
+    elif action == "drop_dim" and given.type.tensor_type.shape.dim:
+        del given.type.tensor_type.shape.dim[rng.randrange(len(given.type.tensor_type.shape.dim))]
     elif action == "no_shape":
         given.type.tensor_type.ClearField("shape")
     elif action == "type":

@@ -131,8 +131,9 @@ def _declared_shape(graph_input, model):
     if not tensor_type.HasField("shape"):
         return None
     shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-    if any(size is not None and size < 0 for size in shape):
-        raise ValueError(f"{model}: its input {graph_input.name!r} has a negative size: {shape}")
+    if not shape or any(size is not None and size < 0 for size in shape):
+        raise ValueError(f"{model}: its input {graph_input.name!r} has the shape {shape}; expected a batch axis "
+                         f"and sizes >= 0")
     return shape
 
 
