@@ -179,6 +179,22 @@ def test_weight_channels_that_do_not_fit_the_input_are_refused_at_load():
     assert mg_onnx.load(conv_model(6, (9, 2, 3, 3), group=3))["conv"].groups == 3          # what does fit
 
 
+def test_sizes_the_graph_leaves_free_are_no_misfit():
+    """Channels and features that the graph does not fix (every input size free) cannot be checked at
+    load; the layers check them at the forward."""
+    weight = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    statistics = [numpy_helper.from_array(np.ones(4, np.float32), name) for name in ("s", "b", "m", "v")]
+    matrix = numpy_helper.from_array(np.ones((4, 2), np.float32), "fc")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"]),
+             helper.make_node("LRN", ["n"], ["l"], size=3), helper.make_node("GlobalAveragePool", ["l"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]), helper.make_node("MatMul", ["f", "fc"], ["y"])]
+    net = mg_onnx.load(graph_model(nodes, ["N", "C", "H", "W"], [weight, *statistics, matrix]))
+    assert net.forward(np.ones((2, 3, 5, 4), np.float32)).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"Conv2d\(3, 4, .*expected 3 input channels, got input of shape \(2, 5, 5, 4"):
+        net.forward(np.ones((2, 5, 5, 4), np.float32))
+
+
 def test_strides_of_zero_or_beyond_any_size_are_refused_at_load():
     """A MaxPool of stride 0 was a ZeroDivisionError."""
     pool = helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[0, 0])
