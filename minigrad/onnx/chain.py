@@ -1,6 +1,7 @@
 """What load holds while it reads a graph: the node being converted (Node: its attributes, and errors
 that name it) and the chain of layers converted so far (Chain: the tensor they compute, its shape, the
 constants known so far)."""
+import functools
 import os
 
 from .dependency import onnx_package
@@ -59,10 +60,25 @@ class Node:
             raise self.error(f"needs the attribute(s) {missing}")
         for attribute in self.proto.attribute:
             declared = schema.attributes.get(attribute.name)
-            if declared is not None and attribute.type != declared.type:
+            # (one the operator had at another opset, which converters read too, of a type it had there)
+            types = {declared.type} if declared is not None else _attribute_types().get((self.op, attribute.name), ())
+            if types and attribute.type not in types:
                 given = onnx_package().AttributeProto.AttributeType.Name(attribute.type)
-                raise self.error(f"attribute {attribute.name!r} is {given}; {self.op} at opset {opset} takes "
-                                 f"{declared.type.name}")
+                raise self.error(f"attribute {attribute.name!r} is {given}; {self.op} takes "
+                                 f"{' or '.join(sorted(t.name for t in types))}")
+
+
+@functools.lru_cache(maxsize=None)
+def _attribute_types():
+    """(op, attribute) -> the types ONNX's definitions of the operator give the attribute, at any opset."""
+    from onnx import defs
+
+    types = {}
+    for schema in defs.get_all_schemas_with_history():
+        if schema.domain == "":
+            for name, attribute in schema.attributes.items():
+                types.setdefault((schema.name, name), set()).add(attribute.type)
+    return types
 
 
 class Chain:
