@@ -24,6 +24,7 @@ Conventions converted (SPEC.md, "Exchanging models"):
 
 Where the code is:
 - loader.py: load(), the loop that reads the graph one node at a time; chain.py, what it holds meanwhile;
+  budget.py, what a file may make it compute (MAX_BYTES);
 - constants.py: the nodes evaluated when loading (constants, and shapes with a symbolic batch);
 - converters/: one small function per ONNX operator, registered by @converter("Conv");
 - patterns.py: several nodes read as one layer (a grouped LRN, PyTorch's LRN written out);
@@ -31,9 +32,10 @@ Where the code is:
 SUPPORTED_OPS and SUPPORTED_LAYERS are read from those registries. The onnx package (the `onnx` extra)
 is imported only when load or export runs.
 """
+from .budget import MAX_BYTES
 from .exporter import IR_VERSION, OPSET, WRITERS, export
 from .loader import OLDEST_OPSET, SUPPORTED_OPS, load
 
 SUPPORTED_LAYERS = tuple(kind.__name__ for kind in WRITERS)
 
-__all__ = ["load", "export", "SUPPORTED_OPS", "SUPPORTED_LAYERS", "OPSET", "IR_VERSION", "OLDEST_OPSET"]
+__all__ = ["load", "export", "SUPPORTED_OPS", "SUPPORTED_LAYERS", "OPSET", "IR_VERSION", "OLDEST_OPSET", "MAX_BYTES"]

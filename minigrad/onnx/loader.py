@@ -56,6 +56,7 @@ def load(path, keep_softmax=False, algorithm="im2col", max_bytes=MAX_BYTES):
 
 
 def _convert(onnx, proto, model, keep_softmax, budget):
+    """The Sequential of a parsed model (`model` names it in the errors)."""
     graph = proto.graph
     opset = _opset(onnx, proto, model)
     if not graph.node:
