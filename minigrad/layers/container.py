@@ -119,12 +119,14 @@ class Sequential(Container):
 
     def __init__(self, *layers):
         self.names, self.layers = [], []
+        taken = set()                           # (a set: a list's `in` would make building n layers take n^2)
         for index, item in enumerate(layers):
             name, layer = item if isinstance(item, tuple) else (str(index), item)
             if not isinstance(layer, Layer):
                 raise ValueError(f"Sequential: item {index} must be a minigrad Layer, got {type(layer).__name__}")
-            if name in self.names:
+            if name in taken:
                 raise ValueError(f"Sequential: the name {name!r} is used twice")
+            taken.add(name)
             self.names.append(name)
             self.layers.append(layer)
         # Called as hook(layer) after each layer's backward: data-parallel training starts reducing

@@ -64,7 +64,7 @@ class Conv2d(Layer):
 
     def output_shape(self, input_shape):
         N, C, H, W = self.check_shape(input_shape, 4, "(N, C, H, W)")
-        if C != self.in_channels:
+        if C not in (None, self.in_channels):
             raise ValueError(f"{self.describe()}: expected {self.in_channels} input channels, "
                              f"got input of shape {tuple(input_shape)}")
         padded = tuple(None if s is None else s + 2 * p for s, p in zip((H, W), self.padding))

@@ -23,7 +23,7 @@ class Linear(Layer):
 
     def output_shape(self, input_shape):
         N, features = self.check_shape(input_shape, 2, "(N, in_features)")
-        if features != self.in_features:
+        if features not in (None, self.in_features):
             raise ValueError(f"{self.describe()}: expected {self.in_features} input features, "
                              f"got input of shape {tuple(input_shape)}")
         return (N, self.out_features)

@@ -38,7 +38,7 @@ class LocalResponseNorm(Layer):
 
     def output_shape(self, input_shape):
         shape = self.check_shape(input_shape, 4, "(N, C, H, W)")
-        if shape[1] % self.groups:
+        if shape[1] is not None and shape[1] % self.groups:
             raise ValueError(f"{self.describe()}: groups={self.groups} must divide the channels, got input "
                              f"of shape {shape}")
         return shape
@@ -86,7 +86,7 @@ class _BatchNorm(Layer):
 
     def output_shape(self, input_shape):
         shape = self.check_shape(input_shape, self.ndim, self.layout)
-        if shape[1] != self.num_features:
+        if shape[1] not in (None, self.num_features):
             raise ValueError(f"{self.describe()}: expected {self.num_features} features on axis 1, "
                              f"got input of shape {shape}")
         return shape

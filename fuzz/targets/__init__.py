@@ -1,0 +1,1 @@
+"""Fuzzing targets, one module each (the interface: fuzz/engine.py's docstring)."""

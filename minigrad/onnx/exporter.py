@@ -1,0 +1,248 @@
+"""export(): a Sequential written as an ONNX graph, layer by layer, by the writer WRITERS gives its type."""
+import numpy as np
+
+from .. import backend, ops
+from .. import layers as L
+from .dependency import onnx_package
+
+OPSET = 17          # the opset export writes: Dropout's ratio as an input (12)
+IR_VERSION = 8      # the IR version of opset 17; ONNX Runtime 1.10 and later read it
+
+
+def export(model, path, input_shape):
+    """Write `model` (a Sequential of minigrad layers) to `path` as an ONNX graph of its inference
+    (eval-mode) computation. input_shape is one example's shape, e.g. (3, 224, 224); the batch axis is
+    symbolic ("N"). Weights become initializers named "<layer>.<parameter>", nodes are named after
+    the layers. Returns the ModelProto, checked by onnx.checker (full_check) and shape inference."""
+    onnx = onnx_package()
+    helper = onnx.helper
+    input_shape = tuple(input_shape)
+    if input_shape and input_shape[0] is None:
+        input_shape = input_shape[1:]
+    if not input_shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in input_shape):
+        raise ValueError(f"export: input_shape must be one example's shape as positive ints, e.g. "
+                         f"(3, 224, 224), got {input_shape!r}")
+    pairs = _flat_layers(model)
+    if not pairs:
+        raise ValueError("export: the model has no layers (an ONNX graph needs at least one node)")
+    writers = [_writer_for(layer) for _, layer in pairs]
+    for index, ((name, layer), write) in enumerate(zip(pairs, writers)):
+        if write is None:
+            raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()}, which has no ONNX "
+                             f"form here; supported: {', '.join(kind.__name__ for kind in WRITERS)}")
+    graph = _Graph()
+    for index, ((name, layer), write, shape) in enumerate(zip(pairs, writers, _input_shapes(pairs, input_shape))):
+        if graph.dropout_scale is not None and not isinstance(layer, (L.Conv2d, L.Linear)):
+            graph.scale_by_dropout(name)
+        try:
+            write(graph, name, layer, shape)
+        except ValueError as error:              # what this layer cannot be written as, exactly
+            raise ValueError(f"export: layer {index} {name!r} is a {layer.describe()} {error}") from None
+    if graph.dropout_scale is not None:
+        graph.scale_by_dropout("output")
+    inputs = [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", *input_shape])]
+    outputs = [helper.make_tensor_value_info(graph.current, onnx.TensorProto.FLOAT, None)]
+    proto = helper.make_model(helper.make_graph(graph.nodes, "minigrad", inputs, outputs, graph.initializers),
+                              producer_name="minigrad", opset_imports=[helper.make_opsetid("", OPSET)],
+                              ir_version=IR_VERSION)
+    proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(path))
+    return proto
+
+
+class _Graph:
+    """The graph being written: its nodes and initializers, the tensor the layers so far compute, and
+    classic dropout's 1 - p waiting to be folded into the next Conv/Gemm weights (minigrad.onnx's
+    docstring), or written as a Mul where no such layer comes next."""
+
+    def __init__(self):
+        self.nodes, self.initializers, self.current, self.dropout_scale = [], [], "input", None
+
+    def constant(self, name, array):
+        numpy_helper = onnx_package().numpy_helper
+        self.initializers.append(numpy_helper.from_array(np.array(backend.to_numpy(array), order="C"), name))
+        return name
+
+    def add(self, op, name, inputs=(), **attributes):
+        """A node named `name` that takes the current tensor (and `inputs`), and becomes the current one."""
+        self.node(op, [self.current, *inputs], [name if name != "input" else "input_"], name, **attributes)
+        self.current = self.nodes[-1].output[0]
+
+    def node(self, op, inputs, outputs, name, **attributes):
+        self.nodes.append(onnx_package().helper.make_node(op, inputs, outputs, name=name, **attributes))
+
+    def scaled_weight(self, name, parameter):
+        """A Conv's or Gemm's weight as float32, times classic dropout's pending 1 - p, which it takes."""
+        scale, self.dropout_scale = self.dropout_scale, None
+        return self.constant(name, parameter.data.astype(np.float32) * np.float32(1 if scale is None else scale))
+
+    def scale_by_dropout(self, name):
+        self.add("Mul", f"{name}.dropout_scale", [self.constant(f"{name}.dropout_factor",
+                                                               np.float32(self.dropout_scale))])
+        self.dropout_scale = None
+
+
+def _flat_layers(model, prefix=""):
+    """(name, layer) pairs of a Sequential, nested Sequentials flattened with dotted names."""
+    if not isinstance(model, L.Sequential):
+        return [(prefix or type(model).__name__.lower(), model)]
+    pairs = []
+    for name, layer in model.named_layers():
+        pairs += _flat_layers(layer, f"{prefix}.{name}" if prefix else name) if isinstance(
+            layer, L.Sequential) else [(f"{prefix}.{name}" if prefix else name, layer)]
+    return pairs
+
+
+def _input_shapes(pairs, input_shape):
+    """The shape each layer receives (batch first, the batch None), by the layers' output_shape()."""
+    shapes, shape = [], (None, *input_shape)
+    for index, (name, layer) in enumerate(pairs):
+        shapes.append(shape)
+        try:
+            shape = layer.output_shape(shape)
+        except ValueError as error:
+            raise ValueError(f"export: input_shape {input_shape} does not fit layer {index} {name!r}: "
+                             f"{error}") from None
+    return shapes
+
+
+def _writer_for(layer):
+    """The writer of `layer`'s type, or of a type it derives from; ReLU, Sigmoid, Tanh and Flatten by
+    their exact type (a subclass may compute something else than the ONNX operator)."""
+    if type(layer) in WRITERS:
+        return WRITERS[type(layer)]
+    return next((write for kind, write in WRITERS.items() if kind not in _EXACT_TYPES and isinstance(layer, kind)),
+                None)
+
+
+# --- the writers: write(graph, name, layer, input_shape) -----------------------------------------------
+def _conv(graph, name, layer, _):
+    (ph, pw), bias = layer.padding, layer.bias
+    inputs = [graph.scaled_weight(f"{name}.weight", layer.weight)]
+    if bias is not None:
+        inputs.append(graph.constant(f"{name}.bias", bias.data.astype(np.float32)))
+    graph.add("Conv", name, inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+              pads=[ph, pw, ph, pw], group=layer.groups)
+
+
+def _linear(graph, name, layer, _):
+    inputs = [graph.scaled_weight(f"{name}.weight", layer.weight)]
+    if layer.bias is not None:
+        inputs.append(graph.constant(f"{name}.bias", layer.bias.data.astype(np.float32)))
+    graph.add("Gemm", name, inputs, transB=1)
+
+
+def _max_pool(graph, name, layer, shape):
+    graph.add("MaxPool", name, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+              pads=_floor_mode_pads(layer, shape[2:]))
+
+
+def _average_pool(graph, name, layer, shape):
+    pads, ceil_mode = list(layer.pads), layer.ceil_mode
+    counts_pads = layer.count_include_pad and any(layer.pads)
+    if not counts_pads:                       # no padding counted: ceil_mode as MaxPool writes it
+        pads, ceil_mode = _floor_mode_pads(layer, shape[2:]), False
+    elif ceil_mode:                            # counted: only ceil_mode itself says where it stops
+        _check_ceil_mode_output(layer, shape[2:])
+    graph.add("AveragePool", name, kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+              pads=pads, ceil_mode=int(ceil_mode), count_include_pad=int(counts_pads))
+
+
+def _floor_mode_pads(pool, spatial):
+    """ONNX pads that give `pool`'s windows over an (H, W) input in floor mode.
+
+    With ceil_mode the trailing pad grows until floor mode reaches the last window; that pad stays below
+    the window (the window starts inside the input or the leading padding), and padded cells never win."""
+    top, left, bottom, right = pool.pads
+    _, _, ((_, reach_bottom), (_, reach_right)) = ops.pool_padding(
+        (1, 1, *spatial), pool.kernel_size, pool.stride, pool.pads, pool.ceil_mode)
+    return [top, left, max(bottom, reach_bottom), max(right, reach_right)]
+
+
+def _check_ceil_mode_output(pool, spatial):
+    """Refuses a pool whose output in ceil_mode onnx's shape inference would size otherwise: it keeps a
+    last window that starts in the trailing padding, which ONNX Runtime and minigrad drop."""
+    _, out = ops.pool_geometry((1, 1, *spatial), pool.kernel_size, pool.stride, pool.pads, True)
+    top, left, bottom, right = pool.pads
+    kept = tuple(-(-(size + begin + end - k) // s) + 1 for size, begin, end, k, s in zip(
+        spatial, (top, left), (bottom, right), pool.kernel_size, pool.stride))
+    if kept != out:
+        raise ValueError(f"whose last window over a {tuple(spatial)} input starts past the input and its leading "
+                         f"padding: minigrad and ONNX Runtime drop it, onnx's shape inference does not ({out} "
+                         f"against {kept}); with count_include_pad=False it exports exactly")
+
+
+def _zero_pad(graph, name, layer, _):
+    widths = layer._widths()
+    pads = [before for before, _ in widths] + [after for _, after in widths]
+    graph.add("Pad", name, [graph.constant(f"{name}.pads", np.array(pads, np.int64))])
+
+
+def _lrn(graph, name, layer, _):
+    lrn = dict(size=layer.size, alpha=_lrn_alpha_attribute(layer.alpha, layer.size), beta=layer.beta, bias=layer.k)
+    if layer.groups == 1:
+        graph.add("LRN", name, **lrn)
+        return
+    # ONNX's LRN has no groups: Split, one LRN per group, Concat (read back as one layer: patterns.py)
+    parts = [f"{name}.group{g}" for g in range(layer.groups)]
+    graph.node("Split", [graph.current], parts, f"{name}.split", axis=1)
+    for part in parts:
+        graph.node("LRN", [part], [f"{part}.lrn"], f"{part}.lrn", **lrn)
+    graph.current = f"{parts[0]}.lrn"
+    graph.add("Concat", name, [f"{part}.lrn" for part in parts[1:]], axis=1)
+
+
+def _lrn_alpha_attribute(alpha, size):
+    """ONNX's alpha = minigrad's alpha * size, as the float32 whose float32 quotient by size (what ONNX
+    Runtime and load compute) is minigrad's alpha again, where one within a few ulps exists."""
+    target, candidate = np.float32(alpha), np.float32(alpha * size)
+    for step in (0, 1, -1, 2, -2, 3, -3):
+        nearby = candidate
+        for _ in range(abs(step)):
+            nearby = np.nextafter(nearby, np.float32(np.inf if step > 0 else -np.inf))
+        if nearby / np.float32(size) == target:
+            return float(nearby)
+    return float(candidate)
+
+
+def _dropout(graph, name, layer, _):
+    graph.add("Dropout", name, [graph.constant(f"{name}.ratio", np.float32(layer.p))])
+    if layer.mode == "classic":
+        graph.dropout_scale = 1 - layer.p
+
+
+def _batch_norm(graph, name, layer, _):
+    inputs = [graph.constant(f"{name}.{what}", backend.to_numpy(value).astype(np.float32)) for what, value in [
+        ("weight", layer.weight.data), ("bias", layer.bias.data),
+        ("running_mean", layer.running_mean), ("running_var", layer.running_var)]]
+    graph.add("BatchNormalization", name, inputs, epsilon=float(layer.eps), momentum=1 - float(layer.momentum))
+
+
+def _leaky_relu(graph, name, layer, _):
+    graph.add("LeakyRelu", name, alpha=float(layer.negative_slope))
+
+
+def _softmax(graph, name, layer, _):
+    graph.add("Softmax", name, axis=layer.axis)
+
+
+def _transpose(graph, name, layer, _):
+    graph.add("Transpose", name, perm=list(layer.axes))
+
+
+def _operator(op):
+    """The writer of a layer that is exactly the ONNX operator `op`, without attributes."""
+    def write(graph, name, layer, _):
+        graph.add(op, name)
+    return write
+
+
+WRITERS = {
+    L.Conv2d: _conv, L.Linear: _linear, L.MaxPool2d: _max_pool, L.AvgPool2d: _average_pool,
+    L.GlobalAvgPool2d: _operator("GlobalAveragePool"), L.ZeroPad2d: _zero_pad, L.LocalResponseNorm: _lrn,
+    L.Dropout: _dropout, L.BatchNorm1d: _batch_norm, L.BatchNorm2d: _batch_norm, L.ReLU: _operator("Relu"),
+    L.LeakyReLU: _leaky_relu, L.Sigmoid: _operator("Sigmoid"), L.Tanh: _operator("Tanh"), L.Softmax: _softmax,
+    L.Flatten: _operator("Flatten"), L.Transpose: _transpose,
+}
+_EXACT_TYPES = (L.ReLU, L.Sigmoid, L.Tanh, L.Flatten)
