@@ -22,7 +22,7 @@ def export(model, path, input_shape):
     if not input_shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in input_shape):
         raise ValueError(f"export: input_shape must be one example's shape as positive ints, e.g. "
                          f"(3, 224, 224), got {input_shape!r}")
-    pairs = _flat_layers(model)
+    pairs = model.named_leaves()
     if not pairs:
         raise ValueError("export: the model has no layers (an ONNX graph needs at least one node)")
     writers = [_writer_for(layer) for _, layer in pairs]
@@ -81,17 +81,6 @@ class _Graph:
         self.add("Mul", f"{name}.dropout_scale", [self.constant(f"{name}.dropout_factor",
                                                                np.float32(self.dropout_scale))])
         self.dropout_scale = None
-
-
-def _flat_layers(model, prefix=""):
-    """(name, layer) pairs of a Sequential, nested Sequentials flattened with dotted names."""
-    if not isinstance(model, L.Sequential):
-        return [(prefix or type(model).__name__.lower(), model)]
-    pairs = []
-    for name, layer in model.named_layers():
-        pairs += _flat_layers(layer, f"{prefix}.{name}" if prefix else name) if isinstance(
-            layer, L.Sequential) else [(f"{prefix}.{name}" if prefix else name, layer)]
-    return pairs
 
 
 def _input_shapes(pairs, input_shape):
