@@ -13,7 +13,8 @@ every failure is one ValueError that names the file and what is wrong with it:
   number finite and in its range (a NaN learning rate or a momentum of 1.5 is refused, not used);
 - the arrays' values, when they are read: finite (a diverged run's weights would predict "nan%").
 What it points to is not trusted either: a resumed run's data folder is only read (minigrad writes
-only the synthetic set it generates, into a folder it made; data/synthetic.py).
+only the synthetic set it generates, into a folder that is absent, empty or one it generated before;
+data/synthetic.py refuses any other folder).
 """
 import json
 import math
@@ -283,6 +284,7 @@ def _check_record(record):
     for key, low in (("image_size", 1), ("resize", 1), ("batch_size", 1), ("epochs", 1), ("seed", 0)):
         _number(config, key, "config's ", low=low, integer=True)
     _number(config, "lr", "config's ", low=0, low_open=True)
+    _number(config, "synthetic_per_class", "config's ", low=1, integer=True, optional=True)
     _number(config, "momentum", "config's ", low=0, high=0.999999, optional=True)
     _number(config, "weight_decay", "config's ", low=0, optional=True)
     if config["resize"] < config["image_size"]:

@@ -18,6 +18,7 @@ import evaluate  # noqa: E402
 import predict  # noqa: E402
 import train  # noqa: E402
 
+import minigrad as mg  # noqa: E402
 from minigrad import checkpoint, data, models  # noqa: E402
 
 
@@ -99,7 +100,6 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(folder, tmp
     # Poison the run: a checkpoint whose learning rate is huge makes the loss overflow.
     saved = checkpoint.load(tmp_path)
     meta, model, normalisation = saved.record, saved.model(), saved.normalisation()
-    import minigrad as mg
     optimizer = mg.SGD(model.parameters(), lr=1e30)
     scheduler = mg.ReduceLROnPlateau(optimizer)
     model.set_rng_state(meta["dropout_rng"])
@@ -190,11 +190,46 @@ def test_refuses_to_overwrite_a_run_and_explains_a_bad_folder(folder, tmp_path):
 
 
 def test_quick_start_command_trains_on_the_embedded_synthetic_set(tmp_path):
-    # README's first Quick start command, on a reduced synthetic set (the option only shrinks the set).
+    # README's first Quick start command, on a reduced synthetic set (the option only shrinks the set),
+    # with the set's folder ($MINIGRAD_DATA, by default ~/.cache/minigrad) in the test's own.
     result = subprocess.run([sys.executable, str(EXAMPLES / "train.py"), "--epochs", "1",
-                             "--synthetic-per-class", "12"], cwd=tmp_path, capture_output=True, text=True)
+                             "--synthetic-per-class", "12"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "MINIGRAD_DATA": str(tmp_path / "data")})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "done in" in result.stdout
+    assert f"synthetic set ready in {tmp_path / 'data' / 'synthetic-12'} (" in result.stdout
     assert (tmp_path / "data" / "synthetic-12" / "train" / "star").is_dir()
     [run_dir] = list((tmp_path / "runs").iterdir())
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"][0]["epoch"] == 1
+
+
+def test_the_synthetic_set_has_one_absolute_place_whatever_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("MINIGRAD_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    places = set()
+    for directory in (tmp_path / "here", tmp_path / "there"):
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        places.add(train.make_config(train.parse_args(["--synthetic-per-class", "12"]))["data"])
+    assert places == {str(tmp_path / "cache" / "minigrad" / "synthetic-12")}
+    monkeypatch.setenv("MINIGRAD_DATA", str(tmp_path / "sets"))
+    assert train.make_config(train.parse_args([]))["data"] == str(tmp_path / "sets" / "synthetic")
+
+
+def test_resume_never_deletes_a_folder_that_a_checkpoint_names_as_its_synthetic_set(folder, tmp_path):
+    """A checkpoint's config can name any folder as its synthetic set: --resume must refuse to generate
+    into one that minigrad did not write, and leave every file in it as it was."""
+    assert run(folder, tmp_path / "run", "--epochs", "1") == 0
+    photos = tmp_path / "photos"
+    shutil.copytree(folder, photos)
+    before = {path: path.read_bytes() for path in photos.rglob("*") if path.is_file()}
+    saved = checkpoint.load(tmp_path / "run")
+    record = {**saved.record, "config": {**saved.config, "data": str(photos), "synthetic_per_class": 3}}
+    model = saved.model()
+    optimizer = mg.SGD(model.parameters(), lr=saved.config["lr"])
+    scheduler = mg.ReduceLROnPlateau(optimizer)
+    saved.restore(model, optimizer, scheduler)
+    checkpoint.save(str(tmp_path / "run" / "last.npz"), model, optimizer, scheduler, saved.normalisation(), record)
+    with pytest.raises(SystemExit, match=f"train.py: synthetic set: {photos} is not empty"):
+        train.main(["--resume", str(tmp_path / "run"), "--workers", "1"])
+    assert {path: path.read_bytes() for path in photos.rglob("*") if path.is_file()} == before
