@@ -11,8 +11,13 @@ from tqdm import tqdm
 
 def one_line_warnings():
     """Show warnings as `warning: <message>` (Python's default adds the file, line and source of the
-    call, twice the lines for a folder's skipped files)."""
+    call, twice the lines for a folder's skipped files), and leave out PIL's DecompressionBombWarning:
+    it names no file, and minigrad refuses every image it is given for with its own warning naming the
+    file (data/folder.py)."""
+    from PIL import Image
+
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def progress(iterable, total, desc, show=True, leave=False):

@@ -3,6 +3,17 @@
 Every image is prepared as the paper prepares ImageNet (section 2): rescaled so that its shorter side is
 `size`, then the central size x size patch is cropped, and kept as a uint8 array (size, size, 3). The
 random crops, flips and colour noise of section 4.1 are applied later, per batch (transforms.py).
+
+An image file is input from anywhere, so what a small file can make minigrad allocate is bounded before
+any pixel is decoded, from the size its header declares: at most MAX_PIXELS pixels decoded (PIL's own
+decompression-bomb limit), a longer side at most MAX_ASPECT_RATIO times the shorter, and at most
+MAX_PIXELS pixels once rescaled to the shorter side `size`. Decoding and rescaling then allocate at most
+about 24 bytes per pixel of these bounds, 2.1 GB at MAX_PIXELS (measured: 4 for RGB, 11 to 13 for 16-bit
+grey and transparency, 16 to 21 for WebP; a JPEG is decoded at a reduced scale), per image being decoded
+(ImageFolder.preload decodes `workers` at once). A file is opened only as one of FORMATS, whatever its
+name says: none of PIL's other decoders is reached. A file outside these bounds is one of the UNREADABLE
+errors, which ImageFolder skips with one warning. (PIL warns on its own about an image of 1 to 2 times
+MAX_PIXELS, without naming the file; the scripts leave that warning out, console.one_line_warnings.)
 """
 import copy
 import os
@@ -20,6 +31,8 @@ ORIENTATION = 0x0112             # the EXIF tag of how the camera was held
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)   # what a bad file raises
 NOT_AN_IMAGE = "not an image file (its extension is none of IMAGE_EXTENSIONS)"
 MAX_PIXELS = 89_478_485          # PIL's own limit (Image.MAX_IMAGE_PIXELS): a larger "image" is refused
+MAX_ASPECT_RATIO = 32            # of the longer side to the shorter: its centre crop would keep 1/32 of it
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")     # the decoders a file may reach
 
 
 def load_image(path, size):
@@ -29,14 +42,11 @@ def load_image(path, size):
     stands the right way up), grey, CMYK and palette images are converted, 16-bit grey is scaled to
     8 bits (PIL's convert would clip it), and transparency is composited over white. Only the first
     frame of a GIF or TIFF is read. Raises OSError or ValueError when the file is not a readable image,
-    and ValueError for more than MAX_PIXELS pixels (a decompression bomb)."""
+    and ValueError for an image outside the bounds of the module docstring (check_size)."""
     if os.path.getsize(path) == 0:
         raise ValueError("the file is empty (0 bytes)")
-    with Image.open(path) as image:
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ValueError(f"{width} x {height} pixels is more than {MAX_PIXELS:,}: refused as a "
-                             f"possible decompression bomb")
+    with Image.open(path, formats=FORMATS) as image:
+        check_size(*image.size, size)
         image.draft("RGB", (size, size))        # JPEG: decode at a reduced scale when it can (faster)
         if image.getexif().get(ORIENTATION, 1) != 1:    # exif_transpose copies even an upright image
             image = ImageOps.exif_transpose(image)
@@ -45,12 +55,34 @@ def load_image(path, size):
     return center_crop(pixels, size)
 
 
+def check_size(width, height, size):
+    """ValueError unless an image of width x height pixels, and the same rescaled to the shorter side
+    `size`, fit the bounds of the module docstring."""
+    shorter, longer = sorted((width, height))
+    if shorter < 1:
+        raise ValueError(f"{width} x {height} pixels: the image is empty")
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{width} x {height} pixels is more than {MAX_PIXELS:,}: refused as a "
+                         f"possible decompression bomb")
+    if longer > MAX_ASPECT_RATIO * shorter:
+        raise ValueError(f"{width} x {height} pixels: its sides' ratio {longer / shorter:,.0f}:1 is more than "
+                         f"{MAX_ASPECT_RATIO}:1 (its centre crop would keep less than 1/{MAX_ASPECT_RATIO} of it)")
+    rescaled = size * max(size, round(longer * size / shorter))        # (transforms.resize_shorter_side)
+    if rescaled > MAX_PIXELS:
+        raise ValueError(f"{width} x {height} pixels rescaled to a shorter side of {size} would be {rescaled:,} "
+                         f"pixels, more than {MAX_PIXELS:,}")
+
+
 def _to_rgb(image):
     """An 8-bit RGB copy of a decoded PIL image of any mode."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):           # 16-bit (or 32-bit) grey: keep the top bits
-        grey = np.asarray(image.convert("I"), np.int64)
+        grey = np.array(image)                                  # (a copy of its own, scaled in place)
         top = 65535 if image.mode.startswith("I;16") or grey.max() > 255 else 255
-        image = Image.fromarray((np.clip(grey, 0, top) * (255 / top)).round().astype(np.uint8), "L")
+        grey = np.clip(grey, 0, top, out=grey).astype(np.uint32)
+        grey *= 255                                             # round(grey * 255 / top), in integers
+        grey += top // 2
+        grey //= top
+        image = Image.fromarray(grey.astype(np.uint8), "L")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
