@@ -146,6 +146,29 @@ def test_bad_layouts_are_clear_errors(tmp_path):
         data.ImageFolder(str(tmp_path), 8, classes=["cats"])
 
 
+def test_symbolic_links_are_followed_everywhere_and_a_loop_is_read_once(tmp_path):
+    """One rule: a link is followed, whether it is a class folder, a folder inside a class or a file, and
+    wherever it points; a folder reached again through a link is read once and warned about."""
+    elsewhere = tmp_path / "elsewhere"
+    write_folder(elsewhere, classes=("dogs", "more cats"), per_class=2)
+    root = tmp_path / "root"
+    write_folder(root, classes=("cats",), per_class=2)
+    (root / "dogs").symlink_to(elsewhere / "dogs")                      # a class folder outside the root
+    (root / "cats" / "more").symlink_to(elsewhere / "more cats")       # a folder inside a class
+    (root / "cats" / "linked.png").symlink_to(elsewhere / "dogs" / "0.png")
+    (root / "cats" / "loop").symlink_to(root / "cats")                 # a folder above it
+    (root / "cats" / "same again").symlink_to(elsewhere / "more cats")   # a second link to one folder
+    with pytest.warns(UserWarning) as caught:
+        folder = data.ImageFolder(str(root), 6)
+    assert folder.classes == ["cats", "dogs"]
+    cats = sorted(os.path.relpath(path, root / "cats") for path, label in folder.samples if label == 0)
+    assert cats == ["0.png", "1.png", "linked.png", "more/0.png", "more/1.png"]
+    assert len(folder.samples) == 7 and not folder.skipped
+    warned = sorted(str(w.message) for w in caught)
+    assert len(warned) == 2 and all("a link to a folder that is read under another path already" in m for m in warned)
+    assert f"not reading {root / 'cats' / 'loop'}:" in warned[0] and f"not reading {root / 'cats' / 'same again'}:" in warned[1]
+
+
 def test_loader_is_deterministic_per_epoch_and_independent_of_workers(tmp_path):
     write_folder(tmp_path, per_class=10, size=(12, 12))
     folder = data.ImageFolder(str(tmp_path), 10).preload()

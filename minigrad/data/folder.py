@@ -104,14 +104,36 @@ def warn_skipped(path, why, stacklevel=3):
 
 def class_files(folder):
     """(image paths, other paths) under a class `folder`, sub-folders included, sorted; hidden files
-    and folders are left out of both."""
-    images, others = [], []
-    for directory, subdirectories, files in os.walk(folder):
-        subdirectories[:] = sorted(d for d in subdirectories if not _is_hidden(d))
+    and folders are left out of both.
+
+    Symbolic links are followed, to folders and files alike, wherever they point, as they are for the
+    class folders themselves (so a subset of ImageNet made of links to its folders trains; torchvision's
+    ImageFolder follows them too). A folder reached a second time (a link to a folder above it, or two
+    links to one folder) is read once, and the other path is warned about."""
+    images, others, seen = [], [], set()
+    _first_visit(folder, seen)
+    for directory, subdirectories, files in os.walk(folder, followlinks=True):
+        subdirectories[:] = [d for d in sorted(subdirectories)
+                             if not _is_hidden(d) and _first_visit(os.path.join(directory, d), seen)]
         for name in sorted(files):
             if not _is_hidden(name):
                 (images if name.lower().endswith(IMAGE_EXTENSIONS) else others).append(os.path.join(directory, name))
     return images, others
+
+
+def _first_visit(folder, seen):
+    """False, with a warning, when `folder` is one of the folders `seen` (by device and inode: the same
+    folder under another path); True otherwise, and it is added to them."""
+    try:
+        status = os.stat(folder)
+    except OSError:
+        return True                     # (os.walk cannot list it either)
+    if (status.st_dev, status.st_ino) in seen:
+        warnings.warn(f"ImageFolder: not reading {folder}: a link to a folder that is read under another path "
+                      f"already", stacklevel=4)
+        return False
+    seen.add((status.st_dev, status.st_ino))
+    return True
 
 
 class ImageFolder:
@@ -122,7 +144,8 @@ class ImageFolder:
     set's numbering); default: the sorted sub-folder names of ROOT.
 
     Images in sub-folders of a class folder belong to the class; hidden files and folders (.DS_Store,
-    .cache/) are not looked at. Every other file either trains or is skipped with one warning naming it
+    .cache/) are not looked at. Symbolic links are followed, to class folders, folders inside them and
+    files alike (class_files says how a link loop is read). Every other file either trains or is skipped with one warning naming it
     and why: a file without an image extension (Thumbs.db, README.txt) when the folder is scanned, an
     unreadable, truncated or refused image when it is decoded. `skipped` lists them all. A class left
     with no readable image is warned about by name (it keeps its number, so that the validation set
