@@ -233,3 +233,20 @@ def test_resume_never_deletes_a_folder_that_a_checkpoint_names_as_its_synthetic_
     with pytest.raises(SystemExit, match=f"train.py: synthetic set: {photos} is not empty"):
         train.main(["--resume", str(tmp_path / "run"), "--workers", "1"])
     assert {path: path.read_bytes() for path in photos.rglob("*") if path.is_file()} == before
+
+
+def test_names_that_are_not_utf8_train_and_are_predicted(folder, tmp_path, capsys):
+    """A class folder and a file whose names are not valid UTF-8 (a Latin-1 é) train, and predict.py
+    prints them with the byte escaped, where printing them raised UnicodeEncodeError."""
+    latin1 = tmp_path / "latin1"
+    shutil.copytree(folder, latin1)
+    for split in ("train", "val"):
+        os.rename(os.fsencode(latin1 / split / "vertical"), os.fsencode(latin1 / split) + b"/vertical \xe9")
+    image = os.fsencode(latin1 / "val") + b"/vertical \xe9/caf\xe9.png"
+    os.rename(os.fsencode(latin1 / "val") + b"/vertical \xe9/0.png", image)
+    assert run(latin1, tmp_path / "run", "--epochs", "1") == 0
+    assert checkpoint.load(tmp_path / "run").classes == ["horizontal", os.fsdecode(b"vertical \xe9")]
+    capsys.readouterr()
+    assert predict.main([os.fsdecode(image), "--checkpoint", str(tmp_path / "run")]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{latin1}/val/vertical \\xe9/caf\\xe9.png: ") and "vertical \\xe9 " in line
