@@ -191,16 +191,24 @@ def test_refuses_to_overwrite_a_run_and_explains_a_bad_folder(folder, tmp_path):
 
 def test_quick_start_command_trains_on_the_embedded_synthetic_set(tmp_path):
     # README's first Quick start command, on a reduced synthetic set (the option only shrinks the set),
-    # with the set's folder ($MINIGRAD_DATA, by default ~/.cache/minigrad) in the test's own.
+    # with the set's folder ($MINIGRAD_DATA, by default ~/.cache/minigrad) in the test's own, under a
+    # umask that keeps the files from other users.
     result = subprocess.run([sys.executable, str(EXAMPLES / "train.py"), "--epochs", "1",
                              "--synthetic-per-class", "12"], cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, "MINIGRAD_DATA": str(tmp_path / "data")})
+                            env={**os.environ, "MINIGRAD_DATA": str(tmp_path / "data")},
+                            preexec_fn=lambda: os.umask(0o027))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "done in" in result.stdout
     assert f"synthetic set ready in {tmp_path / 'data' / 'synthetic-12'} (" in result.stdout
     assert (tmp_path / "data" / "synthetic-12" / "train" / "star").is_dir()
     [run_dir] = list((tmp_path / "runs").iterdir())
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"][0]["epoch"] == 1
+    # Every file and folder the run wrote has the permissions the umask gives, neither more nor less
+    # (a temporary file's 0600 must not survive its renaming).
+    written = [path for top in (tmp_path / "data", tmp_path / "runs") for path in [top, *top.rglob("*")]]
+    assert {"last.npz", "best.npz", "metrics.json", "curves.png", "00000.jpg"} <= {path.name for path in written}
+    modes = {path.relative_to(tmp_path): path.stat().st_mode & 0o777 for path in written}
+    assert modes == {path.relative_to(tmp_path): 0o750 if path.is_dir() else 0o640 for path in written}
 
 
 def test_the_synthetic_set_has_one_absolute_place_whatever_the_current_directory(tmp_path, monkeypatch):
