@@ -3,6 +3,7 @@ every file either trains or is skipped with one warning naming it, and the run g
 import json
 import struct
 import sys
+import tracemalloc
 import warnings
 import zlib
 from pathlib import Path
@@ -100,6 +101,21 @@ def test_extreme_sides_are_skipped_before_rescaling_makes_them_huge(tmp_path):
     with pytest.raises(ValueError, match="3000 x 200 pixels rescaled to a shorter side of 3000 would be "
                                          "135,000,000 pixels, more than 89,478,485"):
         data.load_image(str(tmp_path / "panorama.png"), 3000)
+
+
+def test_a_chunk_that_lies_about_its_length_is_not_read_at_its_word(tmp_path):
+    """A 51-byte PNG whose pixel chunk claims 4 GB: PIL reads the rest of a chunk in one read() of its
+    declared length, which allocated 4 GB (a MemoryError wherever memory is bounded; found by
+    fuzz/image_decoding.py). load_image's file never hands out more than it holds."""
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    (tmp_path / "lying.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+        + struct.pack(">I", 0xFFFFFF00) + b"IDAT" + zlib.compress(b"\0\x80"))
+    tracemalloc.start()
+    image = data.load_image(str(tmp_path / "lying.png"), 8)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert image.shape == (8, 8, 3) and peak < 2**24
 
 
 def test_a_file_is_decoded_only_as_a_documented_format_whatever_it_holds(tmp_path):

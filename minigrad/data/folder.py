@@ -16,6 +16,7 @@ errors, which ImageFolder skips with one warning. (PIL warns on its own about an
 MAX_PIXELS, without naming the file; the scripts leave that warning out, console.one_line_warnings.)
 """
 import copy
+import io
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -43,16 +44,35 @@ def load_image(path, size):
     8 bits (PIL's convert would clip it), and transparency is composited over white. Only the first
     frame of a GIF or TIFF is read. Raises OSError or ValueError when the file is not a readable image,
     and ValueError for an image outside the bounds of the module docstring (check_size)."""
-    if os.path.getsize(path) == 0:
-        raise ValueError("the file is empty (0 bytes)")
-    with Image.open(path, formats=FORMATS) as image:
-        check_size(*image.size, size)
-        image.draft("RGB", (size, size))        # JPEG: decode at a reduced scale when it can (faster)
-        if image.getexif().get(ORIENTATION, 1) != 1:    # exif_transpose copies even an upright image
-            image = ImageOps.exif_transpose(image)
-        image = _to_rgb(image)
-        pixels = np.asarray(resize_shorter_side(image, size))     # decoded before the file closes
+    with _ImageFile(path) as file:
+        if file.size == 0:
+            raise ValueError("the file is empty (0 bytes)")
+        with Image.open(file, formats=FORMATS) as image:
+            check_size(*image.size, size)
+            image.draft("RGB", (size, size))        # JPEG: decode at a reduced scale when it can (faster)
+            if image.getexif().get(ORIENTATION, 1) != 1:    # exif_transpose copies even an upright image
+                image = ImageOps.exif_transpose(image)
+            image = _to_rgb(image)
+            pixels = np.asarray(resize_shorter_side(image, size))     # decoded before the file closes
     return center_crop(pixels, size)
+
+
+class _ImageFile(io.BufferedReader):
+    """The file at `path`, opened for PIL, whose read(n) asks for no more than the file has left: PIL
+    reads some chunks whole by the length their header declares (a PNG's IDAT, as fuzz/image_decoding.py
+    found), and a 132-byte PNG that declares 4 GB made it allocate 4 GB."""
+
+    def __init__(self, path):
+        super().__init__(io.FileIO(path))
+        self.path, self.size = path, os.fstat(self.fileno()).st_size
+
+    def read(self, size=-1):
+        if size is not None and size > 0:
+            size = min(size, max(0, self.size - self.tell()))
+        return super().read(size)
+
+    def __repr__(self):                   # (PIL names the file by it: "cannot identify image file '...'")
+        return repr(self.path)
 
 
 def check_size(width, height, size):
