@@ -1,5 +1,6 @@
 """Decoding what real folders hold (minigrad/data/folder.py), and a training run through a messy folder:
 every file either trains or is skipped with one warning naming it, and the run goes on."""
+import io
 import json
 import struct
 import sys
@@ -116,6 +117,21 @@ def test_a_chunk_that_lies_about_its_length_is_not_read_at_its_word(tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert image.shape == (8, 8, 3) and peak < 2**24
+
+
+def test_whatever_pil_raises_on_a_malformed_file_is_one_unreadable_error(tmp_path):
+    """A TIFF whose strip offsets are written as fractions makes PIL raise TypeError (found by
+    fuzz/image_decoding.py): the file is skipped like any unreadable one, with PIL's reason."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(buffer, format="TIFF")
+    tiff = bytearray(buffer.getvalue())
+    directory = struct.unpack("<I", tiff[4:8])[0]
+    for at in range(directory + 2, directory + 2 + 12 * struct.unpack("<H", tiff[directory:directory + 2])[0], 12):
+        if struct.unpack("<H", tiff[at:at + 2])[0] == 273:           # StripOffsets: type RATIONAL (5)
+            tiff[at + 2:at + 4] = struct.pack("<H", 5)
+    (tmp_path / "fraction.tif").write_bytes(bytes(tiff))
+    with pytest.raises(ValueError, match=r"PIL cannot decode it \(TypeError: 'IFDRational' object"):
+        data.load_image(str(tmp_path / "fraction.tif"), 8)
 
 
 def test_a_file_is_decoded_only_as_a_documented_format_whatever_it_holds(tmp_path):

@@ -44,6 +44,18 @@ def load_image(path, size):
     8 bits (PIL's convert would clip it), and transparency is composited over white. Only the first
     frame of a GIF or TIFF is read. Raises OSError or ValueError when the file is not a readable image,
     and ValueError for an image outside the bounds of the module docstring (check_size)."""
+    try:
+        return _prepared(path, size)
+    except (*UNREADABLE, MemoryError):      # (within the bounds, a MemoryError is the machine's, not the file's)
+        raise
+    except Exception as error:
+        # PIL's decoders raise whatever a malformed file leads them to (a TIFF whose strip offset is a
+        # fraction: TypeError, found by fuzz/image_decoding.py): the file is unreadable, and says why.
+        raise ValueError(f"PIL cannot decode it ({type(error).__name__}: {error})") from None
+
+
+def _prepared(path, size):
+    """load_image's work, raising what PIL raises."""
     with _ImageFile(path) as file:
         if file.size == 0:
             raise ValueError("the file is empty (0 bytes)")
