@@ -10,10 +10,12 @@ decompression-bomb limit), a longer side at most MAX_ASPECT_RATIO times the shor
 MAX_PIXELS pixels once rescaled to the shorter side `size`. Decoding and rescaling then allocate at most
 about 24 bytes per pixel of these bounds, 2.1 GB at MAX_PIXELS (measured: 4 for RGB, 11 to 13 for 16-bit
 grey and transparency, 16 to 21 for WebP; a JPEG is decoded at a reduced scale), per image being decoded
-(ImageFolder.preload decodes `workers` at once). A file is opened only as one of FORMATS, whatever its
-name says: none of PIL's other decoders is reached. A file outside these bounds is one of the UNREADABLE
-errors, which ImageFolder skips with one warning. (PIL warns on its own about an image of 1 to 2 times
-MAX_PIXELS, without naming the file; the scripts leave that warning out, console.one_line_warnings.)
+(ImageFolder.preload decodes `workers` at once), and PIL is handed a file that never reads past its end
+whatever length a chunk declares. A file is opened only as one of FORMATS, whatever its name says: none
+of PIL's other decoders is reached. A file outside these bounds, and any exception PIL raises on a
+malformed file, are one of the UNREADABLE errors, which ImageFolder skips with one warning. (PIL warns
+on its own about an image of 1 to 2 times MAX_PIXELS, without naming the file; the scripts leave that
+warning out, console.one_line_warnings.) fuzz/image_decoding.py holds load_image to this.
 """
 import copy
 import io
@@ -177,11 +179,11 @@ class ImageFolder:
 
     Images in sub-folders of a class folder belong to the class; hidden files and folders (.DS_Store,
     .cache/) are not looked at. Symbolic links are followed, to class folders, folders inside them and
-    files alike (class_files says how a link loop is read). Every other file either trains or is skipped with one warning naming it
-    and why: a file without an image extension (Thumbs.db, README.txt) when the folder is scanned, an
-    unreadable, truncated or refused image when it is decoded. `skipped` lists them all. A class left
-    with no readable image is warned about by name (it keeps its number, so that the validation set
-    and checkpoints agree, but the network never sees it).
+    files alike (class_files says how a link loop is read). Every other file either trains or is
+    skipped with one warning naming it and why: a file without an image extension (Thumbs.db,
+    README.txt) when the folder is scanned, an unreadable, truncated or refused image when it is decoded.
+    `skipped` lists them all. A class left with no readable image is warned about by name (it keeps its
+    number, so that the validation set and checkpoints agree, but the network never sees it).
     `preload()` decodes every image once into `images` (N, S, S, 3) uint8, so that training never waits
     on JPEG decoding; without it, `batch()` decodes on demand (for sets too large for memory).
     """

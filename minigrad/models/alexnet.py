@@ -69,8 +69,9 @@ class Preset:
                              f"{str(self.to_dict())[:300]}")
         (c1, k1, k2), (c2, c3, c4, c5) = (self.conv1_kernels, self.conv1_kernel_size, self.conv2_kernel_size), channels
         side = output_size(image_size, k1, self.conv1_stride, self.conv1_padding(image_size))   # conv1
-        for kernel, stride, padding in ((3, 2, 0), (k2, 1, k2 // 2), (3, 2, 0), (3, 2, 0)):     # pool1, conv2, pool2, pool5
-            side = output_size(side, kernel, stride, padding) if side >= 1 else side             # (conv3-5 keep it)
+        # pool1, conv2, pool2 and pool5 (conv3, conv4 and conv5 keep the size)
+        for kernel, stride, padding in ((3, 2, 0), (k2, 1, k2 // 2), (3, 2, 0), (3, 2, 0)):
+            side = output_size(side, kernel, stride, padding) if side >= 1 else side
         if side < 1:
             raise ValueError(f"alexnet: image_size {image_size} is too small for the preset {self}")
         layers = [(c1, 3 * k1 * k1), (c2, c1 // 2 * k2 * k2), (c3, c2 * 9), (c4, c3 // 2 * 9), (c5, c4 // 2 * 9),
