@@ -108,10 +108,10 @@ def test_a_chunk_that_lies_about_its_length_is_not_read_at_its_word(tmp_path):
     """A 51-byte PNG whose pixel chunk claims 4 GB: PIL reads the rest of a chunk in one read() of its
     declared length, which allocated 4 GB (a MemoryError wherever memory is bounded; found by
     fuzz/image_decoding.py). load_image's file never hands out more than it holds."""
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
     (tmp_path / "lying.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
-        + struct.pack(">I", 0xFFFFFF00) + b"IDAT" + zlib.compress(b"\0\x80"))
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+        + struct.pack(">I", 0xFFFFFF00) + b"IDAT" + zlib.compress(b"\0\x80"))           # and nothing more
     tracemalloc.start()
     image = data.load_image(str(tmp_path / "lying.png"), 8)
     peak = tracemalloc.get_traced_memory()[1]
