@@ -89,6 +89,7 @@ def test_the_checkpoint_contract_sees_an_error_that_does_not_name_the_file(tmp_p
 
 HUNGRY = """
 import sys
+import numpy as np
 import file_mutations
 
 def hungry(content):
