@@ -3,6 +3,8 @@
 //  - the input is padded with -infinity, so a padded position never wins against a real value;
 //  - argmax (N, C, OH, OW), int, is the window-local index i*kw + j of the FIRST maximum in row-major
 //    order (a later equal value does not replace it), as Caffe and PyTorch choose among ties;
+//  - a window holding NaN gives NaN, its argmax the LAST NaN in row-major order: PyTorch's rule
+//    (val > max || isnan(val)), so that a diverging run's NaN is never pooled away;
 //  - backward routes each window's gradient to that one input, so gradient is conserved under ties;
 //  - (ph, pw) are the leading pads (top, left); trailing pads and ceil_mode only change OH and OW
 //    (ops/cpu.py pool_geometry), and every window holds at least one real value.
@@ -12,6 +14,8 @@
 template <typename T> __device__ T negative_infinity();
 template <> __device__ float negative_infinity<float>() { return -__int_as_float(0x7f800000); }
 template <> __device__ double negative_infinity<double>() { return -__longlong_as_double(0x7ff0000000000000LL); }
+
+template <typename T> __device__ bool is_nan(T value) { return value != value; }  // (no math header in NVRTC)
 
 template <typename T>
 __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
@@ -33,7 +37,7 @@ __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ y, int*
         for (int j = 0; j < kw; ++j) {
             const int w = w0 + j;
             const T value = (h >= 0 && h < H && w >= 0 && w < W) ? image[h * W + w] : negative_infinity<T>();
-            if (value > best) {                                     // strict: the first maximum stays
+            if (value > best || is_nan(value)) {     // the first maximum stays; a NaN wins, a later NaN after it
                 best = value;
                 best_index = i * kw + j;
             }

@@ -13,18 +13,24 @@ every failure is one ValueError that names the file and what is wrong with it:
   number finite and in its range (a NaN learning rate or a momentum of 1.5 is refused, not used);
 - the arrays' values, when they are read: finite (a diverged run's weights would predict "nan%").
 What it points to is not trusted either: a resumed run's data folder is only read (minigrad writes
-only the synthetic set it generates, into a folder it made; data/synthetic.py).
+only the synthetic set it generates, into a folder that is absent, empty or one it generated before;
+data/synthetic.py refuses any other folder).
 """
 import json
 import math
 import numbers
 import os
 import tempfile
+import tokenize
 import zipfile
 
 import numpy as np
 
 FORMAT = 1
+# What reading a damaged archive or .npy header raises, besides ValueError and OSError: zipfile's own
+# errors and its NotImplementedError for a "zip version" it does not know, and tokenize's error that
+# numpy's header parser lets out on some unfinished header texts (found by fuzz/checkpoint_loader.py).
+DAMAGED = (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError, tokenize.TokenError)
 MAX_RECORD_CHARACTERS = 2**22       # the JSON record (4 million characters: thousands of epochs' history)
 SINGLE_ARRAYS = {"mean_image", "pca_eigenvalues", "pca_eigenvectors", "meta"}
 
@@ -127,15 +133,23 @@ class Checkpoint:
         from . import models
 
         config = dict(self.config, dtype=dtype or self.config.get("dtype", "float32"))
+        # The network is built (and its weights drawn) before its shapes can be compared with the file's,
+        # so its size, from the config's numbers alone, must first be at most the file's: a record asking
+        # for a huge network is refused without allocating it (found by fuzz/checkpoint_loader.py).
+        stored = {key: shape for key, (shape, _) in self.headers.items() if key.startswith("model.")}
+        held = sum(math.prod(shape) for shape in stored.values())
         try:
-            model = models.from_config(config, len(self.classes))
+            count = models.parameter_count(config, len(self.classes))
+            model = models.from_config(config, len(self.classes)) if count <= held else None
         except MemoryError:
             raise self._error(f"its architecture {config.get('architecture', config['preset'])!r} needs more "
                               f"memory than this machine has") from None
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, KeyError) as error:
             raise self._error(f"its config does not build a network: {error}") from None
+        if model is None:
+            raise self._error(f"its weights do not fit the network its config describes: the network has "
+                              f"{count:,} weights and biases, the file {held:,}")
         expected = {f"model.{key}": value.shape for key, value in model.state_dict().items()}
-        stored = {key: shape for key, (shape, _) in self.headers.items() if key.startswith("model.")}
         if stored != expected:
             raise self._error(f"its weights do not fit the network its config describes: "
                               f"{_first_difference(expected, stored)}")
@@ -154,7 +168,7 @@ class Checkpoint:
                                        "velocity": [self._array(f"velocity.{i}") for i in range(count)]})
             scheduler.load_state_dict(self.record["scheduler"])
             model.set_rng_state(self.record["dropout_rng"])
-        except (ValueError, TypeError, KeyError, IndexError) as error:
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as error:
             raise self._error(f"its training state cannot be restored: {error}") from None
 
     def arrays(self):
@@ -175,6 +189,8 @@ class Checkpoint:
             record = json.loads(str(self._array("meta", finite=False)))
         except ValueError as error:
             raise self._error(f"its 'meta' record is not JSON ({error})") from None
+        except RecursionError:
+            raise self._error("its 'meta' record nests lists or objects too deeply to be a run's record") from None
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             found = record.get("format") if isinstance(record, dict) else type(record).__name__
             raise self._error(f"its record has format {found!r}, expected {FORMAT}: it was not written by "
@@ -212,7 +228,7 @@ class Checkpoint:
         try:
             with np.load(self.path, allow_pickle=False) as archive:
                 array = archive[name]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:   # (a CRC error, a torn member)
+        except DAMAGED as error:          # (a CRC error, a torn member)
             raise self._error(f"its array {name!r} cannot be read ({type(error).__name__}: {error}); the file "
                               f"is damaged") from None
         if finite and not np.isfinite(array).all():
@@ -233,6 +249,8 @@ def _headers(path, error):
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
                     raise error(f"it holds {info.filename!r}, which is not a .npy array")
+                if info.flag_bits & 0x1:
+                    raise error(f"its array {info.filename!r} is encrypted; checkpoints are not")
                 if info.compress_type != zipfile.ZIP_STORED:
                     raise error(f"its array {info.filename!r} is compressed; checkpoints store their arrays "
                                 f"uncompressed (np.savez), which bounds what loading allocates by the file's size")
@@ -248,7 +266,7 @@ def _headers(path, error):
                 if data_bytes != math.prod(shape) * dtype.itemsize:
                     raise error(f"its array {info.filename!r} ({dtype}, shape {shape}) is damaged or truncated")
                 headers[info.filename[:-len(".npy")]] = (tuple(shape), dtype)
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as reason:
+    except DAMAGED as reason:
         if str(reason).startswith(f"checkpoint {path}"):
             raise
         raise error(f"not a readable checkpoint ({type(reason).__name__}: {reason}); a .npz written by "
@@ -263,13 +281,22 @@ def _number(record, key, where, low=None, high=None, low_open=False, integer=Fal
         return
     value = record.get(key)
     kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) \
+    if isinstance(value, bool) or not isinstance(value, kind) or not _finite(value) \
             or (low is not None and (value <= low if low_open else value < low)) \
             or (high is not None and value > high):
         bounds = f"{'>' if low_open else '>='} {low}" if low is not None else ""
         bounds += f"{' and ' if bounds else ''}<= {high}" if high is not None else ""
         raise ValueError(f"its {where}{key} is {value!r}, expected a finite {'int' if integer else 'number'}"
                          f"{' ' + bounds if bounds else ''}")
+
+
+def _finite(number):
+    """Whether a JSON number is finite as a float: NaN, infinities and integers beyond float's range
+    (10**400, which math.isfinite cannot even convert) are not."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _check_record(record):
@@ -283,6 +310,7 @@ def _check_record(record):
     for key, low in (("image_size", 1), ("resize", 1), ("batch_size", 1), ("epochs", 1), ("seed", 0)):
         _number(config, key, "config's ", low=low, integer=True)
     _number(config, "lr", "config's ", low=0, low_open=True)
+    _number(config, "synthetic_per_class", "config's ", low=1, integer=True, optional=True)
     _number(config, "momentum", "config's ", low=0, high=0.999999, optional=True)
     _number(config, "weight_decay", "config's ", low=0, optional=True)
     if config["resize"] < config["image_size"]:

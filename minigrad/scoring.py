@@ -17,7 +17,7 @@ def class_probabilities(model, x, device="cpu"):
     crops = x.shape[1] if x.ndim == 5 else 1
     logits = model.forward(to_device(x.reshape(-1, *x.shape[-3:]), device))
     probabilities = to_numpy(Softmax(axis=1).forward(logits))
-    return probabilities.reshape(len(x), crops, -1).mean(axis=1)
+    return probabilities.reshape(len(x), crops, probabilities.shape[1]).mean(axis=1)
 
 
 def top_k_hits(probabilities, labels, k):

@@ -1,9 +1,12 @@
 """The paper's AlexNet assembled from minigrad layers: shapes, parameter count, end-to-end gradients."""
+import dataclasses
+
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import minigrad as mg
-from minigrad.models import Preset, alexnet
+from minigrad.models import PRESETS, Preset, alexnet
 
 
 def test_parameter_count_is_what_the_table_implies():
@@ -98,3 +101,28 @@ def test_presets_are_validated():
         alexnet("huge")
     with pytest.raises(ValueError, match="too small"):
         alexnet("paper", image_size=32)
+
+
+@given(st.integers(1, 3).map(lambda half: 2 * half), st.integers(1, 5), st.integers(1, 3),
+       st.tuples(*[st.integers(1, 3).map(lambda half: 2 * half)] * 4), st.sampled_from([1, 3, 5]),
+       st.integers(1, 6), st.integers(2, 5), st.integers(12, 40))
+def test_the_parameter_count_from_the_sizes_is_the_built_networks(kernels, kernel, stride, channels, kernel2,
+                                                                    hidden, classes, image):
+    """Preset.parameter_count, which checkpoint.py trusts before building a network, counts what
+    alexnet() builds, over presets drawn small (and conv1's padding as alexnet() sets it)."""
+    preset = Preset(image, kernels, kernel, stride, channels, kernel2, hidden, "he")
+    try:
+        built = sum(p.data.size for p in alexnet(preset, classes).parameters())
+    except ValueError:                                   # an image too small for this preset: so says the count
+        with pytest.raises(ValueError, match="too small"):
+            preset.parameter_count(classes)
+        return
+    assert preset.parameter_count(classes) == built
+
+
+def test_the_parameter_count_of_the_paper_and_its_refusals():
+    assert PRESETS["paper"].parameter_count(1000) == 60_965_224 == PRESETS["paper"].parameter_count(1000, 227)
+    assert PRESETS["small"].parameter_count(10) == sum(p.data.size for p in alexnet("small", 10).parameters())
+    for sizes in ({"hidden": "8"}, {"hidden": True}, {"channels": (4, 4, 4)}, {"conv1_stride": 0}):
+        with pytest.raises(ValueError, match="sizes of a preset must be positive ints"):
+            dataclasses.replace(PRESETS["small"], **sizes).parameter_count(10)

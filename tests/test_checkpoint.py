@@ -140,6 +140,68 @@ def test_weights_that_do_not_fit_the_architecture_or_are_not_finite_are_refused(
         predict.main([str(path), "--checkpoint", str(path)])
 
 
+def with_central_directory_byte(path, offset, value):
+    """Set one byte, `offset` bytes into each central-directory record of the zip at `path`."""
+    content = bytearray(path.read_bytes())
+    at = content.find(b"PK\x01\x02")
+    while at >= 0:
+        content[at + offset] = value
+        at = content.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(content))
+
+
+def first_dropout_state(record):
+    return next(state for state in record["dropout_rng"] if state)["state"]
+
+
+@pytest.mark.parametrize("damage, message", [       # each first found by fuzz/checkpoint_loader.py
+    (lambda path, arrays: with_central_directory_byte(path, 6, 0xFF),          # "version needed to extract"
+     r"not a readable checkpoint \(NotImplementedError: zip file version 25.5"),
+    (lambda path, arrays: with_central_directory_byte(path, 8, 0x01), "its array '[^']+' is encrypted"),   # flag bit 0
+    (lambda path, arrays: rewrite(path, {**arrays, "meta": np.array('{"format": 1, "config": ' + "[" * 10**5
+                                                                      + "]" * 10**5 + "}")}),
+     "its 'meta' record nests lists or objects too deeply"),
+    (lambda path, arrays: rewrite(path, tampered(arrays, lambda r: r["config"].update(epochs=10**400))),
+     "its config's epochs is 1000000"),
+    (lambda path, arrays: rewrite(path, tampered(arrays, lambda r: first_dropout_state(r).update(state=2**200))),
+     "its training state cannot be restored"),
+])
+def test_damage_found_by_fuzzing_is_named_not_a_traceback(saved, damage, message):
+    path, arrays = saved
+    damage(path, arrays)
+    with pytest.raises(ValueError, match=f"checkpoint {path}: .*{message}"):
+        saved_again = checkpoint.load(path)
+        model = saved_again.model()
+        optimizer = mg.SGD(model.parameters(), lr=0.01)
+        saved_again.restore(model, optimizer, mg.ReduceLROnPlateau(optimizer))
+
+
+def test_a_header_that_numpy_cannot_tokenize_is_named(saved):
+    path, arrays = saved
+    rewrite(path, arrays)
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,"       # never closed
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("model.extra.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+    with pytest.raises(ValueError, match=f"checkpoint {path}: not a readable checkpoint \\(TokenError"):
+        checkpoint.load(path)
+
+
+def test_a_record_asking_for_a_huge_network_is_refused_before_it_is_built(saved):
+    """The architecture's numbers are the record's: 20,000 units (1.6 GB for fc7) or 2**31 kernels in a file
+    of a few hundred KB are refused from its size alone, before a weight is drawn."""
+    path, arrays = saved
+    for sizes in ({"hidden": 20_000}, {"conv1_kernels": 2**31}, {"channels": (4, 6, 6, 2**31)}):
+        rewrite(path, tampered(arrays, lambda r: r["config"]["architecture"].update(sizes)))
+        tracemalloc.start()
+        with pytest.raises(ValueError, match=f"checkpoint {path}: its weights do not fit the network its config "
+                                             r"describes: the network has [\d,]+ weights and biases, the file 1"):
+            checkpoint.load(path).model()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 2**24, sizes
+
+
 def test_a_small_file_cannot_make_load_allocate_much(saved):
     """A compressed member (here 256 MiB of zeros in a file of a few hundred KB) is refused from the zip
     directory, before a byte of it is decompressed."""
@@ -185,3 +247,11 @@ def test_save_is_atomic_and_follows_the_umask(saved, tmp_path):
     with pytest.raises(OSError, match="disk full"):
         checkpoint.atomic_write(path, fails)
     assert path.read_bytes() == b"new" and not list(tmp_path.glob(".last.npz.*"))
+
+
+@pytest.mark.parametrize("arch", ["resnet", "inception"])
+def test_the_parameter_count_of_the_graph_networks_is_the_built_ones(arch):
+    config = {"arch": arch, "seed": 0, "preset": "small", "image_size": 64}
+    for classes in (2, 7, 1000):
+        built = models.from_config(config, classes)
+        assert models.parameter_count(config, classes) == sum(p.data.size for p in built.parameters())

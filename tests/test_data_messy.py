@@ -1,8 +1,10 @@
 """Decoding what real folders hold (minigrad/data/folder.py), and a training run through a messy folder:
 every file either trains or is skipped with one warning naming it, and the run goes on."""
+import io
 import json
 import struct
 import sys
+import tracemalloc
 import warnings
 import zlib
 from pathlib import Path
@@ -17,13 +19,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "alexn
 import train  # noqa: E402
 
 
-def bomb_png(path, side=100_000):
-    """A few hundred bytes that claim side x side pixels: PIL refuses it before decoding."""
+def grey_png(path, width, height, rows=None):
+    """A black 8-bit grey PNG of width x height pixels, written by hand (zlib makes its rows a few hundred
+    bytes), or only its first `rows` rows of data."""
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                     + chunk(b"IEND", b""))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\0" * (width + 1) * (height if rows is None else rows))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+
+
+def bomb_png(path, side=100_000):
+    """A few hundred bytes that claim side x side pixels: PIL refuses it before decoding."""
+    grey_png(path, side, side, rows=0)
 
 
 def half_white(width=40, height=20):
@@ -68,6 +76,71 @@ def test_modes_and_orientation_are_brought_to_upright_8_bit_rgb(tmp_path):
     bomb_png(tmp_path / "bomb.png")
     with pytest.raises(Exception, match="decompression bomb|exceeds limit"):
         data.load_image(str(tmp_path / "bomb.png"), 10)
+
+
+def test_extreme_sides_are_skipped_before_rescaling_makes_them_huge(tmp_path):
+    """100,000 x 1 pixels is a PNG of a few hundred bytes within the pixel limit, which rescaling to a
+    shorter side of 73 would turn into 7.3 million x 73 pixels (2 GB and more: a MemoryError that ended the
+    run). Such files are skipped with one warning each, as every unreadable file is."""
+    root = tmp_path / "folder"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (30, 20), (200, 0, 0)).save(root / name / "fine.png")
+    grey_png(root / "a" / "wide.png", 100_000, 1)
+    grey_png(root / "b" / "tall.png", 1, 100_000)
+    assert (root / "a" / "wide.png").stat().st_size < 400
+    folder = data.ImageFolder(str(root), 73)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        folder.preload(workers=1)
+    skips = sorted(str(w.message) for w in caught)
+    assert len(skips) == 2 and len(folder) == 2, skips
+    assert "wide.png: unreadable image (100000 x 1 pixels: its sides' ratio 100,000:1 is more than 32:1" in skips[0]
+    assert "tall.png: unreadable image (1 x 100000 pixels" in skips[1]
+    grey_png(tmp_path / "panorama.png", 3000, 200)                 # 15:1, a long panorama: it trains
+    assert data.load_image(str(tmp_path / "panorama.png"), 73).shape == (73, 73, 3)
+    with pytest.raises(ValueError, match="3000 x 200 pixels rescaled to a shorter side of 3000 would be "
+                                         "135,000,000 pixels, more than 89,478,485"):
+        data.load_image(str(tmp_path / "panorama.png"), 3000)
+
+
+def test_a_chunk_that_lies_about_its_length_is_not_read_at_its_word(tmp_path):
+    """A 51-byte PNG whose pixel chunk claims 4 GB: PIL reads the rest of a chunk in one read() of its
+    declared length, which allocated 4 GB (a MemoryError wherever memory is bounded; found by
+    fuzz/image_decoding.py). load_image's file never hands out more than it holds."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    (tmp_path / "lying.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+        + struct.pack(">I", 0xFFFFFF00) + b"IDAT" + zlib.compress(b"\0\x80"))           # and nothing more
+    tracemalloc.start()
+    image = data.load_image(str(tmp_path / "lying.png"), 8)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert image.shape == (8, 8, 3) and peak < 2**24
+
+
+def test_whatever_pil_raises_on_a_malformed_file_is_one_unreadable_error(tmp_path):
+    """A TIFF whose strip offsets are written as fractions makes PIL raise TypeError (found by
+    fuzz/image_decoding.py): the file is skipped like any unreadable one, with PIL's reason."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(buffer, format="TIFF")
+    tiff = bytearray(buffer.getvalue())
+    directory = struct.unpack("<I", tiff[4:8])[0]
+    for at in range(directory + 2, directory + 2 + 12 * struct.unpack("<H", tiff[directory:directory + 2])[0], 12):
+        if struct.unpack("<H", tiff[at:at + 2])[0] == 273:           # StripOffsets: type RATIONAL (5)
+            tiff[at + 2:at + 4] = struct.pack("<H", 5)
+    (tmp_path / "fraction.tif").write_bytes(bytes(tiff))
+    with pytest.raises(ValueError, match=r"PIL cannot decode it \(TypeError: 'IFDRational' object"):
+        data.load_image(str(tmp_path / "fraction.tif"), 8)
+
+
+def test_a_file_is_decoded_only_as_a_documented_format_whatever_it_holds(tmp_path):
+    Image.new("RGB", (20, 20)).save(tmp_path / "image.tga", format="TGA")
+    Image.new("RGB", (20, 20)).save(tmp_path / "image.pcx", format="PCX")
+    for name in ("image.tga", "image.pcx"):
+        (tmp_path / name).rename(tmp_path / f"{name}.jpg")
+        with pytest.raises(OSError, match="cannot identify image file"):
+            data.load_image(str(tmp_path / f"{name}.jpg"), 10)
 
 
 def messy_folder(root):

@@ -144,6 +144,24 @@ def test_maxpool_forward_and_backward_match_the_cpu(device, data, case, dtype, l
 
 
 @KERNEL_SETTINGS
+@given(data=st.data(), case=windows(pooling=True), dtype=DTYPES, share=st.floats(0.05, 0.6))
+def test_maxpool_nan_windows_match_the_cpu(device, data, case, dtype, share):
+    """A window holding NaN gives NaN and routes its gradient to its last NaN, as on the CPU."""
+    shape, kernel, stride, padding = case
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(shape).astype(dtype)
+    x[rng.random(shape) < share] = np.nan
+    y, argmax = ops.maxpool_forward(x, kernel, stride, padding)
+    y_gpu, argmax_gpu = gpu.maxpool_forward(device.put(x), kernel, stride, padding)
+    np.testing.assert_array_equal(device.get(y_gpu), y)
+    np.testing.assert_array_equal(device.get(argmax_gpu), argmax)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = ops.maxpool_backward(dy, argmax, shape, kernel, stride, padding)
+    assert_close(device.get(gpu.maxpool_backward(device.put(dy), device.put(argmax), shape, kernel, stride, padding)),
+                 expected, dtype)
+
+
+@KERNEL_SETTINGS
 @given(data=st.data(), case=windows(pooling=True), dtype=DTYPES, ceil_mode=st.booleans())
 def test_maxpool_asymmetric_pads_and_ceil_mode_match_the_cpu(device, data, case, dtype, ceil_mode):
     """The ONNX/Caffe forms: pads (top, left, bottom, right), output sizes rounded up."""

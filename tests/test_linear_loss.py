@@ -75,3 +75,19 @@ def test_uniform_logits_give_log_classes():
 def test_cross_entropy_bad_labels(labels, message):
     with pytest.raises(ValueError, match=message):
         mg.SoftmaxCrossEntropy().forward(np.zeros((2, 3)), labels)
+
+
+def test_a_batch_of_no_images_flows_through_alexnet_and_has_no_loss():
+    """As Conv2d does (test_conv.py), every layer of AlexNet takes a batch of 0 images; Flatten's
+    reshape(N, -1) could not infer its size. The mean loss of nothing is refused by name."""
+    from minigrad import models, scoring
+
+    net = models.alexnet("small", 10)
+    net["conv1"].needs_input_grad = True
+    for mode in (net.train, net.eval):
+        mode()
+        y = net.forward(np.zeros((0, 3, 64, 64), np.float32))
+        assert y.shape == (0, 10) and net.backward(np.zeros_like(y)).shape == (0, 3, 64, 64)
+    assert scoring.class_probabilities(net, np.zeros((0, 10, 3, 64, 64), np.float32)).shape == (0, 10)
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy: a batch of 0 rows has no mean loss"):
+        mg.SoftmaxCrossEntropy().forward(np.zeros((0, 10)), np.zeros(0, np.int64))

@@ -52,6 +52,18 @@ def test_maxpool_forward_and_backward(case):
                                cpu.maxpool_backward_reference(dy, argmax, x.shape, *args), rtol=1e-6, atol=1e-6)
 
 
+@given(window_cases(pool=True), st.floats(0.05, 0.6))
+def test_maxpool_nan_windows_match_the_reference(case, share):
+    """A window holding NaN gives NaN and points at its last NaN, in the kernel as in the reference."""
+    x = draw_input(case)
+    x[np.random.default_rng(case["seed"] + 2).random(x.shape) < share] = np.nan
+    args = case["kernel"], case["stride"], case["padding"]
+    y, argmax = cpu.maxpool_forward(x, *args)
+    y_ref, argmax_ref = cpu.maxpool_forward_reference(x, *args)
+    np.testing.assert_array_equal(y, y_ref)               # (NaN equals NaN here)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+
+
 def test_maxpool_ties_pick_the_first_maximum():
     x = np.zeros((1, 1, 4, 4), np.float32)
     _, argmax = cpu.maxpool_forward(x, (3, 3), (1, 1), (1, 1))

@@ -62,6 +62,31 @@ def test_matches_pytorch_with_ceil_mode(case):
     np.testing.assert_array_equal(pool.forward(x), expected.numpy())
 
 
+@given(pool_cases(pytorch_padding=True), st.floats(0.05, 0.6))
+def test_nan_propagates_forward_and_backward_as_in_pytorch(case, share):
+    """A window holding NaN gives NaN (a diverging run must not hide it) and its gradient goes where
+    PyTorch sends it: to the window's last NaN. Windows with several NaNs are drawn too."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"]))
+    x[rng.random(x.shape) < share] = np.nan
+    pool = make_pool(case)
+    x_torch = torch.from_numpy(x).requires_grad_()
+    expected = torch.nn.functional.max_pool2d(x_torch, case["kernel"], case["stride"], case["padding"],
+                                              ceil_mode=case["ceil_mode"])
+    np.testing.assert_array_equal(pool.forward(x), expected.detach().numpy())
+    dy = rng.standard_normal(expected.shape)
+    expected.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(pool.backward(dy), x_torch.grad.numpy(), rtol=1e-13, atol=0)
+
+
+def test_a_nan_is_not_pooled_away():
+    pool = mg.MaxPool2d(2)
+    x = np.array([[[[np.nan, 0.0], [0.0, 0.0]]]], np.float32)
+    assert np.isnan(pool.forward(x)).all()
+    np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 1, 1), np.float32)), [[[[1, 0], [0, 0]]]])
+
+
 def test_caffe_pool5_by_asymmetric_pads_or_ceil_mode():
     """bvlc_alexnet's pool5 rounds up (Caffe); ONNX writes it as pads (0, 0, 1, 1) instead."""
     x = np.random.default_rng(0).standard_normal((2, 3, 14, 14)).astype(np.float32)

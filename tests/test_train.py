@@ -18,6 +18,7 @@ import evaluate  # noqa: E402
 import predict  # noqa: E402
 import train  # noqa: E402
 
+import minigrad as mg  # noqa: E402
 from minigrad import checkpoint, data, models  # noqa: E402
 
 
@@ -101,7 +102,6 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(folder, tmp
     # Poison the run: a checkpoint whose learning rate is huge makes the loss overflow.
     saved = checkpoint.load(tmp_path)
     meta, model, normalisation = saved.record, saved.model(), saved.normalisation()
-    import minigrad as mg
     optimizer = mg.SGD(model.parameters(), lr=1e30)
     scheduler = mg.ReduceLROnPlateau(optimizer)
     model.set_rng_state(meta["dropout_rng"])
@@ -192,14 +192,74 @@ def test_refuses_to_overwrite_a_run_and_explains_a_bad_folder(folder, tmp_path):
 
 
 def test_quick_start_command_trains_on_the_embedded_synthetic_set(tmp_path):
-    # README's first Quick start command, on a reduced synthetic set (the option only shrinks the set).
+    # README's first Quick start command, on a reduced synthetic set (the option only shrinks the set),
+    # with the set's folder ($MINIGRAD_DATA, by default ~/.cache/minigrad) in the test's own, under a
+    # umask that keeps the files from other users.
     result = subprocess.run([sys.executable, str(EXAMPLES / "train.py"), "--epochs", "1",
-                             "--synthetic-per-class", "12"], cwd=tmp_path, capture_output=True, text=True)
+                             "--synthetic-per-class", "12"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "MINIGRAD_DATA": str(tmp_path / "data")},
+                            preexec_fn=lambda: os.umask(0o027))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "done in" in result.stdout
+    assert f"synthetic set ready in {tmp_path / 'data' / 'synthetic-12'} (" in result.stdout
     assert (tmp_path / "data" / "synthetic-12" / "train" / "star").is_dir()
     [run_dir] = list((tmp_path / "runs").iterdir())
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"][0]["epoch"] == 1
+    # Every file and folder the run wrote has the permissions the umask gives, neither more nor less
+    # (a temporary file's 0600 must not survive its renaming).
+    written = [path for top in (tmp_path / "data", tmp_path / "runs") for path in [top, *top.rglob("*")]]
+    assert {"last.npz", "best.npz", "metrics.json", "curves.png", "00000.jpg"} <= {path.name for path in written}
+    modes = {path.relative_to(tmp_path): path.stat().st_mode & 0o777 for path in written}
+    assert modes == {path.relative_to(tmp_path): 0o750 if path.is_dir() else 0o640 for path in written}
+
+
+def test_the_synthetic_set_has_one_absolute_place_whatever_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("MINIGRAD_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    places = set()
+    for directory in (tmp_path / "here", tmp_path / "there"):
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        places.add(train.make_config(train.parse_args(["--synthetic-per-class", "12"]))["data"])
+    assert places == {str(tmp_path / "cache" / "minigrad" / "synthetic-12")}
+    monkeypatch.setenv("MINIGRAD_DATA", str(tmp_path / "sets"))
+    assert train.make_config(train.parse_args([]))["data"] == str(tmp_path / "sets" / "synthetic")
+
+
+def test_resume_never_deletes_a_folder_that_a_checkpoint_names_as_its_synthetic_set(folder, tmp_path):
+    """A checkpoint's config can name any folder as its synthetic set: --resume must refuse to generate
+    into one that minigrad did not write, and leave every file in it as it was."""
+    assert run(folder, tmp_path / "run", "--epochs", "1") == 0
+    photos = tmp_path / "photos"
+    shutil.copytree(folder, photos)
+    before = {path: path.read_bytes() for path in photos.rglob("*") if path.is_file()}
+    saved = checkpoint.load(tmp_path / "run")
+    record = {**saved.record, "config": {**saved.config, "data": str(photos), "synthetic_per_class": 3}}
+    model = saved.model()
+    optimizer = mg.SGD(model.parameters(), lr=saved.config["lr"])
+    scheduler = mg.ReduceLROnPlateau(optimizer)
+    saved.restore(model, optimizer, scheduler)
+    checkpoint.save(str(tmp_path / "run" / "last.npz"), model, optimizer, scheduler, saved.normalisation(), record)
+    with pytest.raises(SystemExit, match=f"train.py: synthetic set: {photos} is not empty"):
+        train.main(["--resume", str(tmp_path / "run"), "--workers", "1"])
+    assert {path: path.read_bytes() for path in photos.rglob("*") if path.is_file()} == before
+
+
+def test_names_that_are_not_utf8_train_and_are_predicted(folder, tmp_path, capsys):
+    """A class folder and a file whose names are not valid UTF-8 (a Latin-1 é) train, and predict.py
+    prints them with the byte escaped, where printing them raised UnicodeEncodeError."""
+    latin1 = tmp_path / "latin1"
+    shutil.copytree(folder, latin1)
+    for split in ("train", "val"):
+        os.rename(os.fsencode(latin1 / split / "vertical"), os.fsencode(latin1 / split) + b"/vertical \xe9")
+    image = os.fsencode(latin1 / "val") + b"/vertical \xe9/caf\xe9.png"
+    os.rename(os.fsencode(latin1 / "val") + b"/vertical \xe9/0.png", image)
+    assert run(latin1, tmp_path / "run", "--epochs", "1") == 0
+    assert checkpoint.load(tmp_path / "run").classes == ["horizontal", os.fsdecode(b"vertical \xe9")]
+    capsys.readouterr()
+    assert predict.main([os.fsdecode(image), "--checkpoint", str(tmp_path / "run")]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{latin1}/val/vertical \\xe9/caf\\xe9.png: ") and "vertical \\xe9 " in line
 
 
 def test_a_residual_network_trains_evaluates_and_predicts(folder, tmp_path, capsys):

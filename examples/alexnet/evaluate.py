@@ -1,7 +1,7 @@
 """Top-1 and top-5 error of a trained AlexNet on an image folder: the centre crop, and the paper's ten
 crops (the four corners and the centre and their reflections, softmax outputs averaged; footnote 5).
 
-    python examples/alexnet/evaluate.py runs/small-20260101-120000/best.npz --data data/synthetic/val
+    python examples/alexnet/evaluate.py runs/small-20260101-120000/best.npz --data ~/.cache/minigrad/synthetic/val
     python examples/alexnet/evaluate.py --onnx bvlcalexnet-12.onnx --data imagenet/val   # class folders
                                                                   # named as minigrad/imagenet_classes.txt
 """

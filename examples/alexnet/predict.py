@@ -69,7 +69,7 @@ def main(argv=None):
             continue
         probabilities = scoring.class_probabilities(model, transform(image[None]), args.device)[0]  # 10 crops averaged
         top = np.argsort(-probabilities)[:5]
-        print(f"{path}: " + ", ".join(f"{classes[i]} {probabilities[i]:.1%}" for i in top))
+        print(console.printable(f"{path}: " + ", ".join(f"{classes[i]} {probabilities[i]:.1%}" for i in top)))
     if skipped:
         print(console.skipped_summary(skipped))
     return status

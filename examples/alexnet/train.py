@@ -41,8 +41,6 @@ from minigrad import checkpoint, console, data, distributed, finetune, models, r
 from minigrad.distributed import towers
 from minigrad.reports import plot_curves, write_metrics
 
-SYNTHETIC_ROOT = os.path.join("data", "synthetic")
-
 # What a preset trains with when an option is not given. The paper's numbers are section 5's; how long
 # to train and when to evaluate is minigrad/recipe.py's plan (it adapts the small preset to the folder's size).
 RECIPES = {
@@ -58,7 +56,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="image folder: DIR/train/<class>/* and DIR/val/<class>/* (without "
-                        "val/, 10%% of train is held out); default: the synthetic set in data/synthetic")
+                        "val/, 10%% of train is held out); default: the synthetic set, generated on first use into "
+                        "$MINIGRAD_DATA/synthetic or ~/.cache/minigrad/synthetic (the path is printed)")
     parser.add_argument("--preset", choices=sorted(models.PRESETS), help="network size (default: small)")
     parser.add_argument("--arch", choices=models.ARCHITECTURES, help="the network: AlexNet (default), or one of "
                         "its successors at the small size, written as graphs that fork and join: a residual network "
@@ -186,7 +185,7 @@ def make_config(args):
     if args.data is None:
         per_class = args.synthetic_per_class
         config["synthetic_per_class"] = per_class
-        config["data"] = os.path.abspath(SYNTHETIC_ROOT if per_class == 600 else f"{SYNTHETIC_ROOT}-{per_class}")
+        config["data"] = data.synthetic.default_root(per_class)        # absolute: --resume finds it from anywhere
     else:
         config["data"] = os.path.abspath(os.path.expanduser(args.data))
     if config["arch"] == "alexnet":       # its sizes, recorded: a checkpoint outlives a change of the presets
@@ -195,11 +194,16 @@ def make_config(args):
 
 
 def ensure_synthetic(config):
-    """Generate the synthetic set of a run that trains on it, unless it is already on disk."""
+    """Generate the synthetic set of a run that trains on it, unless it is already on disk. The folder
+    comes from the run's config, a checkpoint's on --resume: one that minigrad did not generate is
+    refused, never overwritten (data/synthetic.py)."""
     per_class = config.get("synthetic_per_class")
     if per_class:
         start = time.time()
-        data.synthetic.generate(config["data"], train_per_class=per_class, val_per_class=max(1, per_class // 5))
+        try:
+            data.synthetic.generate(config["data"], train_per_class=per_class, val_per_class=max(1, per_class // 5))
+        except ValueError as error:
+            raise SystemExit(f"train.py: {error}") from None
         print(f"synthetic set ready in {config['data']} ({time.time() - start:.1f}s)")
 
 

@@ -66,9 +66,9 @@ class Flatten(Layer):
     def forward(self, x):
         if not hasattr(x, "ndim"):
             raise ValueError(f"Flatten: expected an array with a batch axis, got {type(x).__name__}")
-        self.output_shape(x.shape)
+        _, features = self.output_shape(x.shape)
         self.x_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], features)          # (-1 cannot be inferred for a batch of 0)
 
     def backward(self, dy):
         return dy.reshape(self.saved(self.x_shape))

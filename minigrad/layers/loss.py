@@ -17,13 +17,16 @@ class SoftmaxCrossEntropy(Layer):
         self.check_input(logits, 2, "(N, classes)")
         xp = array_module(logits)
         N, classes = logits.shape
+        if N == 0:
+            raise ValueError("SoftmaxCrossEntropy: a batch of 0 rows has no mean loss; expected logits of shape "
+                             "(N, classes) with N >= 1")
         labels = xp.asarray(labels)
         if labels.ndim != 1 or labels.shape[0] != N:
             raise ValueError(f"SoftmaxCrossEntropy: expected {N} labels (one per row of logits), "
                              f"got labels of shape {tuple(labels.shape)}")
         if labels.dtype.kind not in "iu":
             raise ValueError(f"SoftmaxCrossEntropy: expected integer class labels, got dtype {labels.dtype}")
-        if N and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        if int(labels.min()) < 0 or int(labels.max()) >= classes:
             raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {classes}), got values from "
                              f"{int(labels.min())} to {int(labels.max())}")
         shifted = logits - logits.max(axis=1, keepdims=True)

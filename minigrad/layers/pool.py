@@ -52,7 +52,9 @@ class MaxPool2d(_Pool2d):
 
     AlexNet pools 3x3 windows with stride 2, so neighbouring windows share a row or column. Backward
     sends each window's gradient to exactly one input, its first maximum in row-major order, so the
-    gradient is conserved even when values tie (as they do after a ReLU).
+    gradient is conserved even when values tie (as they do after a ReLU). A window holding NaN gives
+    NaN, as PyTorch's and NumPy's max do (a diverging run must not hide it), and its gradient goes to
+    the window's last NaN, where PyTorch sends it.
 
     padding: an int, (ph, pw), or (top, left, bottom, right) as ONNX graphs give it; padded cells never
     win the max. Output sizes round down; ceil_mode=True rounds them up, as Caffe does (its bvlc_alexnet

@@ -7,7 +7,8 @@ from .resnet import small_resnet
 
 ARCHITECTURES = ("alexnet", "resnet", "inception")      # train.py --arch
 
-__all__ = ["ARCHITECTURES", "PRESETS", "Preset", "alexnet", "from_config", "small_inception", "small_resnet"]
+__all__ = ["ARCHITECTURES", "PRESETS", "Preset", "alexnet", "from_config", "parameter_count", "preset_of",
+           "small_inception", "small_resnet"]
 
 
 def from_config(config, num_classes):
@@ -16,8 +17,7 @@ def from_config(config, num_classes):
     fresh weights."""
     arch = config.get("arch", "alexnet")
     if arch == "alexnet":
-        preset = Preset.from_dict(config["architecture"]) if "architecture" in config else PRESETS[config["preset"]]
-        model = alexnet(preset, num_classes, image_size=config["image_size"], seed=config["seed"])
+        model = alexnet(preset_of(config), num_classes, image_size=config["image_size"], seed=config["seed"])
     elif arch == "resnet":
         model = small_resnet(num_classes, seed=config["seed"])
     elif arch == "inception":
@@ -25,3 +25,20 @@ def from_config(config, num_classes):
     else:
         raise ValueError(f"models: architecture {arch!r} is not one of {ARCHITECTURES}")
     return model.astype(config.get("dtype", "float32"))
+
+
+def preset_of(config):
+    """The Preset a run's config records: its architecture, or a preset by name."""
+    return Preset.from_dict(config["architecture"]) if "architecture" in config else PRESETS[config["preset"]]
+
+
+def parameter_count(config, num_classes):
+    """How many weights and biases from_config(config, num_classes) makes, from the config's numbers alone,
+    without building anything as large as the network (checkpoint.py compares it with the file first).
+    AlexNet's sizes are the config's; the residual and inception networks have fixed sizes, and only their
+    classifier grows with the classes."""
+    if config.get("arch", "alexnet") == "alexnet":
+        return preset_of(config).parameter_count(num_classes, config["image_size"])
+    two = from_config({**config, "dtype": "float32"}, 2)
+    classifier = [layer for _, layer in two.named_leaves() if layer.parameters()][-1]
+    return sum(p.data.size for p in two.parameters()) + (classifier.in_features + 1) * (num_classes - 2)

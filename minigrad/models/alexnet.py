@@ -20,6 +20,7 @@ overlapping pools, dropout, groups) at a size a laptop CPU trains in minutes on 
 from dataclasses import asdict, dataclass
 
 import minigrad as mg
+from minigrad.ops.geometry import output_size
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,35 @@ class Preset:
             sizes["conv2_kernel_size"] = sizes.pop("conv2_kernel")
         return cls(**{name: tuple(value) if isinstance(value, list) else value for name, value in sizes.items()})
 
+    def conv1_padding(self, image_size):
+        """conv1's padding, which makes its windows tile the image: for the paper's net 2 at 224
+        (torchvision) and 0 at 227 (Caffe); half the kernel for any other preset."""
+        if self == PRESETS["paper"]:
+            return 2 if image_size == 224 else 0
+        return self.conv1_kernel_size // 2
+
+    def parameter_count(self, num_classes, image_size=None):
+        """How many weights and biases alexnet(self, num_classes, image_size) holds, from the sizes alone,
+        without allocating the network (checkpoint.py compares it with a file's before building one).
+        ValueError for sizes that are not positive ints, or an image too small for the network."""
+        image_size = self.image_size if image_size is None else image_size
+        channels = tuple(self.channels) if isinstance(self.channels, (tuple, list)) else ()
+        sizes = (self.conv1_kernels, self.conv1_kernel_size, self.conv1_stride, self.conv2_kernel_size, self.hidden,
+                 num_classes, image_size, *channels)
+        if len(channels) != 4 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+            raise ValueError(f"alexnet: the sizes of a preset must be positive ints (channels four of them), got "
+                             f"{str(self.to_dict())[:300]}")
+        (c1, k1, k2), (c2, c3, c4, c5) = (self.conv1_kernels, self.conv1_kernel_size, self.conv2_kernel_size), channels
+        side = output_size(image_size, k1, self.conv1_stride, self.conv1_padding(image_size))   # conv1
+        # pool1, conv2, pool2 and pool5 (conv3, conv4 and conv5 keep the size)
+        for kernel, stride, padding in ((3, 2, 0), (k2, 1, k2 // 2), (3, 2, 0), (3, 2, 0)):
+            side = output_size(side, kernel, stride, padding) if side >= 1 else side
+        if side < 1:
+            raise ValueError(f"alexnet: image_size {image_size} is too small for the preset {self}")
+        layers = [(c1, 3 * k1 * k1), (c2, c1 // 2 * k2 * k2), (c3, c2 * 9), (c4, c3 // 2 * 9), (c5, c4 // 2 * 9),
+                  (self.hidden, c5 * side * side), (self.hidden, self.hidden), (num_classes, self.hidden)]
+        return sum(outputs * (inputs + 1) for outputs, inputs in layers)     # (out, in) weights and out biases
+
 
 PRESETS = {
     "paper": Preset(224, conv1_kernels=96, conv1_kernel_size=11, conv1_stride=4, channels=(256, 384, 384, 256),
@@ -71,9 +101,7 @@ def alexnet(preset="paper", num_classes=1000, image_size=None, seed=0):
     p = preset if isinstance(preset, Preset) else PRESETS[preset]
     image_size = p.image_size if image_size is None else image_size
     c2, c3, c4, c5 = p.channels
-    # Padding that makes conv1's windows tile the image: 2 at 224 (torchvision), 0 at 227 (Caffe).
-    paper = p == PRESETS["paper"]
-    pad1 = (2 if image_size == 224 else 0) if paper else p.conv1_kernel_size // 2
+    pad1 = p.conv1_padding(image_size)
     mg.manual_seed(seed)
     features = mg.Sequential(
         ("conv1", mg.Conv2d(3, p.conv1_kernels, p.conv1_kernel_size, stride=p.conv1_stride, padding=pad1)),

@@ -10,7 +10,10 @@ conventions (shared with ops/gpu.py, whose CUDA kernels the GPU tests compare wi
   kernel offset (i, j); column (n, oh, ow) is one output position. Rows are channel-major, so the rows
   of group g are one contiguous block, which makes a grouped convolution a batched GEMM.
 - max pooling keeps `argmax` (N, C, OH, OW), int32: the window-local index i*kw + j of the first
-  maximum in row-major order, as Caffe and PyTorch choose among ties.
+  maximum in row-major order, as Caffe and PyTorch choose among ties. A window holding NaN gives NaN,
+  and its argmax is its last NaN in row-major order: PyTorch's rule (`val > max || isnan(val)`, on the
+  CPU and in CUDA), so that a diverging run's NaN is never pooled away and its gradient goes where
+  PyTorch sends it.
 - Output sizes and pooling windows: ops/geometry.py.
 """
 import numpy as np
@@ -73,7 +76,10 @@ def maxpool_forward_reference(x, kernel_size, stride, padding, ceil_mode=False):
     xp = array_module(x)
     windows = _windows(_padded(x, fitting, -np.inf), kernel_size, stride, (OH, OW), (0, 1, 2, 3, 4, 5))
     windows = windows.reshape(N, C, OH, OW, kh * kw)
-    argmax = windows.argmax(axis=-1).astype(np.int32)      # first maximum in row-major order
+    argmax = windows.argmax(axis=-1)                       # first maximum in row-major order
+    nan = xp.isnan(windows)
+    last_nan = kh * kw - 1 - nan[..., ::-1].argmax(axis=-1)
+    argmax = xp.where(nan.any(axis=-1), last_nan, argmax).astype(np.int32)
     y = xp.take_along_axis(windows, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
     return y, argmax
 

@@ -47,7 +47,9 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
 
 @njit(parallel=True, cache=True)
 def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
-    """Each window's maximum and the window-local index i*kw + j of its first occurrence."""
+    """Each window's maximum and the window-local index i*kw + j of its first occurrence; NaN, and the
+    index of the last NaN, for a window that holds NaN (PyTorch's rule, ops/cpu.py). The NaN test is one
+    more comparison of a value already in a register, in the same pass."""
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     for plane in prange(N * C):
@@ -60,7 +62,9 @@ def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                 for i in range(i_first, i_last):
                     for j in range(j_first, j_last):
                         value = x[n, c, oh * sh - ph + i, ow * sw - pw + j]
-                        if value > best:             # strictly greater: the first maximum wins ties
+                        # strictly greater: the first maximum wins ties; any NaN wins (and stays: nothing
+                        # is greater than NaN), a later NaN taking its place
+                        if value > best or np.isnan(value):
                             best, best_index = value, i * kw + j
                 y[n, c, oh, ow] = best
                 argmax[n, c, oh, ow] = best_index
