@@ -48,7 +48,6 @@ set_threads(ARGS.threads)
 import numba  # noqa: E402
 import numpy as np  # noqa: E402  (after the thread variables are set)
 
-sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import minigrad as mg  # noqa: E402
 from minigrad.models import alexnet

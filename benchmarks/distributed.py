@@ -42,7 +42,6 @@ def worker(args):
     """Time training steps of this rank's replica; rank 0 prints one JSON line."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
     import minigrad as mg
     from minigrad import distributed
     from minigrad.models import alexnet

@@ -23,7 +23,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "examples" / "alexnet"))
 import minigrad as mg  # noqa: E402
 from minigrad import data  # noqa: E402
 

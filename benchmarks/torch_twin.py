@@ -1,4 +1,4 @@
-"""The paper's AlexNet as built by examples/alexnet/model.py, rebuilt in PyTorch with the same weights,
+"""The paper's AlexNet as built by minigrad.models.alexnet, rebuilt in PyTorch with the same weights,
 for the side-by-side benchmarks. PyTorch is passed in, so that importing this file never needs it."""
 from collections import OrderedDict
 
