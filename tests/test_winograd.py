@@ -115,7 +115,7 @@ def test_winograd_matches_im2col_in_float32_on_alexnet_shapes(C, OC, kernel, pad
     fast.bias.data = plain.bias.data.copy()
     x = rng.standard_normal((4, C, size, size)).astype(np.float32)
     y_fast, y_plain = fast.forward(x), plain.forward(x)
-    assert fast.tile == winograd.tile_size(kernel, size, size) and plain.tile is None
+    assert fast.tile == winograd.tile_size(kernel, size, size, batch=4) and plain.tile is None
     dy = rng.standard_normal(y_fast.shape).astype(np.float32)
     for a, b in [(y_fast, y_plain), (fast.backward(dy), plain.backward(dy)), (fast.weight.grad, plain.weight.grad),
                  (fast.bias.grad, plain.bias.grad)]:
@@ -125,8 +125,19 @@ def test_winograd_matches_im2col_in_float32_on_alexnet_shapes(C, OC, kernel, pad
 def test_auto_takes_winograd_for_alexnets_stride_1_convolutions_only():
     net = mg.Sequential(mg.Conv2d(3, 8, 11, stride=4, padding=2), mg.Conv2d(8, 8, 5, padding=2),
                         mg.Conv2d(8, 8, 3, padding=1), mg.Conv2d(8, 8, (3, 1), padding=1), mg.Conv2d(8, 8, 1))
-    net.forward(np.zeros((1, 3, 55, 55), np.float32))               # 13 x 13 after the first
+    net.forward(np.zeros((32, 3, 55, 55), np.float32))              # 13 x 13 after the first
     assert [layer.tile for layer in net.layers] == [None, 4, 5, None, None]
+
+
+def test_auto_counts_the_weight_transform_which_the_batch_does_not_share():
+    """At batch 1 conv3's transformed weights cost more than the multiplications Winograd saves."""
+    assert winograd.tile_size(3, 13, 13, batch=1) is None and winograd.tile_size(3, 13, 13, batch=32) == 5
+    assert winograd.tile_size(5, 27, 27, batch=1) == 3      # conv2 still gains, with fewer transformed values
+    conv3 = mg.Conv2d(8, 8, 3, padding=1)
+    conv3.forward(np.zeros((1, 8, 13, 13), np.float32))
+    assert conv3.algorithm_used == "im2col"
+    conv3.forward(np.zeros((32, 8, 13, 13), np.float32))
+    assert conv3.algorithm_used == "winograd" and conv3.tile == 5
 
 
 def test_winograd_gives_gradients_for_an_empty_batch_and_skips_the_input_gradient_on_request(rng):

@@ -86,8 +86,9 @@ class Conv2d(Layer):
         return self.saved_for_backward.tile if self.algorithm_used == "winograd" else None
 
     def _choose_algorithm(self, x):
-        """The algorithm for this input: "auto" takes Winograd where it needs fewer multiplications
-        than direct convolution at this output size, on the CPU only (the GPU has kernels for im2col only)."""
+        """The algorithm for this input: "auto" takes Winograd where it saves time at this output size and
+        batch (fewer multiplications, its weight transform counted), on the CPU only (the GPU has kernels
+        for im2col only): AlexNet's conv2-conv5 when it trains, its conv3-conv5 not at batch 1."""
         if self.algorithm == "im2col" or not winograd.applies(self.kernel_size, self.stride):
             return "im2col"
         if is_gpu_array(x):
@@ -96,7 +97,7 @@ class Conv2d(Layer):
                                  f"use algorithm='im2col' or 'auto' for GPU arrays")
             return "im2col"
         out_h, out_w = self.output_shape(x.shape)[2:]
-        if self.algorithm == "auto" and winograd.tile_size(self.kernel_size[0], out_h, out_w) is None:
+        if self.algorithm == "auto" and winograd.tile_size(self.kernel_size[0], out_h, out_w, len(x)) is None:
             return "im2col"
         return "winograd"
 

@@ -51,6 +51,12 @@ POINTS = [Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fra
 # transforms' entries); 8 x 8 measured faster than 6 x 6 and 7 x 7, with float32 errors still below
 # 2e-5 of the output's scale (benchmarks/results/cpu_alexnet_vm.md has both tables).
 MAX_TILE = 8
+# The transformed weights U = G g G^T (a*a values per kernel) are written at every forward and read by
+# the GEMMs, whatever the batch: at a small batch they can cost more than the multiplications Winograd
+# saves (AlexNet's conv3 at batch 1: U alone took 4.7 ms, the whole im2col convolution 3.7 ms). One
+# transformed value costs about as much time as this many of the GEMMs' multiplications
+# (benchmarks/results/cpu_alexnet_vm.md, "Winograd at batch 1").
+TRANSFORMED_WEIGHT_COST = 80
 
 
 def _polynomial_product(roots):
@@ -88,12 +94,15 @@ def transforms(m, r):
     return tuple(np.array(matrix, dtype=np.float64) for matrix in (AT, G, BT))
 
 
-def tile_size(kernel, out_h, out_w):
+def tile_size(kernel, out_h, out_w, batch=None):
     """The output tile m for an r x r kernel that needs the fewest multiplications at this output size
-    (ceil(out/m)^2 tiles of (m + r - 1)^2 each), or None where none beats direct convolution."""
-    best, best_count = None, out_h * out_w * kernel * kernel
+    (ceil(out/m)^2 tiles of (m + r - 1)^2 each), or None where none beats direct convolution. Given the
+    batch, the weight transform's cost (TRANSFORMED_WEIGHT_COST per transformed value, once per batch)
+    counts too, per (input, output) channel pair: Winograd then wins only where it saves time."""
+    images, fixed = (1, 0) if batch is None else (batch, TRANSFORMED_WEIGHT_COST)
+    best, best_count = None, images * out_h * out_w * kernel * kernel
     for m in range(2, MAX_TILE - kernel + 2):
-        count = -(-out_h // m) * -(-out_w // m) * (m + kernel - 1) ** 2
+        count = (images * -(-out_h // m) * -(-out_w // m) + fixed) * (m + kernel - 1) ** 2
         if count < best_count:
             best, best_count = m, count
     return best
@@ -193,14 +202,15 @@ def _weight_grouped(U, groups):
 
 
 def forward(x, weight, bias, stride, padding, groups):
-    """The tile is tile_size's, or 2 where no tile needs fewer multiplications than direct convolution
-    (Conv2d takes im2col there unless asked for Winograd)."""
+    """The tile is tile_size's for this batch, or for one image where the weight transform outweighs
+    the savings (Conv2d takes im2col there unless asked for Winograd), or 2 where no tile needs fewer
+    multiplications than direct convolution."""
     (N, _, H, W), (OC, _, r, _) = x.shape, weight.shape
     if not applies(weight.shape[2:], stride):
         raise ValueError(f"winograd.forward: needs stride 1 and a square kernel of 2 to {MAX_TILE - 1}, "
                          f"got stride {tuple(stride)}, kernel {tuple(weight.shape[2:])}")
     OH, OW = H + 2 * padding[0] - r + 1, W + 2 * padding[1] - r + 1
-    tile = tile_size(r, OH, OW) or 2
+    tile = tile_size(r, OH, OW, N) or tile_size(r, OH, OW) or 2
     AT, BT, tiles_h, tiles_w = _tiling(tile, r, (OH, OW))
     U = weight_transform(weight.astype(x.dtype, copy=False), tile)             # G g G^T
     y = np.empty((N, OC, OH, OW), x.dtype)
