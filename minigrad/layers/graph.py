@@ -245,7 +245,7 @@ class Graph(Container):
             y = node.layer.forward(*(values[name] for name in node.inputs))
             values[node.name] = y
             self._report("forward", node.name, node.layer, y)
-            for name in node.inputs:               # (its last reader has run: not needed any more)
+            for name in set(node.inputs):          # (its last reader has run: not needed any more)
                 if self._last_read[name] == node.name and name not in kept:
                     del values[name]
         return _one_or_tuple([values[name] for name in self.outputs])

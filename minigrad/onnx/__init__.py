@@ -23,7 +23,7 @@ Conventions converted (SPEC.md, "Exchanging models"):
 - Gemm with transB=1 takes Linear's (out, in) weight; Conv with group takes Conv2d's.
 
 Where the code is:
-- loader.py: load(), the loop that reads the graph one node at a time; chain.py, what it holds meanwhile;
+- loader.py: load(), the loop that reads the graph one node at a time; network.py, what it holds meanwhile;
   budget.py, what a file may make it compute (MAX_BYTES);
 - constants.py: the nodes evaluated when loading (constants, and shapes with a symbolic batch);
 - converters/: one small function per ONNX operator, registered by @converter("Conv");

@@ -1,5 +1,5 @@
 """Nodes evaluated when loading: those that compute from constants (a weight in a Constant node, a
-shape built by Concat, ...) and the Shape of the chain's tensor, whose batch size stays a symbol (BATCH),
+shape built by Concat, ...) and the Shape of a tensor the network computes, whose batch size stays a symbol (BATCH),
 so that a Reshape to (batch, -1) loads for any batch. One small evaluator per operator, registered by
 @evaluator("Gather"), as the converters are. A node is evaluated only when a layer (or another evaluated
 node) reads its output, and what it makes counts against load's budget (budget.py)."""
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .arguments import squeeze_axes
-from .chain import GraphError
+from .network import GraphError
 from .dependency import onnx_package
 
 EVALUATORS = {}         # op -> evaluate(node, budget, *inputs): the output's value, from the inputs' values
@@ -22,7 +22,7 @@ def evaluator(op):
 
 
 class _Batch:
-    """The batch size, in a shape taken from the chain's tensor (Shape). It is unknown when loading, so
+    """The batch size, in a shape taken from a computed tensor (Shape). It is unknown when loading, so
     it stays a symbol: Gather, Concat, Unsqueeze... carry it, a Reshape keeps it as the batch axis, and
     anything that would compute with it fails (int() of it raises TypeError), naming its node."""
 
@@ -90,25 +90,27 @@ def tensor_value(tensor, what):
         raise GraphError(f"{what}: not a readable tensor ({type(error).__name__}: {error})") from None
 
 
-def is_evaluated(node, chain):
-    """Whether `node` is evaluated here: an EVALUATORS node whose inputs are constants, or the Shape of
-    the chain's current tensor."""
+def is_evaluated(node, network):
+    """Whether `node` is evaluated here: an EVALUATORS node whose inputs are constants, or the Shape of a
+    tensor the network computes."""
     names = [name for name in node.proto.input if name]
-    return node.op in EVALUATORS and (all(name in chain.constants for name in names)
-                                      or node.op == "Shape" and names == [chain.current])
+    return node.op in EVALUATORS and (all(name in network.constants for name in names)
+                                      or node.op == "Shape" and len(names) == 1 and network.is_computed(names[0]))
 
 
-def take_constant(node, chain):
-    """Record the value of `node` (is_evaluated(node, chain) holds): the Shape of the chain's tensor now,
-    while the chain holds it (its sizes, the batch the symbol BATCH); any other when it is first read."""
-    if list(node.proto.input) != [chain.current]:
-        chain.constants.defer(node)
+def take_constant(node, network):
+    """Record the value of `node` (is_evaluated(node, network) holds): the Shape of a computed tensor now,
+    from the shape the layers give it (its sizes, the batch the symbol BATCH); any other when it is
+    first read."""
+    tensor = node.proto.input[0] if node.proto.input else ""
+    if node.op != "Shape" or not network.is_computed(tensor):
+        network.constants.defer(node)
         return
-    shape = chain.shape()
+    shape = network.shape_of(tensor)
     if shape is None or None in shape[1:]:
-        raise node.error(f"the shape of {chain.current!r} is not known (the layers give {shape})")
+        raise node.error(f"the shape of {tensor!r} is not known (the layers give {shape})")
     inputs = [SimpleNamespace(shape=(BATCH, *shape[1:]))]                    # what np.shape reads
-    chain.constants.set(node.proto.output[0], evaluate(node, inputs, chain.budget))
+    network.constants.set(node.proto.output[0], evaluate(node, inputs, network.budget))
 
 
 def evaluate(node, inputs, budget):

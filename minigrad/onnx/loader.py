@@ -1,11 +1,12 @@
-"""load(): an ONNX graph read as a Sequential, one node at a time: evaluated when loading (constants.py),
-read with the nodes after it as one layer (patterns.py), or converted (converters/). A file is input
+"""load(): an ONNX graph read as a network of minigrad layers, one node at a time: evaluated when loading
+(constants.py), read with the nodes it goes with as one layer (patterns.py), or converted (converters/);
+a Sequential where the layers make a chain, an mg.Graph where they fork and join. A file is input
 from elsewhere: whatever in it minigrad cannot load is one ValueError that names the file and the node."""
 import os
 
 from .. import layers as L
 from .budget import MAX_BYTES, Budget
-from .chain import Chain, GraphError, Node
+from .network import GraphError, Network, Node
 from .constants import EVALUATORS, Constants, is_evaluated, take_constant
 from .converters import CONVERTERS, converter_for, supported_ops
 from .dependency import onnx_package
@@ -15,6 +16,7 @@ OLDEST_OPSET = 7
 SUPPORTED_OPS = supported_ops() + tuple(what for _, what, _, _ in PATTERNS)
 ALGORITHMS = ("im2col", "auto")
 _READ_OPS = set(EVALUATORS) | set(CONVERTERS) | {op for op, _, _, _ in PATTERNS}
+_COMMUTATIVE = ("Add", "Mul")
 
 
 def load(path, keep_softmax=False, algorithm="im2col", max_bytes=MAX_BYTES):
@@ -49,14 +51,14 @@ def load(path, keep_softmax=False, algorithm="im2col", max_bytes=MAX_BYTES):
         net = _convert(onnx, proto, model, keep_softmax, budget)
     except GraphError as error:
         raise ValueError(f"{model}: {error}") from None
-    for layer in net:
+    for _, layer in net.named_layers():
         if isinstance(layer, L.Conv2d):
             layer.algorithm = algorithm
     return net
 
 
 def _convert(onnx, proto, model, keep_softmax, budget):
-    """The Sequential of a parsed model (`model` names it in the errors)."""
+    """The Sequential or Graph of a parsed model (`model` names it in the errors)."""
     graph = proto.graph
     opset = _opset(onnx, proto, model)
     if not graph.node:
@@ -66,51 +68,56 @@ def _convert(onnx, proto, model, keep_softmax, budget):
     if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         raise ValueError(f"{model}: expected one float32 input (besides the initializers), got "
                          f"{[(i.name, i.type.tensor_type.elem_type) for i in inputs]}")
-    chain = Chain(proto, inputs[0].name, _declared_shape(inputs[0], model), opset, constants, keep_softmax)
-    index = 0
-    while index < len(graph.node):
-        index = _read(chain, Node(index, graph.node[index])) + 1
-    if [o.name for o in graph.output] != [chain.current]:
-        raise ValueError(f"{model}: expected the graph's one output to be the last node's "
-                         f"{chain.current!r}, got {[o.name for o in graph.output]}")
-    return L.Sequential(*chain.layers).eval()
+    network = Network(proto, inputs[0].name, _declared_shape(inputs[0], model), opset, constants, keep_softmax)
+    for index, node in enumerate(graph.node):
+        if index not in network.taken:          # (a pattern may have read it with an earlier node)
+            _read(network, Node(index, node))
+    outputs = [o.name for o in graph.output]
+    uncomputed = [name for name in outputs if not network.is_computed(name)]
+    if not outputs or uncomputed:
+        raise ValueError(f"{model}: expected the graph's outputs to be computed from its input, got "
+                         f"{outputs or 'none'}" + (f" ({uncomputed} are not)" if uncomputed and outputs else ""))
+    return network.network(outputs).eval()
 
 
-def _read(chain, node):
-    """Read `node` (and, for a pattern, the nodes after it) into the chain; returns the index of the
-    last node read."""
+def _read(network, node):
+    """Read `node` (and, for a pattern, the nodes it goes with) into the network."""
     if node.proto.domain not in ("", "ai.onnx"):
         raise node.error(f"operator domain {node.proto.domain!r} not supported; only the ONNX operators "
                          f"(the default domain): {', '.join(SUPPORTED_OPS)}")
     if node.op in _READ_OPS:
-        node.check_schema(chain.opset)
-    chain.claim(node)
+        node.check_schema(network.opset)
+    network.claim(node)
     names = list(node.proto.input)
-    if is_evaluated(node, chain):
-        take_constant(node, chain)
-        return node.index
-    if node.op in ("Add", "Mul") and names[1:] == [chain.current] and names[0] in chain.constants:
-        names.reverse()                     # a bias or scale written first: the same, commuted
-    if all(name in chain.constants for name in names if name):
+    if is_evaluated(node, network):
+        take_constant(node, network)
+        return
+    constants = network.constants
+    if all(name in constants for name in names if name):
         raise node.error(f"computes from constants only, with an operator minigrad does not evaluate when "
                          f"loading; it evaluates {', '.join(EVALUATORS)}")
-    if not names or names[0] != chain.current:
-        raise node.error(f"takes {names}, but minigrad loads chains: every node must take the previous "
-                         f"node's output {chain.current!r} first (or only constants and shapes)")
-    read_pattern, convert = pattern_for(node, chain), converter_for(node.op, chain.opset)
+    for name in names:
+        if name and name not in constants and not network.is_computed(name):
+            raise network.unknown(node, name)
+    if node.op in _COMMUTATIVE and names[0] in constants:
+        names.reverse()                     # a bias or scale written first: the same, commuted
+    if not names or names[0] in constants:
+        raise node.error(f"takes {names}: minigrad reads nodes whose first input the graph computes from its "
+                         f"input (the others may be constants)")
+    network.start(node, names[0])
+    read_pattern, convert = pattern_for(node, network), converter_for(node.op, network.opset)
     if read_pattern is None and convert is None:
         raise node.error(f"operator not supported; supported: {', '.join(SUPPORTED_OPS)}")
     try:
         if read_pattern is not None:
-            node = read_pattern(chain, node)
+            node = read_pattern(network, node)
         else:
-            convert(chain, node, [chain.constants.get(name) if name else None for name in names[1:]])
+            convert(network, node, [constants.get(name) if name else None for name in names[1:]])
     except GraphError:
         raise
     except ValueError as error:             # a layer's refusal of what the node asks (it names the layer)
         raise node.error(str(error)) from None
-    chain.advance(node)
-    return node.index
+    network.finish(node)
 
 
 def _opset(onnx, proto, model):
