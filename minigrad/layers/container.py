@@ -45,6 +45,15 @@ class Container(Layer):
         return [leaf for name, layer in self.named_layers()
                 for leaf in layer.named_leaves(f"{prefix}.{name}" if prefix else name)]
 
+    def wired_leaves(self, reads, prefix=""):
+        if not self.opens_up:
+            return super().wired_leaves(reads, prefix)
+        return self._wired_layers(reads, prefix)
+
+    def _wired_layers(self, reads, prefix):
+        """wired_leaves() of a container that is the sum of its layers."""
+        raise NotImplementedError
+
     def observe(self, observer, prefix=""):
         """Report every layer's output and output gradient to observer(event, name, layer, array)
         (see the class docstring); observe(None) stops it."""
@@ -165,6 +174,13 @@ class Sequential(Container):
             raise ValueError(f"Sequential: no layer {name!r}; its layers are {self.names}")
         index = self.names.index(outer)
         return Sequential(*self.named_layers()[:index], (outer, self[outer].up_to(inner)))
+
+    def _wired_layers(self, reads, prefix):
+        leaves = []
+        for name, layer in self.named_layers():             # each layer reads what the one before gives
+            inner, reads = layer.wired_leaves(reads, f"{prefix}.{name}" if prefix else name)
+            leaves += inner
+        return leaves, reads
 
     def forward(self, x):
         for name, layer in zip(self.names, self.layers):

@@ -235,6 +235,15 @@ class Graph(Container):
                  for node in self.nodes if node.name in needed]
         return Graph.from_nodes(nodes, [name for name in self.inputs if name in needed], [outer])
 
+    def _wired_layers(self, reads, prefix):
+        values, leaves = dict(zip(self.inputs, reads)), []
+        for node in self.nodes:
+            inner, given = node.layer.wired_leaves([values[name] for name in node.inputs],
+                                                   f"{prefix}.{node.name}" if prefix else node.name)
+            leaves += inner
+            (values[node.name],) = given             # (a node makes one value)
+        return leaves, [values[name] for name in self.outputs]
+
     def forward(self, *xs):
         if len(xs) != len(self.inputs):
             raise ValueError(f"Graph: expected {len(self.inputs)} input array(s) ({', '.join(self.inputs)}), "

@@ -113,6 +113,35 @@ def take_constant(node, network):
     network.constants.set(node.proto.output[0], evaluate(node, inputs, network.budget))
 
 
+def constant_ahead(network, tensor, before):
+    """The value of `tensor` where it is a constant, or where nodes not read yet, before node `before`,
+    compute it from constants and shapes (a pattern that reads ahead: the shape a channel shuffle
+    reshapes back to, built by the nodes after its first Reshape); those nodes are then read here.
+    None where neither."""
+    from .network import Node
+
+    wanted, found = [tensor], []
+    while wanted:
+        name = wanted.pop()
+        if not name or name in network.constants or any(n.proto.output[0] == name for n in found):
+            continue
+        index = network.maker(name)
+        if index is None or index in network.taken or index >= before or len(found) > 64:
+            return None
+        node = Node(index, network.nodes[index])
+        if node.op not in EVALUATORS or node.proto.domain not in ("", "ai.onnx") or len(node.proto.output) != 1 \
+                or node.op == "Shape" and not network.is_computed(node.proto.input[0]):
+            return None
+        found.append(node)
+        if node.op != "Shape":
+            wanted.extend(node.proto.input)
+    for node in sorted(found, key=lambda n: n.index):
+        node.check_schema(network.opset)
+        network.claim(node)
+        take_constant(node, network)
+    return network.constants[tensor]
+
+
 def evaluate(node, inputs, budget):
     """The value of `node`'s output from its inputs' values."""
     try:
@@ -229,3 +258,33 @@ def transpose(node, budget, x):
 @evaluator("Identity")
 def identity(node, budget, x):
     return x
+
+
+def _arithmetic(op, compute):
+    """An evaluator of an elementwise operator on constants (a size computed from a shape: PyTorch
+    writes x.chunk(2, 1) as Slices whose bounds are the channels, from Shape, divided by 2)."""
+    @evaluator(op)
+    def evaluate_op(node, budget, a, b):
+        node.take({})
+        shapes = [np.shape(a), np.shape(b)]
+        try:
+            shape = np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise node.error(f"the shapes {shapes[0]} and {shapes[1]} do not broadcast") from None
+        budget.check(node, "its output", shape, np.result_type(np.asarray(a), np.asarray(b)))
+        return compute(np.asarray(a), np.asarray(b))
+    return evaluate_op
+
+
+def _divide(a, b):
+    """ONNX's Div: integers rounded towards zero (C's, not NumPy's floor division)."""
+    if a.dtype.kind in "iuO" and b.dtype.kind in "iuO":
+        quotient = abs(a) // abs(b)
+        return np.where((a < 0) != (b < 0), -quotient, quotient)
+    return a / b
+
+
+_arithmetic("Add", np.add)
+_arithmetic("Sub", np.subtract)
+_arithmetic("Mul", np.multiply)
+_arithmetic("Div", _divide)

@@ -137,7 +137,7 @@ class Network:
 
     def unknown(self, node, tensor):
         """Why `node` cannot read `tensor`, which is neither computed nor a constant: the error."""
-        maker = self._made_by.get(tensor)
+        maker = self.maker(tensor)
         if maker is None:
             return node.error(f"reads {tensor!r}, which no node makes and which is not an input of the graph")
         if maker >= node.index:
@@ -145,6 +145,10 @@ class Network:
                               f"topological order ONNX requires, or they form a cycle")
         return node.error(f"reads {tensor!r}, an output of node {maker} ({self.nodes[maker].op_type}) that "
                           f"minigrad does not compute (it computes what inference needs)")
+
+    def maker(self, tensor):
+        """The index of the node that makes `tensor`, None if none does."""
+        return self._made_by.get(tensor)
 
     def readers(self, tensor):
         """The indices of the nodes that read `tensor` (len(nodes) for the graph's output), in order."""

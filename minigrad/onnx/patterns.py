@@ -11,7 +11,7 @@ import numpy as np
 from .. import layers as L
 from .arguments import integers
 from .network import Node, reads
-from .constants import BATCH, is_evaluated, take_constant
+from .constants import BATCH, constant_ahead, is_evaluated, take_constant
 from .converters.norm import LRN_ATTRIBUTES, append_lrn
 from .dependency import onnx_package
 
@@ -75,18 +75,21 @@ def grouped_lrn(network, split):
 def _channel_shuffle(reshape, network):
     """(the Transpose node, the last Reshape node, the groups) where `reshape` starts a channel shuffle,
     else None: a Reshape of (N, C, H, W) maps to (N, g, C/g, H, W), a Transpose of the two channel axes
-    that alone reads it, and a Reshape back to (N, C, H, W) that alone reads that."""
+    that alone reads it, and a Reshape back to (N, C, H, W) that alone reads that (each Reshape to a
+    constant, or to a shape computed from the input's, as PyTorch writes x.view(n, g, c // g, h, w))."""
     shape, target = network.shape(), reshape.proto.input[1:2]
     if shape is None or len(shape) != 4 or None in shape[1:] or not target or target[0] not in network.constants:
         return None
     grouped = _reshaped(shape, network.constants[target[0]], reshape.attributes.get("allowzero", 0))
+    if grouped is None or len(grouped) != 5 or grouped[3:] != shape[2:]:
+        return None
     transpose = _sole_reader(network, reshape.proto.output[0], "Transpose")
     back = transpose and _sole_reader(network, transpose.proto.output[0], "Reshape")
-    if (grouped is None or len(grouped) != 5 or grouped[3:] != shape[2:] or back is None
-            or list(transpose.attributes.get("perm", [])) != [0, 2, 1, 3, 4] or len(back.proto.input) != 2
-            or back.proto.input[1] not in network.constants
-            or _reshaped([shape[0], grouped[2], grouped[1], *shape[2:]], network.constants[back.proto.input[1]],
-                         back.attributes.get("allowzero", 0)) != [None, *shape[1:]]):
+    if back is None or list(transpose.attributes.get("perm", [])) != [0, 2, 1, 3, 4] or len(back.proto.input) != 2:
+        return None
+    back_target = constant_ahead(network, back.proto.input[1], back.index)
+    if back_target is None or _reshaped([shape[0], grouped[2], grouped[1], *shape[2:]], back_target,
+                                        back.attributes.get("allowzero", 0)) != [None, *shape[1:]]:
         return None
     return transpose, back, grouped[1]
 
@@ -97,10 +100,11 @@ def _reshaped(shape, target, allowzero):
     with the batch (BATCH, 0 copying it, -1, or the size the input declares), then sizes, one of them
     perhaps -1."""
     target = np.asarray(target).reshape(-1)
-    if target.dtype.kind not in "iuO" or not target.size:
+    if target.dtype.kind not in "iuO" or not target.size or not all(d is BATCH or isinstance(d, (int, np.integer))
+                                                                   for d in target):
         return None
-    sizes = [shape[i] if d is not BATCH and d == 0 and not allowzero and i < len(shape) else d
-             for i, d in enumerate(target.tolist())]
+    sizes = [d if d is BATCH else shape[i] if d == 0 and not allowzero and i < len(shape) else int(d)
+             for i, d in enumerate(target)]
     if not (sizes[0] is BATCH or sizes[0] is None or sizes[0] == -1 or shape[0] is not None and sizes[0] == shape[0]) \
             or not all(isinstance(d, int) and (d >= 1 or d == -1) for d in sizes[1:]) or sizes[1:].count(-1) > 1:
         return None
