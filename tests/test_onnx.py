@@ -845,11 +845,12 @@ REFUSED = {
 TOLERANCE = {"test_averagepool_2d_ceil_last_window_starts_on_pad": 1e-3}
 
 
-def backend_cases():
+def backend_cases(ops=SUPPORTED_OPS):
+    """onnx's backend test cases of nodes of `ops` alone."""
     from onnx.backend.test.case.node import collect_testcases
     with np.errstate(all="ignore"):
         cases = collect_testcases()
-    return [c for c in cases if c.model.graph.node and {n.op_type for n in c.model.graph.node} <= SUPPORTED_OPS]
+    return [c for c in cases if c.model.graph.node and {n.op_type for n in c.model.graph.node} <= ops]
 
 
 def as_single_input(case):
