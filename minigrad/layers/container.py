@@ -26,6 +26,10 @@ class Container(Layer):
         runs them, for inputs of `input_shapes` (batch first), from the sizes alone (mg.summary)."""
         raise NotImplementedError
 
+    def replace(self, name, layer):
+        """Put `layer` in the place of the layer named `name` (a new classifier for fine-tuning)."""
+        raise NotImplementedError
+
     def up_to(self, name):
         """The network that computes the value `name` (a layer's output; "block.conv1" inside a nested
         container): the same layer objects, from the input up to that layer, those it needs only."""
@@ -153,6 +157,12 @@ class Sequential(Container):
 
     def named_layers(self):
         return list(zip(self.names, self.layers))
+
+    def replace(self, name, layer):
+        if name not in self.names or not isinstance(layer, Layer):
+            raise ValueError(f"Sequential.replace: expected one of its layers {self.names} and a minigrad Layer, got "
+                             f"{name!r} and {type(layer).__name__}")
+        self.layers[self.names.index(name)] = layer
 
     def layer_shapes(self, input_shape):
         shapes = []

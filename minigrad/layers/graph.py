@@ -194,6 +194,13 @@ class Graph(Container):
     def __len__(self):
         return len(self.nodes)
 
+    def replace(self, name, layer):
+        if name not in self._by_name or not isinstance(layer, Layer) or layer.arity != self[name].arity \
+                or any(node.layer is layer for node in self.nodes):
+            raise ValueError(f"Graph.replace: expected one of its nodes and a minigrad Layer of the same arity that "
+                             f"is in no node yet, got {name!r} and {layer.describe() if isinstance(layer, Layer) else layer!r}")
+        self._by_name[name].layer = layer
+
     @property
     def layers(self):
         return [node.layer for node in self.nodes]
