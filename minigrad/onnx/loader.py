@@ -20,7 +20,9 @@ _COMMUTATIVE = ("Add", "Mul")
 
 
 def load(path, keep_softmax=False, algorithm="im2col", max_bytes=MAX_BYTES):
-    """Read an ONNX graph (a path or a ModelProto) as a Sequential in eval mode, float32.
+    """Read an ONNX graph (a path or a ModelProto) as a network of minigrad layers in eval mode, float32:
+    a Sequential where each layer reads the one before it (a chain, as AlexNet's), an mg.Graph where
+    they fork and join (GoogLeNet, ResNet, DenseNet, ...).
 
     algorithm: the loaded Conv2d layers' algorithm. "im2col" (the default) computes each output as
     ONNX Runtime does, one dot product per output, to about 4e-7 of the output scale in float32;
@@ -28,19 +30,23 @@ def load(path, keep_softmax=False, algorithm="im2col", max_bytes=MAX_BYTES):
     layer's output scale in float32: benchmarks/results/cpu_alexnet_vm.md), which a model imported to
     reproduce another framework's outputs should not.
 
-    The graph must be a chain: one float input, each node taking the previous one's output (weights
-    from initializers, or graph inputs that have initializers), apart from nodes that compute from
-    constants and from the chain's shape (Constant, Shape, Gather, Concat, Cast, Transpose, ...), which
-    are evaluated here, when a layer reads them: the batch size stays symbolic, so a Reshape to
-    (batch, -1) loads for any batch. A trailing Softmax is dropped, so the model gives the logits that
+    The graph has one float input; weights come from initializers (or graph inputs that have them).
+    Nodes that compute from constants and from the shapes of what the graph computes (Constant, Shape,
+    Gather, Concat, Cast, Add, Div, ...) are evaluated here, when a layer reads them: the batch size
+    stays symbolic, so a Reshape to (batch, -1) loads for any batch. Every other node becomes the
+    layers that compute it, reading the values of its inputs: a join (Add, Sum, Mul, Concat) reads
+    several, a Split's parts are Slices of one; an Add or Mul by a constant is a Bias or a Scale (or
+    the bias of the layer before, the 1 - p of a classic dropout: minigrad.onnx's docstring). Layers no
+    output needs are left out. A trailing Softmax is dropped, so the model gives the logits that
     SoftmaxCrossEntropy trains on, unless keep_softmax=True. Layers with weights are named after them
-    ("conv1_w_0", "conv1_b_0" -> "conv1"), the others after their node.
+    ("conv1_w_0", "conv1_b_0" -> "conv1"), the others after their node ('.' made '_', names unique).
 
     A file is input from elsewhere: what load computes from the graph (the constants it evaluates, the
     probe that checks an LRN written out) takes at most max_bytes in all (1 GiB unless given), and so
     may one example's zero-padded maps; a Conv's pads must be smaller than its kernel, and every layer
-    must fit the input shape the graph declares. Anything else is a ValueError naming the file (or the
-    graph) and the node."""
+    must fit the shapes of what it reads, from the input shape the graph declares. A value read before
+    it is made (a cycle), by no node, or twice, and shapes that do not join are refused. Anything
+    else is a ValueError naming the file (or the graph) and the node."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"onnx.load: algorithm must be 'im2col' or 'auto', got {algorithm!r}")
     budget = Budget(max_bytes)
@@ -77,7 +83,10 @@ def _convert(onnx, proto, model, keep_softmax, budget):
     if not outputs or uncomputed:
         raise ValueError(f"{model}: expected the graph's outputs to be computed from its input, got "
                          f"{outputs or 'none'}" + (f" ({uncomputed} are not)" if uncomputed and outputs else ""))
-    return network.network(outputs).eval()
+    try:
+        return network.container(outputs).eval()
+    except ValueError as error:             # (what mg.Graph refuses: named as the load's other refusals)
+        raise ValueError(f"{model}: {error}") from None
 
 
 def _read(network, node):

@@ -225,7 +225,7 @@ class Network:
         self.layers[self._position[self._head]] = (name, layer, reads)
 
     # --- the result ----------------------------------------------------------------------------------------
-    def network(self, outputs):
+    def container(self, outputs):
         """The layers that compute the tensors `outputs`: a Sequential where each reads the one before
         it and the last makes the one output (a chain), an mg.Graph otherwise."""
         from .. import layers as L

@@ -128,7 +128,7 @@ def _by_constant(network, node, kind, constant):
                          f"batch: only a constant the same for every example is supported")
     layer = kind(constant.shape)
     layer.weight.data[...] = _float(node, constant)
-    network.append(node, layer, [name for name in node.proto.input[1:] if name])
+    network.append(node, layer)
 
 
 def _not_the_batch(network, node, axis, what):
