@@ -362,3 +362,38 @@ def test_onnx_backend_cases_of_the_join_operators():
             "test_clip_default_max", "test_clip_splitbounds", "test_slice_neg", "test_slice_end_out_of_bounds",
             "test_split_equal_parts_2d", "test_split_equal_parts_2d_opset13", "test_split_variable_parts_2d_opset13",
             "test_split_variable_parts_2d_opset18", "test_split_2d_uneven_split_opset18"} <= set(matched)
+
+
+def joins_at(opset):
+    """A graph of the joins as an exporter writes them at `opset`: Clip's bounds as attributes up to 10,
+    inputs from 11; Split's sizes as an attribute up to 12, an input from 13; Unsqueeze's axes likewise."""
+    rng = np.random.default_rng(opset)
+    constants = {"w": rng.standard_normal((6, 6, 3, 3)) / 5, "scale": rng.uniform(0.5, 2, 2),
+                 "shift": rng.standard_normal((1, 6, 1, 1)), "low": np.array(-0.5), "high": np.array(1.5)}
+    initializers = [numpy_helper.from_array(value.astype(np.float32), name) for name, value in constants.items()]
+    initializers += [numpy_helper.from_array(np.array(value, np.int64), name) for name, value in
+                     (("sizes", [2, 4]), ("axes", [1, 2]))]
+    clip = (helper.make_node("Clip", ["a"], ["clipped"], min=-0.5, max=1.5) if opset < 11 else
+            helper.make_node("Clip", ["a", "low", "high"], ["clipped"]))
+    split = (helper.make_node("Split", ["clipped"], ["s1", "s2"], axis=1, split=[2, 4]) if opset < 13 else
+             helper.make_node("Split", ["clipped", "sizes"], ["s1", "s2"], axis=1))
+    unsqueeze = (helper.make_node("Unsqueeze", ["scale"], ["scale3"], axes=[1, 2]) if opset < 13 else
+                 helper.make_node("Unsqueeze", ["scale", "axes"], ["scale3"]))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]), clip, split, unsqueeze,
+             helper.make_node("Mul", ["scale3", "s1"], ["scaled"]), helper.make_node("Relu", ["s2"], ["r"]),
+             helper.make_node("Concat", ["r", "scaled"], ["c"], axis=-3), helper.make_node("Sum", ["c", "x", "a"], ["t"]),
+             helper.make_node("Add", ["t", "shift"], ["y"])]
+    graph = helper.make_graph(nodes, "joins", [helper.make_tensor_value_info("x", F32, ["N", 6, 5, 4])],
+                              [helper.make_tensor_value_info("y", F32, ["N", 6, 5, 4])], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("opset", [7, 9, 11, 13, 17, 18, onnx.defs.onnx_opset_version()])
+def test_the_joins_load_from_opset_7_to_the_newest(opset):
+    model = joins_at(opset)
+    onnx.checker.check_model(model)
+    graph = mg_onnx.load(model)
+    assert [type(layer).__name__ for layer in graph.layers] == [
+        "Conv2d", "Clip", "Slice", "Slice", "Scale", "ReLU", "Concat", "Add", "Bias"]
+    x = large_input((3, 6, 5, 4))
+    assert_agree(graph.forward(x), run_ort(model, x))
