@@ -63,6 +63,22 @@ def time_by_kind(net, x):
     return {kind: seconds / total for kind, seconds in sorted(spent.items(), key=lambda item: -item[1])}
 
 
+def measure(name, options):
+    """The table's row of one light model."""
+    model = light_model(name)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    net = mg.onnx.load(model)
+    x, given = imagenet_batch(), session.get_inputs()[0].name
+    ours, theirs = net.forward(x), session.run(None, {given: x})[0]
+    difference = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
+    times = alternate({"minigrad": lambda: net.forward(x), "ort": lambda: session.run(None, {given: x})}, ARGS.repeats)
+    parts = time_by_kind(net, x)
+    largest = ", ".join(f"{kind} {part:.0%}" for kind, part in list(parts.items())[:3])
+    return (f"| {name} | {type(net).__name__} | {len(net.named_layers())} | {times['minigrad'] * 1e3:.1f} ms | "
+            f"{times['ort'] * 1e3:.1f} ms | {times['minigrad'] / times['ort']:.2f}x | {difference:.1e} | "
+            f"{parts.get('depthwise Conv2d', 0):.0%} | {largest} |")
+
+
 def main():
     names = ARGS.models or NAMES
     unknown = sorted(set(names) - set(NAMES))
@@ -81,21 +97,8 @@ def main():
               "largest difference / output scale | depthwise convolutions' part of minigrad's time | "
               "minigrad's time by layer (the largest parts) |", "|---|---|---|---|---|---|---|---|---|"]
     for name in names:
-        model = light_model(name)
-        session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        net = mg.onnx.load(model)
-        x, given = imagenet_batch(), session.get_inputs()[0].name
-        ours, theirs = net.forward(x), session.run(None, {given: x})[0]
-        difference = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
-        times = alternate({"minigrad": lambda: net.forward(x), "ort": lambda: session.run(None, {given: x})},
-                          ARGS.repeats)
-        parts = time_by_kind(net, x)
-        largest = ", ".join(f"{kind} {part:.0%}" for kind, part in list(parts.items())[:3])
-        lines.append(f"| {name} | {type(net).__name__} | {len(net.named_layers())} | {times['minigrad'] * 1e3:.1f} ms | "
-                     f"{times['ort'] * 1e3:.1f} ms | {times['minigrad'] / times['ort']:.2f}x | {difference:.1e} | "
-                     f"{parts.get('depthwise Conv2d', 0):.0%} | {largest} |")
+        lines.append(measure(name, options))
         print(lines[-1], flush=True)
-        del model, session, net
     lines += ["", f"Load average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())} (1, 5, 15 min)"]
     out = ROOT / "benchmarks" / "results" / "onnx_lineage.md"
     out.write_text("\n".join(lines) + "\n")

@@ -1,7 +1,5 @@
 """export(): a Sequential or an mg.Graph written as an ONNX graph, layer by layer in the order the data
 meets them, by the writer WRITERS gives each layer's type."""
-from collections import Counter
-
 import numpy as np
 
 from .. import backend, ops
