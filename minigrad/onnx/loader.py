@@ -113,7 +113,7 @@ def _read(network, node):
     if not names or names[0] in constants:
         raise node.error(f"takes {names}: minigrad reads nodes whose first input the graph computes from its "
                          f"input (the others may be constants)")
-    network.start(node, names[0])
+    network.start(names[0])
     read_pattern, convert = pattern_for(node, network), converter_for(node.op, network.opset)
     if read_pattern is None and convert is None:
         raise node.error(f"operator not supported; supported: {', '.join(SUPPORTED_OPS)}")

@@ -93,7 +93,7 @@ class Network:
     Dropout at inference, a Softmax dropped) makes a tensor that holds the value of another, and a node
     read as several layers (a Conv after a ZeroPad2d) makes one that holds the last one's.
 
-    Converting a node: start(node, tensor) points `current` at the tensor it reads first and the head
+    Converting a node: start(tensor) points `current` at the tensor it reads first and the head
     at that tensor's value; each layer appended reads the head (or the values given) and becomes the
     head; finish(node) makes the node's output hold the head. Each value's shape is carried from the
     graph's input by the layers' output_shape() (a list, batch first, None for a size the graph leaves
@@ -180,8 +180,8 @@ class Network:
         self.taken.add(node.index)
 
     # --- the node being converted ------------------------------------------------------------------------
-    def start(self, node, tensor):
-        """Convert `node`, which reads the computed `tensor` first."""
+    def start(self, tensor):
+        """Convert a node that reads the computed `tensor` first."""
         self.current, self._head = tensor, self._value[tensor]
 
     def shape(self):
@@ -211,16 +211,17 @@ class Network:
         if node.proto.output[0] not in self._value:
             self.define(node.proto.output[0], self._head)
 
-    def layer_before(self, node):
-        """The layer that computes what `node` reads, where nothing else reads it: the layer that a bias
-        or a scale added by `node` can be folded into, changing nothing else; else None."""
+    def layer_before(self):
+        """The layer that computes what the node being converted reads, where nothing else reads it: the
+        layer that a bias or a scale the node adds can be folded into, changing nothing else; else None."""
         value = self._value[self.current]
         if value == INPUT or self._holders[value] != 1 or len(self.readers(self.current)) != 1:
             return None
         return self.layers[self._position[value]][1]
 
-    def replace_layer_before(self, node, layer):
-        """The layer before (layer_before), completed by `node` (a bias added after it) into `layer`."""
+    def replace_layer_before(self, layer):
+        """The layer before (layer_before), completed by the node being converted (a bias added after
+        it) into `layer`."""
         name, _, reads = self.layers[self._position[self._head]]
         self.layers[self._position[self._head]] = (name, layer, reads)
 

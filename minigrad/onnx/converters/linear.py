@@ -50,7 +50,7 @@ def fold_bias(network, node, bias):
     MatMul's (a Linear without a bias), or a Conv's without a bias (as CNTK wrote a convolution's bias,
     e.g. the ONNX Model Zoo's mnist-8), one value per output or one for all, where nothing else reads
     that layer's output."""
-    layer = network.layer_before(node)
+    layer = network.layer_before()
     if not isinstance(layer, (L.Linear, L.Conv2d)) or layer.bias is not None:
         return False
     if isinstance(layer, L.Linear):
@@ -65,7 +65,7 @@ def fold_bias(network, node, bias):
         return False
     with_bias.weight.data[...] = layer.weight.data
     with_bias.bias.data[...] = np.broadcast_to(bias.reshape(-1), (outputs,))
-    network.replace_layer_before(node, with_bias)
+    network.replace_layer_before(with_bias)
     return True
 
 

@@ -64,7 +64,7 @@ def dropout(network, node, args):
 def classic_dropout(network, node, scale):
     """Whether the Mul by the constant `scale` is 1 - p right after a Dropout of ratio p whose output
     nothing else reads (export's classic dropout, see minigrad.onnx): that Dropout is then classic."""
-    layer = network.layer_before(node)
+    layer = network.layer_before()
     if not (isinstance(layer, L.Dropout) and layer.mode == "inverted" and scale.size == 1
             and scale.dtype.kind == "f" and abs(float(scale.reshape(-1)[0]) - (1 - layer.p)) < 1e-6):
         return False
