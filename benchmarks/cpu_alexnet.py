@@ -16,7 +16,6 @@ for this script only: without it minigrad's numbers are printed alone.
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -51,6 +50,7 @@ import numpy as np  # noqa: E402  (after the thread variables are set)
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import minigrad as mg  # noqa: E402
 from minigrad.models import alexnet
+from timing import alternate, timed  # noqa: E402
 from torch_twin import torch_twin  # noqa: E402
 
 try:
@@ -80,14 +80,8 @@ def gemm_rate(n=4096, repeats=5):
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = a.copy()
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n ** 3 / best
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def minigrad_step(net, opt, ce, x, y):
@@ -103,18 +97,6 @@ def torch_step(net, opt, x, y):
     opt.step()
 
 
-def alternate(fns, repeats, warmup=2):
-    """Run each function in turn, `repeats` times after `warmup`; return the median of each."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(_timed(fn))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def layer_times(net, tnet, x, repeats=3):
     """Forward and backward time of each layer in isolation, on the input it sees in the network."""
     rows = []
@@ -122,20 +104,20 @@ def layer_times(net, tnet, x, repeats=3):
     for (name, layer), tlayer in zip(net.named_layers(), tnet if torch else [None] * len(net)):
         y = layer.forward(mx)
         dy = np.ones_like(y)
-        forward = min(_timed(lambda: layer.forward(mx)) for _ in range(repeats))
+        forward = min(timed(lambda: layer.forward(mx)) for _ in range(repeats))
         # zero_grad first, as in a step: the weight gradient is then written, not added to a temporary
-        backward = min(_timed(lambda: (layer.zero_grad(), layer.forward(mx), layer.backward(dy)))
+        backward = min(timed(lambda: (layer.zero_grad(), layer.forward(mx), layer.backward(dy)))
                        for _ in range(repeats)) - forward
         row = [name, forward, backward]
         if torch:
             tin = tx.detach().requires_grad_(name != "conv1")
             tdy = torch.ones(tuple(y.shape))
-            tforward = min(_timed(lambda: tlayer(tin)) for _ in range(repeats))
+            tforward = min(timed(lambda: tlayer(tin)) for _ in range(repeats))
             def fb():
                 tlayer.zero_grad()
                 out = tlayer(tin)
                 out.backward(tdy)
-            tbackward = min(_timed(fb) for _ in range(repeats)) - tforward
+            tbackward = min(timed(fb) for _ in range(repeats)) - tforward
             row += [tforward, tbackward]
             tx = tlayer(tin).detach()
         rows.append(row)

@@ -11,7 +11,6 @@ The report is printed and written to benchmarks/results/onnx_inference_<host>.md
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -36,37 +35,13 @@ import onnxruntime  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 from minigrad.models import alexnet  # noqa: E402
-
-
-def timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def alternate(fns, repeats, warmup=2):
-    """Each function in turn, `repeats` times after `warmup`: the median time of each."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(fn))
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    flags = open("/proc/cpuinfo").read()
-    return (f"{cpu}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in flags else 'no AVX-512'}; Python "
-            f"{platform.python_version()}, NumPy {np.__version__}, ONNX Runtime {onnxruntime.__version__}; "
-            f"{ARGS.threads} threads")
+from timing import alternate, machine  # noqa: E402
 
 
 def main():
     lines = ["# AlexNet (paper preset) inference on the CPU: minigrad against ONNX Runtime, float32", "",
-             f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M')}", ""]
+             f"Machine: {machine(ARGS.threads, ONNX_Runtime=onnxruntime.__version__)}",
+             f"Date: {time.strftime('%Y-%m-%d %H:%M')}", ""]
     print("\n".join(lines), flush=True)
     mg.keep_freed_memory()
     net = alexnet("paper").eval()

@@ -4,13 +4,16 @@ FILE is an ONNX graph (the ONNX Model Zoo's bvlcalexnet-12.onnx, or any export o
 minigrad checkpoint (.npz written by train.py). Every layer of the new network whose name and weight
 shapes match a layer of FILE takes its weights; the classifier (the last layer with weights: AlexNet's
 fc8, the residual and inception networks' fc) is always re-initialised, since
-the folder's classes are not FILE's. Names: minigrad.onnx.load names a layer after the stem its
+the folder's classes are not FILE's. With --arch onnx the new network is FILE's own (any classifier
+minigrad.onnx loads, a chain or a graph: minigrad/models/imported.py), so every layer but the
+classifier comes from FILE. Names: minigrad.onnx.load names a layer after the stem its
 weights share, and the BVLC graph's initializers are conv1_w_0/conv1_b_0 ... fc8_w_0/fc8_b_0, so its
 layers come in as conv1 ... fc8, the names of minigrad.models.alexnet; nothing else needs mapping.
 
 A Caffe model (the graph's producer is Caffe or Caffe2, as the zoo's) was trained on BGR images:
-its conv1 weights are loaded with their input channels reversed, for train.py's RGB batches. Its conv1
-padding and LRN constants are not weights: the paper preset (--preset paper, 224) keeps its own.
+its first convolution's weights (conv1's) are loaded with their input channels reversed, for
+train.py's RGB batches. Its conv1 padding and LRN constants are not weights: the paper preset
+(--preset paper, 224) keeps its own.
 
 As in Caffe's fine-tuning recipe, the loaded layers can learn more slowly than the new one
 (--init-lr-mult, Caffe's lr_mult, through SGD's parameter groups) or not at all (--freeze conv1,conv2).
@@ -19,6 +22,7 @@ import os
 
 import numpy as np
 
+from .layers import Conv2d
 
 
 def settings(init=None, freeze="", init_lr_mult=1.0):
@@ -35,11 +39,13 @@ def pretrained_state(path):
     if path.endswith(".onnx"):
         from . import onnx as mg_onnx
 
-        state = mg_onnx.load(path).state_dict()
-        if _caffe_origin(path) and "conv1.weight" in state:
+        net = mg_onnx.load(path)
+        state = net.state_dict()
+        first = next((name for name, layer in net.named_layers() if isinstance(layer, Conv2d)), None)
+        if _caffe_origin(path) and first is not None and state[f"{first}.weight"].shape[1] == 3:
             # Caffe models see BGR (bvlc.py); train.py feeds RGB, so conv1 reads its channels reversed.
-            state["conv1.weight"] = np.ascontiguousarray(state["conv1.weight"][:, ::-1])
-            print(f"--init {path}: a Caffe model (BGR input): conv1's input channels reversed for RGB")
+            state[f"{first}.weight"] = np.ascontiguousarray(state[f"{first}.weight"][:, ::-1])
+            print(f"--init {path}: a Caffe model (BGR input): {first}'s input channels reversed for RGB")
         return state
     from . import checkpoint
 
@@ -68,7 +74,7 @@ def start_from(model, path):
     state, own = pretrained_state(path), model.state_dict()
     layers = {layer_of(key) for key in own}
     loaded, kept = [], []
-    for layer in sorted(layers, key=list(model.names).index):
+    for layer in [name for name, _ in model.named_layers() if name in layers]:
         keys = [key for key in own if layer_of(key) == layer]
         if layer == classifier(model):
             kept.append(f"{layer} (the new classifier)")
@@ -87,9 +93,10 @@ def start_from(model, path):
 def parameter_groups(model, config):
     """SGD groups, one per layer in the model's order (so a checkpoint's velocities line up): frozen
     layers lr_mult 0, the layers loaded by --init lr_mult config["init_lr_mult"], the others 1."""
-    unknown = sorted(set(config.get("freeze", [])) - set(model.names))
+    names = [name for name, _ in model.named_layers()]
+    unknown = sorted(set(config.get("freeze", [])) - set(names))
     if unknown:
-        raise ValueError(f"--freeze: no layer {unknown} in the model; its layers are {model.names}")
+        raise ValueError(f"--freeze: no layer {unknown} in the model; its layers are {names}")
     groups = []
     for name, layer in model.named_layers():
         if not layer.parameters():

@@ -238,3 +238,21 @@ def test_diagnose_sees_inside_a_graph():
     assert [row.name for row in report.layers] == ["stem", "block.conv1", "block.relu1", "block.conv2", "block.add",
                                                    "block.relu2", "flat", "fc"]
     assert all(np.isfinite(row.sensitivity) for row in report.layers)
+
+
+def test_a_layer_is_replaced_in_its_place():
+    """What fine-tuning does to a classifier: the new layer reads and feeds what the old one did."""
+    block, new = residual_block(3), mg.Conv2d(3, 3, 3, padding=1)
+    block.replace("conv2", new)
+    assert block["conv2"] is new and [name for name, _ in block.named_layers()][2] == "conv2"
+    x = normal(2, 3, 4, 4).astype(np.float32)
+    assert block.forward(x).shape == (2, 3, 4, 4)
+    for name, layer in (("nothing", mg.ReLU()), ("add", mg.ReLU()), ("relu2", block["relu1"])):
+        with pytest.raises(ValueError, match="Graph.replace: expected one of its nodes and a minigrad Layer of the "
+                                             "same arity that is in no node yet"):
+            block.replace(name, layer)
+    chain = mg.Sequential(("fc", mg.Linear(3, 2)))
+    chain.replace("fc", mg.Linear(3, 5))
+    assert chain.output_shape((None, 3)) == (None, 5)
+    with pytest.raises(ValueError, match=r"Sequential.replace: expected one of its layers \['fc'\]"):
+        chain.replace("fc8", mg.ReLU())

@@ -47,7 +47,8 @@ RECIPES = {
     "paper": {"batch_size": 128, "lr": 0.01, "scale": "raw"},
     "small": {"batch_size": 64, "lr": 0.01, "scale": "unit"},
 }
-NETWORKS = {"alexnet": "AlexNet", "resnet": "residual network", "inception": "inception network"}
+NETWORKS = {"alexnet": "AlexNet", "resnet": "residual network", "inception": "inception network",
+            "onnx": "network of the --init ONNX file"}
 MAX_LR_REDUCTIONS = 3               # "divided by 10 three times prior to termination" (section 5)
 CURVES_EVERY = 10.0                 # seconds between two drawings of curves.png (one takes ~0.15 s)
 
@@ -61,7 +62,10 @@ def parse_args(argv=None):
     parser.add_argument("--preset", choices=sorted(models.PRESETS), help="network size (default: small)")
     parser.add_argument("--arch", choices=models.ARCHITECTURES, help="the network: AlexNet (default), or one of "
                         "its successors at the small size, written as graphs that fork and join: a residual network "
-                        "or an inception network (minigrad/models/); the same recipe trains each")
+                        "or an inception network (minigrad/models/); the same recipe trains each. onnx: the network "
+                        "of --init FILE.onnx itself, any classifier minigrad.onnx loads, its classifier new for the "
+                        "folder's classes (minigrad/models/imported.py; a resumed run reads FILE again, and refuses "
+                        "it if it has changed)")
     parser.add_argument("--epochs", type=int, help="total epochs, exactly (default: recipe.py's plan: paper "
                         "90; small a budget of optimisation steps, printed at the start)")
     parser.add_argument("--no-flip", action="store_true", help="no random horizontal mirroring: use it when "
@@ -78,7 +82,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="output folder (default: runs/<preset>-<date>-<time>)")
     parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR/last.npz exactly")
     parser.add_argument("--init", metavar="FILE", help="fine-tune: start from the weights of FILE (.onnx, e.g. the "
-                        "ONNX Model Zoo's bvlcalexnet-12.onnx, or a checkpoint .npz); fc8 is new (finetune.py)")
+                        "ONNX Model Zoo's bvlcalexnet-12.onnx, or a checkpoint .npz); the classifier (fc8) is new "
+                        "(finetune.py); with --arch onnx, FILE is the network too")
     parser.add_argument("--freeze", metavar="LAYERS", help="with --init: comma-separated layers not to train")
     parser.add_argument("--init-lr-mult", type=float, default=1.0, help="with --init: learning-rate multiplier "
                         "of the loaded layers (Caffe's lr_mult, e.g. 0.1; default 1)")
@@ -105,6 +110,8 @@ def parse_args(argv=None):
             raise SystemExit(f"train.py: --{name.replace('_', '-')} must be a positive int, got {value}")
     if args.lr is not None and not args.lr > 0:
         raise SystemExit(f"train.py: --lr must be positive, got {args.lr}")
+    if args.arch == "onnx" and not (args.init or "").endswith(".onnx") and not args.resume:
+        raise SystemExit("train.py: --arch onnx fine-tunes the network of an ONNX file: give it with --init FILE.onnx")
     return args
 
 
@@ -177,8 +184,10 @@ def make_config(args):
     preset = args.preset or "small"
     defaults = RECIPES[preset]
     architecture = models.PRESETS[preset]
-    config = {"preset": preset, "arch": args.arch or "alexnet", "image_size": architecture.image_size,
-              "resize": data.resize_for(architecture.image_size), "seed": 0 if args.seed is None else args.seed,
+    imported = models.imported.describe(args.init) if args.arch == "onnx" else None
+    image_size = (imported and imported["image_size"]) or architecture.image_size      # (the size the file fixes)
+    config = {"preset": preset, "arch": args.arch or "alexnet", "image_size": image_size,
+              "resize": data.resize_for(image_size), "seed": 0 if args.seed is None else args.seed,
               "batch_size": args.batch_size or defaults["batch_size"], "lr": args.lr or defaults["lr"],
               "epochs": args.epochs, "scale": defaults["scale"], "flip": not args.no_flip,
               "momentum": 0.9, "weight_decay": 0.0005, "dtype": args.dtype or "float32"}
@@ -190,6 +199,8 @@ def make_config(args):
         config["data"] = os.path.abspath(os.path.expanduser(args.data))
     if config["arch"] == "alexnet":       # its sizes, recorded: a checkpoint outlives a change of the presets
         config["architecture"] = architecture.to_dict()
+    if imported:                          # the file, recorded: a resumed run reads the same network from it
+        config["onnx"] = imported
     return config
 
 
@@ -234,7 +245,10 @@ def main(argv=None):
         config["epochs"] = args.epochs or config["epochs"]
         out = args.out or os.path.dirname(saved.path)
     else:
-        config = {**make_config(args), **finetune.settings(args.init, args.freeze, args.init_lr_mult)}
+        try:
+            config = {**make_config(args), **finetune.settings(args.init, args.freeze, args.init_lr_mult)}
+        except ValueError as error:       # an --init FILE that no network can be read from: its message says why
+            raise SystemExit(f"train.py: {error}") from None
         network = config["preset"] if config["arch"] == "alexnet" else f"{config['arch']}-{config['preset']}"
         out = args.out or os.path.join("runs", f"{network}-{time.strftime('%Y%m%d-%H%M%S')}")
         if os.path.exists(os.path.join(out, "last.npz")):

@@ -1,20 +1,23 @@
-"""minigrad.onnx.load on hostile files. Inputs are real models (the onnx wheel's light_* graphs, the
-tf2onnx graphs of tests/data, PyTorch's exports where torch is installed, minigrad's own exports, and
-the regression corpus fuzz/corpus/onnx_load) mutated at the protobuf level (attributes, tensors,
-nodes, the graph's inputs and outputs, opsets), by inserting hostile pieces of graph (a ConstantOfShape
-of 2**31 values, Concat doubling, chains of 20,000 nodes, pads of a million, the LRN patterns) and at
-the byte level.
+"""minigrad.onnx.load on hostile files. Inputs are real models (the onnx wheel's nine light_* graphs,
+chains and graphs that fork and join, the tf2onnx graphs of tests/data, PyTorch's exports where torch
+is installed, minigrad's own exports of chains and graphs, and the regression corpus
+fuzz/corpus/onnx_load) mutated at the protobuf level (attributes, tensors, nodes, the graph's inputs
+and outputs, opsets), by inserting hostile pieces of graph (a ConstantOfShape of 2**31 values, Concat
+doubling, chains of 20,000 nodes, pads of a million, the LRN and channel-shuffle patterns, forks that
+join again: shortcuts, concatenations, splits) and at the byte level.
 
-The contract checked on every input: load(path) returns a Sequential, or raises ValueError whose message
-names the file ("ONNX model <path>: ..."); a loaded model, given an input of the shape its graph declares
-(free sizes 8, the batch 2) where its layers' output_shape() says that every activation fits in 64 MiB,
-returns an array of that shape or raises ValueError. Nothing else: no other exception, no crash, no more
+The contract checked on every input: load(path) returns a Sequential or an mg.Graph, or raises ValueError
+whose message names the file ("ONNX model <path>: ..."); a loaded model, given an input of the shape its
+graph declares (free sizes 8, the batch 2) where its layers' output_shape() says that every activation
+fits in 64 MiB, returns arrays of the shapes output_shape() gives or raises ValueError. Nothing else: no other exception, no crash, no more
 memory or time than the engine allows an input.
 """
 import math
 from pathlib import Path
 
 import numpy as np
+
+import minigrad as mg
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "fuzz" / "corpus" / "onnx_load"
@@ -63,15 +66,14 @@ def _declared_shape(path):
 
 
 def _forward(net, shape):
-    """The model on one input of its declared shape, where its layers say that it fits: the output must
-    have the shape output_shape() gave, or forward refuse the input with a ValueError."""
+    """The model on one input of its declared shape, where its layers say that it fits: the outputs must
+    have the shapes output_shape() gave, or forward refuse the input with a ValueError."""
     if shape is None:
         return "loaded"
     shape = [(2 if axis == 0 else 8) if size is None else size for axis, size in enumerate(shape)]
-    sizes = [shape]
     try:
-        for layer in net:
-            sizes.append(list(layer.output_shape(sizes[-1])))
+        sizes = [shape] + [list(made) for _, _, _, made in net.layer_shapes(shape)]
+        expected = net.output_shape(shape)
     except ValueError:                                       # this input does not fit: forward refuses it
         return "loaded"
     if any(None in s or math.prod(s) * 4 > MAX_ACTIVATION for s in sizes):
@@ -82,8 +84,10 @@ def _forward(net, shape):
             y = net.forward(x)
     except ValueError:
         return "loaded, forward refused"
-    if list(y.shape) != sizes[-1]:
-        raise AssertionError(f"forward gave {y.shape}, output_shape said {sizes[-1]}")
+    several = isinstance(net, mg.Graph) and len(net.outputs) > 1
+    outputs, expected = (y, expected) if several else ((y,), (expected,))
+    if [list(output.shape) for output in outputs] != [list(e) for e in expected]:
+        raise AssertionError(f"forward gave {[o.shape for o in outputs]}, output_shape said {expected}")
     return "loaded, ran"
 
 
@@ -92,14 +96,16 @@ def seeds(workdir):
     import onnx
 
     light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-    files = [light / f"light_{name}.onnx" for name in ("bvlc_alexnet", "zfnet512", "vgg19", "squeezenet")]
+    files = [light / f"light_{name}.onnx" for name in ("bvlc_alexnet", "zfnet512", "vgg19", "squeezenet", "inception_v1",
+                                                        "inception_v2", "resnet50", "densenet121", "shufflenet")]
     files += sorted((ROOT / "tests" / "data" / "tf2onnx").glob("*.onnx")) + sorted(CORPUS.glob("*.onnx"))
     return _exports(workdir) + [f.read_bytes() for f in files]     # (the first, which loads, warms up)
 
 
 def _exports(workdir):
-    """Small networks written by minigrad's export and, where torch is installed, by PyTorch's exporter
-    (its LRN written out, its flatten computed from Shape), cached in the work folder."""
+    """Small networks, chains and graphs, written by minigrad's export and, where torch is installed, by
+    PyTorch's exporter (its LRN written out, its flatten computed from Shape, a residual block, a channel
+    split and shuffle), cached in the work folder."""
     folder = workdir / "seeds"
     if not folder.is_dir():
         folder.mkdir()
@@ -128,6 +134,13 @@ def _export_minigrad(folder):
         ("tanh", mg.Tanh()), ("sigmoid", mg.Sigmoid()), ("softmax", mg.Softmax(axis=1)))
     mg.onnx.export(alexnet_like.eval(), folder / "minigrad_alexnet_like.onnx", (3, 15, 15))
     mg.onnx.export(pooled.eval(), folder / "minigrad_pooled.onnx", (9, 9, 3))
+    x = mg.Input()
+    h = mg.ReLU6()(mg.Bias((6, 1, 1))(mg.Conv2d(6, 6, 3, padding=1, bias=False)(x)))
+    right = mg.Scale((4, 1, 1))(mg.Conv2d(4, 4, 3, padding=1, groups=4)(mg.Slice(2, 6)(h)))
+    h = mg.Add()(mg.ChannelShuffle(3)(mg.Concat()(mg.Slice(0, 2)(h), right)), x)
+    h = mg.Multiply()(h, mg.Sigmoid()(h))
+    forks = mg.Graph(x, [mg.Linear(6, 4)(mg.Flatten()(mg.GlobalAvgPool2d()(h))), mg.Clip(-1.0, 1.0)(h)])
+    mg.onnx.export(forks.eval(), folder / "minigrad_forks.onnx", (6, 7, 7))
 
 
 def _export_torch(folder):
@@ -144,11 +157,27 @@ def _export_torch(folder):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.LocalResponseNorm(3), nn.MaxPool2d(2),
                         View(), nn.Dropout(), nn.Linear(16, 3)).eval()
+    class Forks(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn, self.depthwise = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(2, 2, 3, padding=1, groups=2)
+
+        def forward(self, x):
+            x = torch.relu(self.bn(self.conv(x))) + x
+            kept, changed = x.chunk(2, dim=1)
+            x = torch.cat([kept, nn.functional.relu6(self.depthwise(changed))], 1)
+            n, c, h, w = x.shape
+            return x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, -1, h, w).mean((2, 3))
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for opset, dynamic in ((9, None), (13, {"x": {0: "N"}})):
             torch.onnx.export(net, (torch.zeros(2, 3, 11, 11),), str(folder / f"torch_{opset}.onnx"), dynamo=False,
                               opset_version=opset, input_names=["x"], dynamic_axes=dynamic)
+        for opset in (11, 17):
+            torch.onnx.export(Forks().eval(), (torch.zeros(2, 4, 6, 5),), str(folder / f"torch_forks_{opset}.onnx"),
+                              dynamo=False, opset_version=opset, input_names=["x"], dynamic_axes={"x": {0: "N"}},
+                              training=torch.onnx.TrainingMode.PRESERVE)
 
 
 def mutate(data, seeds, rng):
@@ -475,6 +504,62 @@ def _grouped_lrn(x, prefix, opset, rng):
         f"{prefix}y"
 
 
+def _shortcut(x, prefix, opset, rng):
+    """x + f(x), or x * f(x), or the sum of three (ResNet's shortcut, a gate, ShuffleNet's Sum)."""
+    from onnx import helper
+
+    p = prefix
+    nodes = [helper.make_node(rng.choice(["Relu", "Sigmoid", "Identity"]), [x], [f"{p}f"])]
+    join = rng.choice([("Add", [x, f"{p}f"]), ("Mul", [f"{p}f", x]), ("Sum", [x, f"{p}f", x]), ("Add", [x, x])])
+    return nodes + [helper.make_node(join[0], join[1], [f"{p}y"])], [], f"{p}y"
+
+
+def _concat_fork(x, prefix, opset, rng):
+    """Concat of x and what a branch makes of it, along an axis (the channels, or another)."""
+    from onnx import helper
+
+    p = prefix
+    return [helper.make_node("Relu", [x], [f"{p}branch"]),
+            helper.make_node("Concat", [x, f"{p}branch"], [f"{p}y"], axis=rng.choice([1, 1, -1, 0, 2, 7]))], [], \
+        f"{p}y"
+
+
+def _split_and_join(x, prefix, opset, rng):
+    """Split of x into parts (as an attribute or an input), joined again in another order."""
+    from onnx import helper
+
+    p, parts = prefix, rng.choice([2, 3, 10**4])
+    outputs = [f"{p}part{k}" for k in range(parts)]
+    if opset >= 18:
+        split = [helper.make_node("Split", [x], outputs, axis=1, num_outputs=parts)]
+    elif opset >= 13 and rng.random() < 0.5:
+        split = [_constant(f"{p}sizes", [rng.choice([1, 2, -1, 0])] * parts),
+                 helper.make_node("Split", [x, f"{p}sizes"], outputs, axis=1)]
+    else:
+        split = [helper.make_node("Split", [x], outputs, axis=rng.choice([1, 0, -1]))]
+    return split + [helper.make_node("Concat", outputs[::-1], [f"{p}y"], axis=1)], [], f"{p}y"
+
+
+def _channel_shuffle(x, prefix, opset, rng):
+    """ShuffleNet's channel shuffle as PyTorch writes it with a free batch: Reshape to a shape built from
+    x's (0 copies the batch), Transpose, Reshape back to one built after the Transpose."""
+    from onnx import helper
+
+    p, groups = prefix, rng.choice([2, 3, 0, -1])
+    nodes = [helper.make_node("Shape", [x], [f"{p}shape"]), _constant(f"{p}starts", [2]), _constant(f"{p}ends", [4]),
+             helper.make_node("Slice", [f"{p}shape", f"{p}starts", f"{p}ends"], [f"{p}hw"]),
+             _constant(f"{p}grouping", [0, groups, -1]),
+             helper.make_node("Concat", [f"{p}grouping", f"{p}hw"], [f"{p}grouped_shape"], axis=0),
+             helper.make_node("Reshape", [x, f"{p}grouped_shape"], [f"{p}grouped"]),
+             helper.make_node("Transpose", [f"{p}grouped"], [f"{p}swapped"], perm=rng.choice([[0, 2, 1, 3, 4],
+                                                                                            [0, 1, 2, 4, 3]])),
+             _constant(f"{p}back", [0, -1]),
+             helper.make_node("Concat", [f"{p}back", f"{p}hw"], [f"{p}back_shape"], axis=0),
+             helper.make_node("Reshape", [f"{p}swapped", f"{p}back_shape"], [f"{p}y"])]
+    return nodes, [], f"{p}y"
+
+
 _PIECES = [_big_constant_of_shape, _concat_doubling, _gather_blowup, _long_chain, _deep_constant, _big_pad,
-           _computed_flatten, _written_out_lrn, _grouped_lrn]
+           _computed_flatten, _written_out_lrn, _grouped_lrn, _shortcut, _concat_fork, _split_and_join,
+           _channel_shuffle]
 _PROTO_MUTATIONS = [_attribute, _attribute, _node, _node, _tensor, _graph_io, _opset, _insert_piece, _insert_piece]

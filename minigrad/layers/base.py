@@ -85,6 +85,13 @@ class Layer:
         container opens up into its layers, named "outer.inner" when nested; a plain layer is itself."""
         return [(prefix or type(self).__name__, self)]
 
+    def wired_leaves(self, reads, prefix=""):
+        """named_leaves() with the wiring between them, for a layer that reads the values named `reads`:
+        ([(name, leaf, [the names of the values it reads])], [the names of the values this layer gives]),
+        a value named as the leaf that makes it (or as one of `reads`). A plain layer is one leaf."""
+        name = prefix or type(self).__name__
+        return [(name, self, list(reads))], [name]
+
     def zero_grad(self):
         for p in self.parameters():
             p.zero_grad()

@@ -26,6 +26,10 @@ class Container(Layer):
         runs them, for inputs of `input_shapes` (batch first), from the sizes alone (mg.summary)."""
         raise NotImplementedError
 
+    def replace(self, name, layer):
+        """Put `layer` in the place of the layer named `name` (a new classifier for fine-tuning)."""
+        raise NotImplementedError
+
     def up_to(self, name):
         """The network that computes the value `name` (a layer's output; "block.conv1" inside a nested
         container): the same layer objects, from the input up to that layer, those it needs only."""
@@ -44,6 +48,15 @@ class Container(Layer):
             return super().named_leaves(prefix)
         return [leaf for name, layer in self.named_layers()
                 for leaf in layer.named_leaves(f"{prefix}.{name}" if prefix else name)]
+
+    def wired_leaves(self, reads, prefix=""):
+        if not self.opens_up:
+            return super().wired_leaves(reads, prefix)
+        return self._wired_layers(reads, prefix)
+
+    def _wired_layers(self, reads, prefix):
+        """wired_leaves() of a container that is the sum of its layers."""
+        raise NotImplementedError
 
     def observe(self, observer, prefix=""):
         """Report every layer's output and output gradient to observer(event, name, layer, array)
@@ -145,6 +158,12 @@ class Sequential(Container):
     def named_layers(self):
         return list(zip(self.names, self.layers))
 
+    def replace(self, name, layer):
+        if name not in self.names or not isinstance(layer, Layer):
+            raise ValueError(f"Sequential.replace: expected one of its layers {self.names} and a minigrad Layer, got "
+                             f"{name!r} and {type(layer).__name__}")
+        self.layers[self.names.index(name)] = layer
+
     def layer_shapes(self, input_shape):
         shapes = []
         for name, layer in self.named_layers():
@@ -165,6 +184,13 @@ class Sequential(Container):
             raise ValueError(f"Sequential: no layer {name!r}; its layers are {self.names}")
         index = self.names.index(outer)
         return Sequential(*self.named_layers()[:index], (outer, self[outer].up_to(inner)))
+
+    def _wired_layers(self, reads, prefix):
+        leaves = []
+        for name, layer in self.named_layers():             # each layer reads what the one before gives
+            inner, reads = layer.wired_leaves(reads, f"{prefix}.{name}" if prefix else name)
+            leaves += inner
+        return leaves, reads
 
     def forward(self, x):
         for name, layer in zip(self.names, self.layers):

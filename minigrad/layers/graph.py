@@ -194,6 +194,13 @@ class Graph(Container):
     def __len__(self):
         return len(self.nodes)
 
+    def replace(self, name, layer):
+        if name not in self._by_name or not isinstance(layer, Layer) or layer.arity != self[name].arity \
+                or any(node.layer is layer for node in self.nodes):
+            raise ValueError(f"Graph.replace: expected one of its nodes and a minigrad Layer of the same arity that "
+                             f"is in no node yet, got {name!r} and {layer.describe() if isinstance(layer, Layer) else layer!r}")
+        self._by_name[name].layer = layer
+
     @property
     def layers(self):
         return [node.layer for node in self.nodes]
@@ -235,6 +242,15 @@ class Graph(Container):
                  for node in self.nodes if node.name in needed]
         return Graph.from_nodes(nodes, [name for name in self.inputs if name in needed], [outer])
 
+    def _wired_layers(self, reads, prefix):
+        values, leaves = dict(zip(self.inputs, reads)), []
+        for node in self.nodes:
+            inner, given = node.layer.wired_leaves([values[name] for name in node.inputs],
+                                                   f"{prefix}.{node.name}" if prefix else node.name)
+            leaves += inner
+            (values[node.name],) = given             # (a node makes one value)
+        return leaves, [values[name] for name in self.outputs]
+
     def forward(self, *xs):
         if len(xs) != len(self.inputs):
             raise ValueError(f"Graph: expected {len(self.inputs)} input array(s) ({', '.join(self.inputs)}), "
@@ -245,7 +261,7 @@ class Graph(Container):
             y = node.layer.forward(*(values[name] for name in node.inputs))
             values[node.name] = y
             self._report("forward", node.name, node.layer, y)
-            for name in node.inputs:               # (its last reader has run: not needed any more)
+            for name in set(node.inputs):          # (its last reader has run: not needed any more)
                 if self._last_read[name] == node.name and name not in kept:
                     del values[name]
         return _one_or_tuple([values[name] for name in self.outputs])

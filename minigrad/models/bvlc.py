@@ -28,7 +28,7 @@ def load(path):
     from .. import onnx as mg_onnx
 
     model = mg_onnx.load(path)
-    fc = [layer for layer in model if hasattr(layer, "out_features")]
+    fc = [layer for _, layer in model.named_layers() if hasattr(layer, "out_features")]     # (a chain or a graph)
     if not fc or fc[-1].out_features != imagenet.NUM_CLASSES:
         raise ValueError(f"--onnx {path}: expected an ImageNet classifier with {imagenet.NUM_CLASSES} outputs, "
                          f"got {fc[-1].out_features if fc else 'no Gemm layer'}")

@@ -33,7 +33,7 @@ def check_no_dilation(node, attributes):
         raise node.error(f"dilations {list(dilations)} not supported, only 1")
 
 
-def padding(node, attributes, chain, kernel, strides):
+def padding(node, attributes, network, kernel, strides):
     """(top, left, bottom, right) from pads, or from auto_pad: VALID none, SAME_UPPER and SAME_LOWER the
     padding that gives ceil(size / stride) outputs, its odd cell at the end (UPPER) or the start."""
     auto_pad = attributes["auto_pad"]
@@ -48,7 +48,7 @@ def padding(node, attributes, chain, kernel, strides):
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
         raise node.error(f"auto_pad {auto_pad!r} not supported: NOTSET (explicit pads), VALID, SAME_UPPER or "
                          f"SAME_LOWER")
-    shape = chain.shape()
+    shape = network.shape()
     if shape is None or len(shape) != 4 or None in shape[2:]:
         raise node.error(f"auto_pad {auto_pad} needs the input's height and width, which the graph does not "
                          f"fix (input shape {shape})")

@@ -1,5 +1,5 @@
 """Nodes evaluated when loading: those that compute from constants (a weight in a Constant node, a
-shape built by Concat, ...) and the Shape of the chain's tensor, whose batch size stays a symbol (BATCH),
+shape built by Concat, ...) and the Shape of a tensor the network computes, whose batch size stays a symbol (BATCH),
 so that a Reshape to (batch, -1) loads for any batch. One small evaluator per operator, registered by
 @evaluator("Gather"), as the converters are. A node is evaluated only when a layer (or another evaluated
 node) reads its output, and what it makes counts against load's budget (budget.py)."""
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .arguments import squeeze_axes
-from .chain import GraphError
+from .network import GraphError
 from .dependency import onnx_package
 
 EVALUATORS = {}         # op -> evaluate(node, budget, *inputs): the output's value, from the inputs' values
@@ -22,7 +22,7 @@ def evaluator(op):
 
 
 class _Batch:
-    """The batch size, in a shape taken from the chain's tensor (Shape). It is unknown when loading, so
+    """The batch size, in a shape taken from a computed tensor (Shape). It is unknown when loading, so
     it stays a symbol: Gather, Concat, Unsqueeze... carry it, a Reshape keeps it as the batch axis, and
     anything that would compute with it fails (int() of it raises TypeError), naming its node."""
 
@@ -90,25 +90,56 @@ def tensor_value(tensor, what):
         raise GraphError(f"{what}: not a readable tensor ({type(error).__name__}: {error})") from None
 
 
-def is_evaluated(node, chain):
-    """Whether `node` is evaluated here: an EVALUATORS node whose inputs are constants, or the Shape of
-    the chain's current tensor."""
+def is_evaluated(node, network):
+    """Whether `node` is evaluated here: an EVALUATORS node whose inputs are constants, or the Shape of a
+    tensor the network computes."""
     names = [name for name in node.proto.input if name]
-    return node.op in EVALUATORS and (all(name in chain.constants for name in names)
-                                      or node.op == "Shape" and names == [chain.current])
+    return node.op in EVALUATORS and (all(name in network.constants for name in names)
+                                      or node.op == "Shape" and len(names) == 1 and network.is_computed(names[0]))
 
 
-def take_constant(node, chain):
-    """Record the value of `node` (is_evaluated(node, chain) holds): the Shape of the chain's tensor now,
-    while the chain holds it (its sizes, the batch the symbol BATCH); any other when it is first read."""
-    if list(node.proto.input) != [chain.current]:
-        chain.constants.defer(node)
+def take_constant(node, network):
+    """Record the value of `node` (is_evaluated(node, network) holds): the Shape of a computed tensor now,
+    from the shape the layers give it (its sizes, the batch the symbol BATCH); any other when it is
+    first read."""
+    tensor = node.proto.input[0] if node.proto.input else ""
+    if node.op != "Shape" or not network.is_computed(tensor):
+        network.constants.defer(node)
         return
-    shape = chain.shape()
+    shape = network.shape_of(tensor)
     if shape is None or None in shape[1:]:
-        raise node.error(f"the shape of {chain.current!r} is not known (the layers give {shape})")
+        raise node.error(f"the shape of {tensor!r} is not known (the layers give {shape})")
     inputs = [SimpleNamespace(shape=(BATCH, *shape[1:]))]                    # what np.shape reads
-    chain.constants.set(node.proto.output[0], evaluate(node, inputs, chain.budget))
+    network.constants.set(node.proto.output[0], evaluate(node, inputs, network.budget))
+
+
+def constant_ahead(network, tensor, before):
+    """The value of `tensor` where it is a constant, or where nodes not read yet, before node `before`,
+    compute it from constants and shapes (a pattern that reads ahead: the shape a channel shuffle
+    reshapes back to, built by the nodes after its first Reshape); those nodes are then read here.
+    None where neither."""
+    from .network import Node
+
+    wanted, found = [tensor], []
+    while wanted:
+        name = wanted.pop()
+        if not name or name in network.constants or any(n.proto.output[0] == name for n in found):
+            continue
+        index = network.maker(name)
+        if index is None or index in network.taken or index >= before or len(found) > 64:
+            return None
+        node = Node(index, network.nodes[index])
+        if node.op not in EVALUATORS or node.proto.domain not in ("", "ai.onnx") or len(node.proto.output) != 1 \
+                or node.op == "Shape" and not network.is_computed(node.proto.input[0]):
+            return None
+        found.append(node)
+        if node.op != "Shape":
+            wanted.extend(node.proto.input)
+    for node in sorted(found, key=lambda n: n.index):
+        node.check_schema(network.opset)
+        network.claim(node)
+        take_constant(node, network)
+    return network.constants[tensor]
 
 
 def evaluate(node, inputs, budget):
@@ -227,3 +258,33 @@ def transpose(node, budget, x):
 @evaluator("Identity")
 def identity(node, budget, x):
     return x
+
+
+def _arithmetic(op, compute):
+    """An evaluator of an elementwise operator on constants (a size computed from a shape: PyTorch
+    writes x.chunk(2, 1) as Slices whose bounds are the channels, from Shape, divided by 2)."""
+    @evaluator(op)
+    def evaluate_op(node, budget, a, b):
+        node.take({})
+        shapes = [np.shape(a), np.shape(b)]
+        try:
+            shape = np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise node.error(f"the shapes {shapes[0]} and {shapes[1]} do not broadcast") from None
+        budget.check(node, "its output", shape, np.result_type(np.asarray(a), np.asarray(b)))
+        return compute(np.asarray(a), np.asarray(b))
+    return evaluate_op
+
+
+def _divide(a, b):
+    """ONNX's Div: integers rounded towards zero (C's, not NumPy's floor division)."""
+    if a.dtype.kind in "iuO" and b.dtype.kind in "iuO":
+        quotient = abs(a) // abs(b)
+        return np.where((a < 0) != (b < 0), -quotient, quotient)
+    return a / b
+
+
+_arithmetic("Add", np.add)
+_arithmetic("Sub", np.subtract)
+_arithmetic("Mul", np.multiply)
+_arithmetic("Div", _divide)

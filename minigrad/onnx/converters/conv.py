@@ -5,7 +5,7 @@ from .registry import converter
 
 
 @converter("Conv")
-def conv(chain, node, args):
+def conv(network, node, args):
     a = node.take({"kernel_shape": None, "strides": None, "pads": None, "dilations": None, "group": 1,
                    "auto_pad": "NOTSET"})
     check_no_dilation(node, a)
@@ -19,13 +19,13 @@ def conv(chain, node, args):
     if kernel != weight.shape[2:]:
         raise node.error(f"kernel_shape {kernel} does not match the weight's {weight.shape[2:]}")
     strides = pair(node, a["strides"], "strides", [1, 1])
-    top, left, bottom, right = pads = padding(node, a, chain, kernel, strides)
+    top, left, bottom, right = pads = padding(node, a, network, kernel, strides)
     if any(p >= k for p, k in zip(pads, kernel * 2)):
         raise node.error(f"pads {pads} for a kernel of {kernel}: only pads smaller than the kernel are supported "
                          f"(a window that reaches no further than the padding sees none of the input)")
     symmetric = (min(top, bottom), min(left, right))
     if (top, left) != (bottom, right):   # (TensorFlow's SAME at stride 2): the odd cells as a ZeroPad2d first
-        chain.append(node, L.ZeroPad2d((top - symmetric[0], left - symmetric[1], bottom - symmetric[0],
+        network.append(node, L.ZeroPad2d((top - symmetric[0], left - symmetric[1], bottom - symmetric[0],
                                         right - symmetric[1])))
     group = int(a["group"])
     layer = L.Conv2d(weight.shape[1] * group, weight.shape[0], kernel, strides, symmetric, groups=group,
@@ -33,4 +33,4 @@ def conv(chain, node, args):
     layer.weight.data[...] = weight
     if bias is not None:
         layer.bias.data[...] = bias
-    chain.append(node, layer, node.proto.input[1:])
+    network.append(node, layer, node.proto.input[1:])

@@ -1,5 +1,5 @@
-"""Gemm and MatMul (Linear), Add (the bias of the Linear or Conv2d before it), and the nodes that only
-rearrange: Flatten, Reshape and Squeeze to (batch, features), Transpose, Identity."""
+"""Gemm and MatMul (Linear), the bias that an Add gives the Linear or Conv2d before it (fold_bias), and the
+nodes that only rearrange: Flatten, Reshape and Squeeze to (batch, features), Transpose, Identity."""
 import numpy as np
 
 from ... import layers as L
@@ -9,25 +9,25 @@ from .registry import converter
 
 
 @converter("Gemm")
-def gemm(chain, node, args):
+def gemm(network, node, args):
     a = node.take({"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0, "broadcast": 1})
     if a["transA"]:
         raise node.error("transA=1 (a transposed batch) is not supported")
     float_weights(node, args, ["B", "C"][:len(args)])
     weight = args[0] if a["transB"] else args[0].T            # Linear's (out, in)
     bias = args[1] if len(args) > 1 and node.proto.input[2] else None
-    _linear(chain, node, float(a["alpha"]) * weight, None if bias is None else float(a["beta"]) * bias)
+    _linear(network, node, float(a["alpha"]) * weight, None if bias is None else float(a["beta"]) * bias)
 
 
 @converter("MatMul")
-def matmul(chain, node, args):
+def matmul(network, node, args):
     node.take({})
     float_weights(node, args, ["B"])
-    _linear(chain, node, args[0].T, None)
+    _linear(network, node, args[0].T, None)
 
 
-def _linear(chain, node, weight, bias):
-    shape = chain.shape()
+def _linear(network, node, weight, bias):
+    shape = network.shape()
     if shape is not None and len(shape) != 2:
         raise node.error(f"input of shape {shape}: only (N, features) inputs are supported")
     if weight.ndim != 2:
@@ -42,21 +42,17 @@ def _linear(chain, node, weight, bias):
     layer.weight.data[...] = weight
     if bias is not None:
         layer.bias.data[...] = bias
-    chain.append(node, layer, [n for n in node.proto.input[1:] if n])
+    network.append(node, layer, [n for n in node.proto.input[1:] if n])
 
 
-@converter("Add", note="a bias after MatMul or Conv")
-def bias_add(chain, node, args):
-    """Add of a constant right after a MatMul (the bias of the Linear layer it made), or after a Conv
-    without a bias of one value per channel (as CNTK wrote a convolution's bias, e.g. the ONNX Model
-    Zoo's mnist-8): the layer's bias."""
-    node.take({})
-    _, layer = chain.layers[-1] if chain.layers else (None, None)
-    if not isinstance(layer, (L.Linear, L.Conv2d)) or layer.bias is not None or args[0] is None:
-        raise node.error("only a constant bias added right after a MatMul, or after a Conv without a bias, "
-                         "is supported")
-    float_weights(node, args, ["bias"])
-    bias = args[0]
+def fold_bias(network, node, bias):
+    """Whether the Add of the constant `bias` is the bias of the layer before it, which then takes it: a
+    MatMul's (a Linear without a bias), or a Conv's without a bias (as CNTK wrote a convolution's bias,
+    e.g. the ONNX Model Zoo's mnist-8), one value per output or one for all, where nothing else reads
+    that layer's output."""
+    layer = network.layer_before()
+    if not isinstance(layer, (L.Linear, L.Conv2d)) or layer.bias is not None:
+        return False
     if isinstance(layer, L.Linear):
         outputs, fits = layer.out_features, bias.ndim <= 2 and (bias.ndim < 2 or bias.shape[0] == 1)
         with_bias = L.Linear(layer.in_features, outputs)
@@ -66,28 +62,28 @@ def bias_add(chain, node, args):
         with_bias = L.Conv2d(layer.in_channels, outputs, layer.kernel_size, layer.stride, layer.padding,
                              groups=layer.groups)
     if not fits or bias.size not in (1, outputs):
-        raise node.error(f"bias of shape {bias.shape} is not one value per output of the {layer.describe()} "
-                         f"before it (or one for all), the same for every example and position")
+        return False
     with_bias.weight.data[...] = layer.weight.data
     with_bias.bias.data[...] = np.broadcast_to(bias.reshape(-1), (outputs,))
-    chain.replace_last(with_bias)
+    network.replace_layer_before(with_bias)
+    return True
 
 
 @converter("Flatten")
-def flatten(chain, node, args):
+def flatten(network, node, args):
     axis = int(node.take({"axis": 1})["axis"])
-    shape = chain.shape()
+    shape = network.shape()
     if axis != 1 and not (shape is not None and axis == 1 - len(shape)):
         raise node.error(f"axis {axis}: only flattening everything after the batch axis (axis=1) is supported")
-    chain.append(node, L.Flatten())
+    network.append(node, L.Flatten())
 
 
 @converter("Reshape", note="to flatten")
-def reshape(chain, node, args):
+def reshape(network, node, args):
     """Reshape to (batch, features), as exporters write Flatten: to a constant ([1, 9216] in bvlc_alexnet,
     the batch it was exported with), to (-1, features), or to (batch, -1) computed from the input's Shape."""
     allowzero = node.take({"allowzero": 0})["allowzero"]
-    target, shape = args[0] if args else None, chain.shape()
+    target, shape = args[0] if args else None, network.shape()
     if target is None:
         raise node.error("its shape must be a constant or computed from the input's shape")
     if np.asarray(target).dtype.kind not in "iuO":              # (O: a shape that holds the batch, BATCH)
@@ -99,22 +95,22 @@ def reshape(chain, node, args):
                                         or target[0] == 0 and not allowzero)    # 0 copies the dim, unless allowzero
     if keeps_batch and target[1] is not BATCH and (target[1] == -1 and target[0] != -1 or
                                                    features is not None and target[1] == features):
-        chain.append(node, L.Flatten())
+        network.append(node, L.Flatten())
         return
     raise node.error(f"Reshape from {shape} to {target}{' (allowzero=1)' if allowzero else ''}: only a flatten "
                      f"to (batch, features) is supported")
 
 
 @converter("Identity")
-def identity(chain, node, args):
+def identity(network, node, args):
     node.take({})
 
 
 @converter("Transpose", note="the batch axis first")
-def transpose(chain, node, args):
+def transpose(network, node, args):
     """A permutation of the axes that keeps the batch first (TensorFlow's NHWC <-> NCHW)."""
     perm = node.take({"perm": None})["perm"]
-    shape = chain.shape()
+    shape = network.shape()
     if perm is None:                                      # ONNX's default: the axes reversed
         if shape is None:
             raise node.error("no perm, and the input's rank is unknown: only an explicit perm is supported")
@@ -124,20 +120,20 @@ def transpose(chain, node, args):
     except ValueError:
         raise node.error(f"perm {list(perm)}: only permutations that keep the batch axis first are supported") \
             from None
-    chain.append(node, layer)
+    network.append(node, layer)
 
 
 @converter("Squeeze", note="to (batch, features)")
-def squeeze_to_features(chain, node, args):
+def squeeze_to_features(network, node, args):
     """The 1-sized axes after the batch removed, leaving (N, features): a Flatten (TensorFlow's global
     average pool is GlobalAveragePool then Squeeze of H and W)."""
     axes = squeeze_axes(node, args[0] if args else None)
-    shape = chain.shape()
+    shape = network.shape()
     if shape is not None and axes is not None:
         removed = {axis % len(shape) for axis in axes}
         kept = [size for axis, size in enumerate(shape) if axis not in removed]
         if 0 not in removed and len(kept) == 2 and all(shape[axis] == 1 for axis in removed):
-            chain.append(node, L.Flatten())
+            network.append(node, L.Flatten())
             return
     raise node.error(f"Squeeze of axes {axes} of a {shape} input: only removing 1-sized axes to leave (batch, "
                      f"features) is supported")

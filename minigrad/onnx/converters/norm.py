@@ -1,5 +1,5 @@
 """LRN (ONNX's alpha is divided by the window), BatchNormalization in inference, Dropout, and the Mul
-by 1 - p after it that makes it the paper's classic dropout."""
+by 1 - p after it that makes it the paper's classic dropout (classic_dropout)."""
 import numpy as np
 
 from ... import layers as L
@@ -10,11 +10,11 @@ LRN_ATTRIBUTES = {"size": None, "alpha": 1e-4, "beta": 0.75, "bias": 1.0}
 
 
 @converter("LRN")
-def lrn(chain, node, args):
-    append_lrn(chain, node, node.take(LRN_ATTRIBUTES))
+def lrn(network, node, args):
+    append_lrn(network, node, node.take(LRN_ATTRIBUTES))
 
 
-def append_lrn(chain, node, attributes, groups=1):
+def append_lrn(network, node, attributes, groups=1):
     """A LocalResponseNorm from an LRN's attributes (patterns.py: a grouped LRN's, named by its Concat)."""
     size = int(attributes["size"])
     if not 1 <= size <= LARGEST_SIZE:
@@ -24,12 +24,12 @@ def append_lrn(chain, node, attributes, groups=1):
     # ONNX divides alpha by the window; the paper's formula (minigrad's) does not. Divided in float32,
     # the precision of the attribute, so that an exported alpha comes back as the float32 it was.
     alpha = float(np.float32(attributes["alpha"]) / np.float32(size))
-    chain.append(node, L.LocalResponseNorm(size, alpha=alpha, beta=float(attributes["beta"]),
+    network.append(node, L.LocalResponseNorm(size, alpha=alpha, beta=float(attributes["beta"]),
                                            k=float(attributes["bias"]), groups=groups))
 
 
 @converter("BatchNormalization")
-def batch_normalization(chain, node, args):
+def batch_normalization(network, node, args):
     a = node.take({"epsilon": 1e-5, "momentum": 0.9, "spatial": 1, "training_mode": 0})
     if a["training_mode"] or not a["spatial"]:
         raise node.error("only inference (training_mode=0) with per-channel statistics (spatial=1) is supported")
@@ -39,7 +39,7 @@ def batch_normalization(chain, node, args):
     if any(arg.ndim != 1 or arg.shape != args[0].shape for arg in args):
         raise node.error(f"its scale, bias, mean and var must be vectors of one length, got shapes "
                          f"{[arg.shape for arg in args]}")
-    shape = chain.shape()
+    shape = network.shape()
     rank = len(shape) if shape is not None else None
     if rank not in (2, 4):
         raise node.error(f"input rank {rank} (shape {shape}): only (N, C) and (N, C, H, W) inputs are supported")
@@ -47,27 +47,26 @@ def batch_normalization(chain, node, args):
                                                             momentum=1 - float(a["momentum"]))
     layer.weight.data[...], layer.bias.data[...] = args[0], args[1]
     layer.running_mean[...], layer.running_var[...] = args[2], args[3]
-    chain.append(node, layer, node.proto.input[1:])
+    network.append(node, layer, node.proto.input[1:])
 
 
 @converter("Dropout")
-def dropout(chain, node, args):
+def dropout(network, node, args):
     a = node.take({"ratio": 0.5, "seed": None, "is_test": 0})
     if len(node.proto.input) > 1 and node.proto.input[1] and args[0] is None:
         raise node.error("its ratio must be a constant")
     if len(args) > 1 and node.proto.input[2] and (args[1] is None or scalar(node, args[1], "training_mode")):
         raise node.error("training_mode must be a constant false: only inference graphs are supported")
     ratio = scalar(node, args[0], "ratio") if args and args[0] is not None else float(a["ratio"])
-    chain.append(node, L.Dropout(ratio))         # inverted: the identity at inference, as ONNX's
+    network.append(node, L.Dropout(ratio))         # inverted: the identity at inference, as ONNX's
 
 
-@converter("Mul", note="classic dropout's scale")
-def classic_dropout_scale(chain, node, args):
-    """Mul by 1 - p right after a Dropout of ratio p: the paper's classic dropout (see export)."""
-    node.take({})
-    _, layer = chain.layers[-1] if chain.layers else (None, None)
-    scale = args[0]
-    if not (isinstance(layer, L.Dropout) and layer.mode == "inverted" and scale is not None and scale.size == 1
+def classic_dropout(network, node, scale):
+    """Whether the Mul by the constant `scale` is 1 - p right after a Dropout of ratio p whose output
+    nothing else reads (export's classic dropout, see minigrad.onnx): that Dropout is then classic."""
+    layer = network.layer_before()
+    if not (isinstance(layer, L.Dropout) and layer.mode == "inverted" and scale.size == 1
             and scale.dtype.kind == "f" and abs(float(scale.reshape(-1)[0]) - (1 - layer.p)) < 1e-6):
-        raise node.error("only a Mul by 1 - p right after a Dropout of ratio p (classic dropout) is supported")
+        return False
     layer.mode = "classic"
+    return True

@@ -7,7 +7,7 @@ from .registry import converter
 
 
 @converter("Pad", note="zeros around the maps")
-def zero_pad(chain, node, args):
+def zero_pad(network, node, args):
     """Zeros around the maps (H and W): a ZeroPad2d, or nothing when every pad is 0. The pads and value
     are attributes up to opset 10, inputs from 11 (and the axes they apply to from 18)."""
     a = node.take({"mode": "constant", "pads": None, "value": 0.0})
@@ -33,14 +33,14 @@ def zero_pad(chain, node, args):
                          f"(N, C, H, W) or (N, H, W, C) (mode 'constant', value 0, pads >= 0 on H and W) are "
                          f"supported")
     if padded:
-        _check_padded_size(chain, node, pads, axes)
-        chain.append(node, L.ZeroPad2d((pads[axes[0]], pads[axes[1]], pads[axes[0] + 4], pads[axes[1] + 4]), axes))
+        _check_padded_size(network, node, pads, axes)
+        network.append(node, L.ZeroPad2d((pads[axes[0]], pads[axes[1]], pads[axes[0] + 4], pads[axes[1] + 4]), axes))
 
 
-def _check_padded_size(chain, node, pads, axes):
+def _check_padded_size(network, node, pads, axes):
     """One example's padded maps must fit in load's budget (budget.py), their free sizes counted as 0:
     a few bytes of pads could otherwise ask for terabytes at the first forward."""
-    shape = chain.shape() or [None] * 4
+    shape = network.shape() or [None] * 4
     example = [(size if size is not None else 0 if axis in axes else 1) + pads[axis] + pads[axis + 4]
                for axis, size in enumerate(shape[:4]) if axis > 0]
-    chain.budget.check(node, "its output for one example", example, np.float32)
+    network.budget.check(node, "its output for one example", example, np.float32)

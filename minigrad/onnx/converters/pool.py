@@ -6,20 +6,20 @@ from .registry import converter
 
 
 @converter("MaxPool")
-def max_pool(chain, node, args):
+def max_pool(network, node, args):
     if len(node.proto.output) > 1 and node.proto.output[1]:
         raise node.error("its Indices output is not supported")
     # (storage_order is the layout of the Indices, which are not supported)
-    _pool(chain, node, lambda *geometry_and_attributes: L.MaxPool2d(*geometry_and_attributes[:4]), storage_order=0)
+    _pool(network, node, lambda *geometry_and_attributes: L.MaxPool2d(*geometry_and_attributes[:4]), storage_order=0)
 
 
 @converter("AveragePool")
-def average_pool(chain, node, args):
-    _pool(chain, node, lambda kernel, strides, pads, ceil_mode, a: L.AvgPool2d(
+def average_pool(network, node, args):
+    _pool(network, node, lambda kernel, strides, pads, ceil_mode, a: L.AvgPool2d(
         kernel, strides, pads, ceil_mode, count_include_pad=bool(a["count_include_pad"])), count_include_pad=0)
 
 
-def _pool(chain, node, make_layer, **more):
+def _pool(network, node, make_layer, **more):
     """make_layer(kernel, strides, pads, ceil_mode, attributes): a MaxPool2d or AvgPool2d with the
     node's window, strides, pads and ceil_mode; `more` are the attributes (and their defaults) it may
     also read."""
@@ -28,9 +28,9 @@ def _pool(chain, node, make_layer, **more):
     check_no_dilation(node, a)
     kernel = pair(node, a["kernel_shape"], "kernel_shape", None)
     strides = pair(node, a["strides"], "strides", [1, 1])
-    pads = _unreached_pads_cut(padding(node, a, chain, kernel, strides), chain.shape(), kernel, strides,
+    pads = _unreached_pads_cut(padding(node, a, network, kernel, strides), network.shape(), kernel, strides,
                                bool(a["ceil_mode"]))
-    chain.append(node, make_layer(kernel, strides, tuple(pads), bool(a["ceil_mode"]), a))
+    network.append(node, make_layer(kernel, strides, tuple(pads), bool(a["ceil_mode"]), a))
 
 
 def _unreached_pads_cut(pads, shape, kernel, strides, ceil_mode):
@@ -47,23 +47,23 @@ def _unreached_pads_cut(pads, shape, kernel, strides, ceil_mode):
 
 
 @converter("GlobalAveragePool")
-def global_average_pool(chain, node, args):
+def global_average_pool(network, node, args):
     node.take({})
-    chain.append(node, L.GlobalAvgPool2d())
+    network.append(node, L.GlobalAvgPool2d())
 
 
 @converter("ReduceMean", note="over H and W")
-def reduce_mean(chain, node, args):
+def reduce_mean(network, node, args):
     """The mean over H and W (a global average pool, as x.mean((2, 3)) exports), with keepdims=0 the
     (N, C) it leaves; the axes an attribute up to opset 17, an input from 18."""
     a = node.take({"axes": None, "keepdims": 1, "noop_with_empty_axes": 0})
     axes = a["axes"] if a["axes"] is not None else args[0] if args else None
     axes = None if axes is None else integers(node, axes, "axes")
-    shape = chain.shape()
+    shape = network.shape()
     rank = len(shape) if shape is not None else 4
     if axes is None or sorted(axis % rank for axis in axes) != [2, 3] or rank != 4:
         raise node.error(f"ReduceMean over axes {axes} of a rank-{rank} input: only the mean over H and W of "
                          f"(N, C, H, W) (a global average pool) is supported")
-    chain.append(node, L.GlobalAvgPool2d())
+    network.append(node, L.GlobalAvgPool2d())
     if not a["keepdims"]:
-        chain.append(node, L.Flatten())
+        network.append(node, L.Flatten())

@@ -2,10 +2,11 @@
 opsets where it reads that operator as written (since, until: where the operator changed its meaning,
 a second function takes the later opsets), as onnx2torch's node_converters do.
 
-A converter is called as convert(chain, node, args): `node` is the chain.Node, `args` the values of its
-inputs after the first (the chain's tensor) where they are constants, None where the graph computes
-them or they are absent. It appends the layers that compute the node (chain.append) or refuses it with
-node.error(...)."""
+A converter is called as convert(network, node, args): `node` is the network.Node, `args` the values of
+its inputs after the first (the tensor the graph computes that it reads, network.current) where they are
+constants, None where the graph computes them or they are absent. It appends the layers that compute the
+node (network.append: a layer that reads the current tensor, or, for a join, the values it names) or
+refuses it with node.error(...)."""
 
 CONVERTERS = {}             # op -> [(since, until, convert)], in the order registered
 NOTES = {}                  # op -> what of it is supported, where that is not all of it

@@ -1,0 +1,399 @@
+"""minigrad.onnx on graphs that fork and join: the nine ImageNet models of onnx's backend suite and the
+families PyTorch's exporters write (opsets 11 and 17, and the dynamo exporter), forward against ONNX
+Runtime, backward against PyTorch autograd on the same weights; graphs exported, ONNX Runtime-exact and
+round-trip exact; and the graphs that cannot be, refused with their node and shapes named."""
+import collections
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+onnx = pytest.importorskip("onnx", reason="the ONNX tests need the onnx extra: pip install -e '.[onnx,test]'")
+ort = pytest.importorskip("onnxruntime", reason="the ONNX tests need onnxruntime: pip install -e '.[test]'")
+from minigrad import onnx as mg_onnx  # noqa: E402
+from onnx import helper, numpy_helper  # noqa: E402
+from light_models import NAMES, imagenet_batch, light_model  # noqa: E402
+from test_onnx import assert_agree, run_ort  # noqa: E402
+
+F32 = onnx.TensorProto.FLOAT
+
+
+# --- the nine ImageNet models of onnx's backend suite ------------------------------------------------
+# What each is read as: the layers that make its forks and joins (the chains: none).
+JOINS = {
+    "bvlc_alexnet": {}, "zfnet512": {}, "vgg19": {},
+    "inception_v1": {"Concat": 9},
+    "inception_v2": {"Concat": 10, "Scale": 69, "Bias": 69},           # BatchNorm, then Mul and Add by constants
+    "resnet50": {"Add": 16},                                           # Sum of the shortcut and the block
+    "squeezenet": {"Concat": 8},
+    "densenet121": {"Concat": 58, "Scale": 121, "Bias": 121},
+    "shufflenet": {"Add": 13, "Concat": 3, "ChannelShuffle": 16},      # Reshape, Transpose, Reshape
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_light_models_load_and_agree_with_onnx_runtime(name):
+    """Each at batch 1 (the graphs fix it), its trailing Softmax left out so that the logits are compared:
+    to 1e-4 of the output's scale (float32 sums in another order give about 1e-6)."""
+    model = light_model(name)
+    net = mg_onnx.load(model)
+    kinds = collections.Counter(type(layer).__name__ for _, layer in net.named_layers())
+    assert {kind: kinds[kind] for kind in JOINS[name]} == JOINS[name]
+    assert isinstance(net, mg.Graph if JOINS[name] else mg.Sequential)
+    x = imagenet_batch()
+    assert_agree(net.forward(x), run_ort(model, x), rtol=1e-4)
+
+
+# --- the families PyTorch's exporters write -------------------------------------------------------------
+torch = pytest.importorskip("torch", reason="the PyTorch export tests need torch")
+from torch_families import INPUT, families  # noqa: E402
+
+FAMILIES = families()
+quiet_exporter = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning",
+                                            "ignore::FutureWarning")
+
+
+def torch_export(net, exporter, training=None):
+    """The ModelProto of `net` exported at batch 2 with a free batch: exporter "legacy11", "legacy17"
+    (the TorchScript exporter; training=PRESERVE keeps BatchNorm apart from the convolution, which EVAL
+    folds into its weights) or "dynamo" (opset 18)."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if exporter == "dynamo":
+            pytest.importorskip("onnxscript", reason="PyTorch's dynamo exporter needs onnxscript")
+            return torch.onnx.export(net, (torch.zeros(2, *INPUT),), dynamo=True, external_data=False,
+                                     dynamic_shapes=({0: torch.export.Dim("N", min=1)},)).model_proto
+        file = io.BytesIO()
+        torch.onnx.export(net, (torch.zeros(2, *INPUT),), file, dynamo=False, opset_version=int(exporter[-2:]),
+                          input_names=["x"], dynamic_axes={"x": {0: "N"}},
+                          training=training or torch.onnx.TrainingMode.EVAL)
+        return onnx.load_from_string(file.getvalue())
+
+
+def family_input(batch, seed=0):
+    return np.random.default_rng(seed).standard_normal((batch, *INPUT)).astype(np.float32)
+
+
+@pytest.mark.parametrize("exporter", ["legacy11", "legacy17", "dynamo"])
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+@quiet_exporter
+def test_pytorch_exports_of_each_family_load_and_agree(name, exporter):
+    """Against ONNX Runtime and PyTorch itself, at a batch other than the exported one."""
+    net = FAMILIES[name]
+    model = torch_export(net, exporter)
+    graph = mg_onnx.load(model)
+    assert isinstance(graph, mg.Graph)
+    x = family_input(3)
+    y = graph.forward(x)
+    assert_agree(y, run_ort(model, x))
+    with torch.no_grad():
+        assert_agree(y, net(torch.from_numpy(x)).numpy())
+
+
+def same_parameters(graph, net):
+    """(PyTorch's name, its parameter, the loaded graph's parameter that holds the same values) for every
+    parameter of net (the random weights tell them apart)."""
+    pairs = []
+    for name, theirs in net.named_parameters():
+        value = theirs.detach().numpy()
+        ours = [p for _, p in graph.named_parameters() if p.data.shape == value.shape and np.array_equal(p.data, value)]
+        assert len(ours) == 1, f"{name}: {len(ours)} parameters of the loaded graph hold its values"
+        pairs.append((name, theirs, ours[0]))
+    assert len(pairs) == len(graph.parameters())
+    return pairs
+
+
+def assert_same_gradients(graph, net, pairs, x, dy):
+    """The loaded graph's gradients (it in float64) against PyTorch autograd's on the same weights (pairs:
+    same_parameters), with respect to the input and to every parameter: to 1e-9 of each, or 1e-10 of the
+    largest (float64 sums taken in another order). Returns the graph's output."""
+    graph.zero_grad()
+    y = graph.forward(x)
+    dx = graph.backward(dy)
+    x = torch.from_numpy(x).requires_grad_()
+    net.zero_grad()
+    (net(x) * torch.from_numpy(dy)).sum().backward()
+    np.testing.assert_allclose(dx, x.grad.numpy(), rtol=1e-9, atol=1e-10 * np.abs(dx).max())
+    for name, theirs, ours in pairs:
+        gradient = theirs.grad.numpy()
+        np.testing.assert_allclose(ours.grad, gradient, rtol=1e-9, atol=1e-10 * np.abs(gradient).max(), err_msg=name)
+    return y
+
+
+@pytest.mark.parametrize("exporter", ["legacy11", "legacy17"])
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+@quiet_exporter
+def test_the_gradients_of_loaded_graphs_are_pytorchs(name, exporter):
+    """The input gradient and every parameter gradient, in float64, the graph in eval mode (BatchNorm
+    with its running statistics, its scale and shift trainable) against autograd through the network
+    in eval mode. Exported with BatchNorm kept apart (PRESERVE), so that the weights are PyTorch's."""
+    net = FAMILIES[name]
+    graph = mg_onnx.load(torch_export(net, exporter, torch.onnx.TrainingMode.PRESERVE)).astype(np.float64)
+    x = family_input(2, seed=1).astype(np.float64)
+    dy = np.random.default_rng(2).standard_normal((2, 10))
+    with torch.no_grad():
+        expected = net.double()(torch.from_numpy(x)).numpy()
+    try:
+        y = assert_same_gradients(graph, net, same_parameters(graph, net), x, dy)
+    finally:
+        net.float()
+    np.testing.assert_allclose(y, expected, rtol=1e-9, atol=1e-12)
+
+
+@quiet_exporter
+def test_a_loaded_graph_trains_as_pytorch_does():
+    """In training mode (BatchNorm on the batch's statistics), two SGD steps: the gradients, the running
+    statistics and the weights after each step are PyTorch's."""
+    net = families()["densenet"].double()
+    graph = mg_onnx.load(torch_export(net.float(), "legacy17", torch.onnx.TrainingMode.PRESERVE))
+    graph.astype(np.float64).train()
+    net.double().train()
+    net.dropout.p = 0.0                                       # (PyTorch's exporter leaves the Dropout out)
+    pairs = same_parameters(graph, net)
+    torch_sgd = torch.optim.SGD(net.parameters(), lr=0.1)
+    ours = mg.SGD(graph.parameters(), lr=0.1, momentum=0, weight_decay=0)
+    for step in range(2):
+        x = family_input(4, seed=step).astype(np.float64)
+        dy = np.random.default_rng(10 + step).standard_normal((4, 10))
+        assert_same_gradients(graph, net, pairs, x, dy)
+        torch_sgd.step()
+        ours.step()
+    batch_norms = [layer for _, layer in graph.named_layers() if isinstance(layer, mg.BatchNorm2d)]
+    torch_norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(batch_norms) == len(torch_norms) == 9
+    for ours_norm, theirs in zip(batch_norms, torch_norms):      # (momentum 0.1 is 1 - ONNX's float32 0.9)
+        np.testing.assert_allclose(ours_norm.running_var, theirs.running_var.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(ours_norm.weight.data, theirs.weight.detach().numpy(), rtol=1e-12)
+
+
+# --- graphs exported ---------------------------------------------------------------------------------------
+def every_join(seed=0):
+    """A graph of every layer that forks, joins, cuts or moves channels, and of the layers that graphs
+    write as operators (Scale and Bias as Mul and Add by a constant, ReLU6 as Clip), random weights."""
+    x = mg.Input((None, 8, 6, 5))
+    h = mg.Bias((8, 1, 1))(mg.Conv2d(8, 8, 3, padding=1, bias=False)(x, name="conv"), name="shift")
+    h = mg.ReLU6()(h, name="relu6")
+    left, right = mg.Slice(0, 3)(h, name="left"), mg.Slice(3, 8)(h, name="right")
+    right = mg.Scale((5, 1, 1))(mg.Conv2d(5, 5, 3, padding=1, groups=5)(right, name="depthwise"), name="scale")
+    h = mg.ChannelShuffle(2)(mg.Concat()(left, right, name="cat"), name="shuffle")
+    h = mg.Add()(h, x, mg.Clip(-1.0, None)(h, name="floor"), name="sum")
+    h = mg.Multiply()(h, mg.Sigmoid()(h, name="gate"), mg.Scale(())(h, name="half"), name="gated")
+    h = mg.Dropout(0.25, "classic")(mg.Identity()(mg.Add()(h, h, name="twice"), name="same"), name="drop")
+    y = mg.Linear(8 * 6 * 5, 10)(mg.Flatten()(h, name="flat"), name="fc")
+    graph = mg.Graph(x, [y, mg.Clip(None, 40.0)(h, name="ceiling")])
+    for conv in (graph["conv"], graph["depthwise"]):
+        conv.algorithm = "im2col"             # (what ONNX Runtime computes, to float32 summation order)
+    rng = np.random.default_rng(seed)
+    for p in graph.parameters():
+        p.data[...] = rng.uniform(0.5, 1.5, p.data.shape) * rng.choice([-1, 1], p.data.shape) / np.sqrt(p.data.size ** 0.5)
+    return graph.eval()
+
+
+def exported(graph, tmp_path, shape):
+    model = mg_onnx.export(graph, tmp_path / "graph.onnx", shape)
+    assert model == onnx.load(tmp_path / "graph.onnx")
+    return model
+
+
+def test_a_graph_of_every_join_exports_exactly_and_comes_back(tmp_path):
+    """Two outputs, a value read three times (the graph adds their gradients), classic dropout before a
+    Flatten (written as Dropout and its Mul): ONNX Runtime computes what minigrad does, and the graph
+    loaded back is the same graph, its outputs bit for bit."""
+    graph = every_join()
+    model = exported(graph, tmp_path, (8, 6, 5))
+    assert [o.name for o in model.graph.output] == ["fc", "ceiling"]
+    assert collections.Counter(n.op_type for n in model.graph.node) == {
+        "Conv": 2, "Add": 2, "Clip": 3, "Slice": 2, "Mul": 5, "Concat": 1, "Reshape": 2, "Transpose": 1, "Sum": 1,
+        "Sigmoid": 1, "Identity": 1, "Dropout": 1, "Flatten": 1, "Gemm": 1}
+    x = large_input((3, 8, 6, 5))
+    y, ceiling = graph.forward(x)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected_y, expected_ceiling = session.run(None, {"input": x})
+    assert_agree(y, expected_y)
+    assert_agree(ceiling, expected_ceiling)
+    back = mg_onnx.load(model)
+    names = [name for name, _ in graph.named_layers() if name not in ("shift", "same")]   # into conv's bias; none
+    names.insert(names.index("gated"), "gated_product1")         # (ONNX's Mul takes two: a product of three, two)
+    assert isinstance(back, mg.Graph) and [name for name, _ in back.named_layers()] == names
+    assert back["drop"].mode == "classic" and back["conv"].bias is not None
+    for ours, theirs in zip(back.forward(x), (y, ceiling)):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("build", ["small_resnet", "small_inception"])
+def test_the_graph_models_export_exactly_and_come_back(tmp_path, build):
+    """minigrad.models' residual and inception networks (Graphs nested in a Sequential)."""
+    from minigrad import models
+
+    net = getattr(models, build)(10, seed=3).eval()
+    for layer in [layer for _, layer in net.named_leaves() if isinstance(layer, mg.BatchNorm2d)]:
+        layer.running_var[...] = np.random.default_rng(1).uniform(0.5, 2, layer.num_features)
+    model = exported(net, tmp_path, (3, 32, 30))
+    x = large_input((2, 3, 32, 30)) / 20
+    y = net.forward(x)
+    assert_agree(y, run_ort(model, x))
+    back = mg_onnx.load(model, algorithm="auto")
+    assert isinstance(back, mg.Graph) and sorted(back.state_dict()) == sorted(
+        key.replace(".", "_", key.count(".") - 1) for key in net.state_dict())
+    np.testing.assert_array_equal(back.forward(x), y)
+
+
+@pytest.mark.parametrize("name", ["densenet121", "shufflenet"])
+def test_loaded_light_models_export_again_and_agree_with_onnx_runtime(tmp_path, name):
+    net = mg_onnx.load(light_model(name))
+    model = exported(net, tmp_path, (3, 224, 224))
+    x = imagenet_batch(2)
+    assert_agree(run_ort(model, x), net.forward(x))
+
+
+def test_export_refuses_a_graph_of_two_inputs(tmp_path):
+    graph = mg.Graph.from_nodes([("sum", mg.Add(), ["a", "b"])], inputs=["a", "b"])
+    with pytest.raises(ValueError, match="export: the model reads 2 inputs; an export has one"):
+        mg_onnx.export(graph, tmp_path / "x.onnx", (4,))
+
+
+def large_input(shape, seed=0):
+    return (4 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+# --- graphs that cannot be: refused at load, the node and the shapes named ----------------------------
+def fork(*nodes, shape=("N", 4, 6, 6), output="y"):
+    """x -> Conv (4 -> 4, 3x3, same size) "a" and MaxPool 2x2 "p", then `nodes`."""
+    weight = numpy_helper.from_array(np.ones((4, 4, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["a"], name="conv", pads=[1, 1, 1, 1]),
+                               helper.make_node("MaxPool", ["x"], ["p"], name="pool", kernel_shape=[2, 2],
+                                                strides=[2, 2]), *nodes], "g",
+                              [helper.make_tensor_value_info("x", F32, list(shape))],
+                              [helper.make_tensor_value_info(output, F32, None)], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("nodes, message", [
+    ([helper.make_node("Concat", ["a", "p"], ["y"], name="cat", axis=1)],
+     r"node 2 'cat' \(Concat\): Concat\(axis=1\): shapes \(None, 4, 6, 6\) and \(None, 4, 3, 3\) differ on an axis "
+     r"other than 1"),
+    ([helper.make_node("Conv", ["x", "w2"], ["b"], name="wide", pads=[1, 1, 1, 1]),
+      helper.make_node("Add", ["a", "b"], ["y"], name="sum")],
+     r"node 3 'sum' \(Add\): Add: the shapes \(None, 4, 6, 6\), \(None, 5, 6, 6\) do not broadcast"),
+    ([helper.make_node("Relu", ["b"], ["y"], name="early"), helper.make_node("Relu", ["a"], ["b"], name="late")],
+     r"node 2 'early' \(Relu\): reads 'b', which node 3 makes later: the nodes are not in the topological order"),
+    ([helper.make_node("Add", ["a", "c"], ["b"], name="first"), helper.make_node("Relu", ["b"], ["c"], name="loop"),
+      helper.make_node("Relu", ["c"], ["y"])],
+     r"node 2 'first' \(Add\): reads 'c', which node 3 makes later: .* or they form a cycle"),
+    ([helper.make_node("Add", ["a", "missing"], ["y"], name="sum")],
+     r"node 2 'sum' \(Add\): reads 'missing', which no node makes and which is not an input of the graph"),
+    ([helper.make_node("Relu", ["a"], ["b"]), helper.make_node("Sigmoid", ["p"], ["b"], name="again"),
+      helper.make_node("Relu", ["b"], ["y"])],
+     r"node 3 'again' \(Sigmoid\): its output 'b' is made by an earlier node"),
+    ([helper.make_node("Dropout", ["a"], ["d", "mask"]), helper.make_node("Add", ["d", "mask"], ["y"], name="sum")],
+     r"node 3 'sum' \(Add\): reads 'mask', an output of node 2 \(Dropout\) that minigrad does not compute"),
+    ([helper.make_node("Split", ["a"], ["s1", "s2"], name="split", axis=1, split=[3, 2]),
+      helper.make_node("Add", ["s1", "s2"], ["y"])],
+     r"node 2 'split' \(Split\): sizes \[3, 2\] for 2 outputs along axis 1 of size 4"),
+])
+def test_graphs_that_cannot_be_are_refused_naming_the_node_and_the_shapes(nodes, message):
+    model = fork(*nodes)
+    model.graph.initializer.append(numpy_helper.from_array(np.ones((5, 4, 3, 3), np.float32), "w2"))
+    with pytest.raises(ValueError, match=r"^ONNX model \(graph 'g'\): " + message):
+        mg_onnx.load(model)
+
+
+def test_an_output_the_graph_does_not_compute_is_refused():
+    model = fork(helper.make_node("Add", ["a", "a"], ["y"]), output="w")
+    with pytest.raises(ValueError, match=r"expected the graph's outputs to be computed from its input, got \['w'\]"):
+        mg_onnx.load(model)
+
+
+def test_a_branch_no_output_needs_is_left_out_and_a_chain_is_a_sequential():
+    """x -> conv -> y, with a pool of x read by nothing: a chain (Sequential); a value read twice by one
+    node (Add(a, a)) sends back both gradients."""
+    chain = mg_onnx.load(fork(helper.make_node("Relu", ["a"], ["y"], name="relu")))
+    assert isinstance(chain, mg.Sequential) and chain.names == ["conv", "relu"]
+    doubled = mg_onnx.load(fork(helper.make_node("Add", ["a", "a"], ["y"], name="twice")))
+    assert isinstance(doubled, mg.Graph) and [name for name, _ in doubled.named_layers()] == ["conv", "twice"]
+    x = large_input((2, 4, 6, 6))
+    np.testing.assert_array_equal(doubled.forward(x), 2 * chain["conv"].forward(x))
+    assert (result := mg.gradcheck(doubled.astype(np.float64), x.astype(np.float64))).passed, result
+
+
+# --- onnx's backend test cases of the operators graphs add ---------------------------------------------
+JOIN_OPS = {"Add", "Sum", "Mul", "Concat", "Split", "Slice", "Clip", "Identity"}
+# The node tests give every operand as a graph input; minigrad reads the first as the input and the others
+# as constants. Refused, each with the ValueError that names why: other dtypes, constants that differ
+# along the batch axis (the first), the batch axis split or sliced, joins of constants, an empty slice.
+JOIN_REFUSED = {
+    *(f"test_{op}_{kind}" for op in ("add", "mul") for kind in ("int8", "int16", "uint8", "uint16", "uint32", "uint64")),
+    *(f"test_clip_default_int8_{kind}" for kind in ("min", "max", "inbounds")),
+    "test_add", "test_mul", "test_mul_example", "test_sum_example", "test_sum_two_inputs",
+    *(f"test_concat_{rank}d_axis_{axis}" for rank, axes in ((1, ("0", "negative_1")), (2, ("0", "1", "negative_1",
+                                                                                       "negative_2")),
+                                                            (3, ("0", "1", "2", "negative_1", "negative_2",
+                                                                 "negative_3"))) for axis in axes),
+    *(f"test_split_{kind}_opset{opset}" for opset in (13, 18) for kind in (
+        "equal_parts_1d", "variable_parts_1d", "equal_parts_default_axis", "variable_parts_default_axis",
+        "zero_size_splits")), "test_split_1d_uneven_split_opset18",
+    "test_slice", "test_slice_default_axes", "test_slice_default_steps", "test_slice_neg_steps",
+    "test_slice_negative_axes", "test_slice_start_out_of_bounds", "test_clip_min_greater_than_max",
+}
+
+
+def test_onnx_backend_cases_of_the_join_operators():
+    from test_onnx import as_single_input, backend_cases
+
+    matched = []
+    for case in backend_cases(JOIN_OPS):
+        if not {n.op_type for n in case.model.graph.node} & (JOIN_OPS - {"Identity"}):
+            continue
+        model, x, _ = as_single_input(case)
+        if case.name in JOIN_REFUSED:
+            with pytest.raises(ValueError, match=r"^ONNX model \(graph '\w+'\): "):
+                mg_onnx.load(model).forward(np.asarray(x))
+            continue
+        actual = mg_onnx.load(model).forward(np.asarray(x))
+        expected = case.data_sets[0][1]
+        actual = actual if isinstance(actual, tuple) else (actual,)
+        assert len(actual) == len(expected), case.name
+        for ours, theirs in zip(actual, expected):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7, err_msg=case.name)
+        matched.append(case.name)
+    assert {"test_add_bcast", "test_mul_bcast", "test_sum_one_input", "test_clip", "test_clip_default_min",
+            "test_clip_default_max", "test_clip_splitbounds", "test_slice_neg", "test_slice_end_out_of_bounds",
+            "test_split_equal_parts_2d", "test_split_equal_parts_2d_opset13", "test_split_variable_parts_2d_opset13",
+            "test_split_variable_parts_2d_opset18", "test_split_2d_uneven_split_opset18"} <= set(matched)
+
+
+def joins_at(opset):
+    """A graph of the joins as an exporter writes them at `opset`: Clip's bounds as attributes up to 10,
+    inputs from 11; Split's sizes as an attribute up to 12, an input from 13; Unsqueeze's axes likewise."""
+    rng = np.random.default_rng(opset)
+    constants = {"w": rng.standard_normal((6, 6, 3, 3)) / 5, "scale": rng.uniform(0.5, 2, 2),
+                 "shift": rng.standard_normal((1, 6, 1, 1)), "low": np.array(-0.5), "high": np.array(1.5)}
+    initializers = [numpy_helper.from_array(value.astype(np.float32), name) for name, value in constants.items()]
+    initializers += [numpy_helper.from_array(np.array(value, np.int64), name) for name, value in
+                     (("sizes", [2, 4]), ("axes", [1, 2]))]
+    clip = (helper.make_node("Clip", ["a"], ["clipped"], min=-0.5, max=1.5) if opset < 11 else
+            helper.make_node("Clip", ["a", "low", "high"], ["clipped"]))
+    split = (helper.make_node("Split", ["clipped"], ["s1", "s2"], axis=1, split=[2, 4]) if opset < 13 else
+             helper.make_node("Split", ["clipped", "sizes"], ["s1", "s2"], axis=1))
+    unsqueeze = (helper.make_node("Unsqueeze", ["scale"], ["scale3"], axes=[1, 2]) if opset < 13 else
+                 helper.make_node("Unsqueeze", ["scale", "axes"], ["scale3"]))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]), clip, split, unsqueeze,
+             helper.make_node("Mul", ["scale3", "s1"], ["scaled"]), helper.make_node("Relu", ["s2"], ["r"]),
+             helper.make_node("Concat", ["r", "scaled"], ["c"], axis=-3), helper.make_node("Sum", ["c", "x", "a"], ["t"]),
+             helper.make_node("Add", ["t", "shift"], ["y"])]
+    graph = helper.make_graph(nodes, "joins", [helper.make_tensor_value_info("x", F32, ["N", 6, 5, 4])],
+                              [helper.make_tensor_value_info("y", F32, ["N", 6, 5, 4])], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("opset", [7, 9, 11, 13, 17, 18, onnx.defs.onnx_opset_version()])
+def test_the_joins_load_from_opset_7_to_the_newest(opset):
+    model = joins_at(opset)
+    onnx.checker.check_model(model)
+    graph = mg_onnx.load(model)
+    assert [type(layer).__name__ for layer in graph.layers] == [
+        "Conv2d", "Clip", "Slice", "Slice", "Scale", "ReLU", "Concat", "Add", "Bias"]
+    x = large_input((3, 6, 5, 4))
+    assert_agree(graph.forward(x), run_ort(model, x))
