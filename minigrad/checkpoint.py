@@ -16,6 +16,7 @@ What it points to is not trusted either: a resumed run's data folder is only rea
 only the synthetic set it generates, into a folder that is absent, empty or one it generated before;
 data/synthetic.py refuses any other folder).
 """
+import hashlib
 import json
 import math
 import numbers
@@ -118,6 +119,11 @@ class Checkpoint:
     @property
     def epoch(self):
         return self.history[-1]["epoch"]
+
+    def fingerprint(self):
+        """Its epochs and a hash of its record: what the ranks of a job compare, to resume the same run."""
+        digest = hashlib.sha256(json.dumps(self.record, sort_keys=True).encode()).hexdigest()[:16]
+        return {"epoch": len(self.history), "record": digest}
 
     # --- the arrays, read when used ---
     def normalisation(self):

@@ -26,8 +26,6 @@ writes the outputs; a checkpoint resumes on any number of ranks. With --model-pa
 replica's whole slice; the checkpoints keep the one-device layout, so a run resumes with or without towers.
 """
 import argparse
-import hashlib
-import json
 import math
 import os
 import sys
@@ -80,7 +78,8 @@ def parse_args(argv=None):
                         "over the steps)")
     parser.add_argument("--workers", type=int, default=2, help="background threads preparing batches (default 2)")
     parser.add_argument("--out", help="output folder (default: runs/<preset>-<date>-<time>)")
-    parser.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR/last.npz exactly")
+    parser.add_argument("--resume", metavar="RUN", help="continue exactly the run saved in RUN/last.npz (RUN: its "
+                        "folder, or the checkpoint file itself)")
     parser.add_argument("--init", metavar="FILE", help="fine-tune: start from the weights of FILE (.onnx, e.g. the "
                         "ONNX Model Zoo's bvlcalexnet-12.onnx, or a checkpoint .npz); the classifier (fc8) is new "
                         "(finetune.py); with --arch onnx, FILE is the network too")
@@ -218,6 +217,61 @@ def ensure_synthetic(config):
         print(f"synthetic set ready in {config['data']} ({time.time() - start:.1f}s)")
 
 
+def run_config(args):
+    """(config, output folder, the checkpoint resumed or None) of the run the options ask for: a new
+    run, or the one saved in --resume's checkpoint (which keeps the values it started with)."""
+    if not args.resume:
+        try:
+            config = {**make_config(args), **finetune.settings(args.init, args.freeze, args.init_lr_mult)}
+        except ValueError as error:       # an --init FILE that no network can be read from: its message says why
+            raise SystemExit(f"train.py: {error}") from None
+        network = config["preset"] if config["arch"] == "alexnet" else f"{config['arch']}-{config['preset']}"
+        out = args.out or os.path.join("runs", f"{network}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if os.path.exists(os.path.join(out, "last.npz")):
+            raise SystemExit(f"train.py: {out} already holds a run (last.npz); continue it with --resume {out} "
+                             f"or choose another --out")
+        return config, out, None
+    try:
+        saved = checkpoint.load(args.resume)
+    except ValueError as error:           # a damaged, truncated or foreign file: its message says what is wrong
+        raise SystemExit(f"train.py: --resume: {error}") from None
+    config = {"dtype": "float32", **saved.config}          # (checkpoints from before --dtype)
+    ignored = [f"--{name.replace('_', '-')}" for name in ("data", "preset", "arch", "batch_size", "lr", "seed", "dtype")
+               if getattr(args, name) is not None]
+    if ignored:
+        print(f"resuming: {', '.join(ignored)} ignored, the run keeps the values it started with")
+    if args.epochs and "plan" in config:
+        config["plan"] = recipe.extended(recipe.Plan(**config["plan"]), args.epochs).to_dict()
+    config["epochs"] = args.epochs or config["epochs"]
+    return config, args.out or os.path.dirname(saved.path), saved
+
+
+def open_network(args, config, train, saved, comm):
+    """(network on the device, normalisation, history, best epoch): the checkpoint's, or a new network
+    for the plan that the training folder's size gives (recipe.py), fine-tuned from --init."""
+    if saved:
+        if train.classes != saved.classes:
+            raise SystemExit(f"train.py: the classes in {config['data']} are not those of the checkpoint")
+        try:
+            model, normalisation = saved.model(args.device, config["dtype"]), saved.normalisation()
+        except ValueError as error:
+            raise SystemExit(f"train.py: --resume: {error}") from None
+        return model, normalisation, saved.history, saved.record["best"]
+    smaller = recipe.batch_size(config["batch_size"], len(train))
+    if args.batch_size is None and smaller != config["batch_size"]:
+        print(f"batch {smaller}: {len(train)} training images are fewer than 4 batches of {config['batch_size']}")
+        config["batch_size"] = smaller
+        distributed.check_global_batch(comm, smaller)
+    plan = recipe.plan(config["preset"], len(train), config["batch_size"], config["epochs"])
+    config.update(epochs=plan.epochs, plan=plan.to_dict())
+    print(plan.describe())
+    normalisation = data.Normalisation.fit(train, config["seed"], config["scale"])
+    model = models.from_config(config, len(train.classes))
+    if config["init"]:
+        config["init_loaded"] = finetune.start_from(model, config["init"])
+    return model.to(args.device), normalisation, [], {"epoch": 0, "val_top1": -1.0}
+
+
 def main(argv=None):
     # MPI first, before anything that can fail: a rank that exits before MPI is initialised cannot
     # abort the job, and the others would wait for it in MPI_Init forever (minigrad.distributed).
@@ -228,39 +282,14 @@ def main(argv=None):
         warnings.simplefilter("ignore")
     args = parse_args(argv)
     distributed.set_timeout(args.rank_timeout or None)
-    if args.resume:
-        try:
-            saved = checkpoint.load(args.resume)
-        except ValueError as error:       # a damaged, truncated or foreign file: its message says what is wrong
-            raise SystemExit(f"train.py: --resume: {error}") from None
-        resumed = {"epoch": len(saved.history), "record": hashlib.sha256(
-            json.dumps(saved.record, sort_keys=True).encode()).hexdigest()[:16]}
-        config = {"dtype": "float32", **saved.config}          # (checkpoints from before --dtype)
-        ignored = [f"--{name.replace('_', '-')}" for name in ("data", "preset", "arch", "batch_size", "lr", "seed", "dtype")
-                   if getattr(args, name) is not None]
-        if ignored:
-            print(f"resuming: {', '.join(ignored)} ignored, the run keeps the values it started with")
-        if args.epochs and "plan" in config:
-            config["plan"] = recipe.extended(recipe.Plan(**config["plan"]), args.epochs).to_dict()
-        config["epochs"] = args.epochs or config["epochs"]
-        out = args.out or os.path.dirname(saved.path)
-    else:
-        try:
-            config = {**make_config(args), **finetune.settings(args.init, args.freeze, args.init_lr_mult)}
-        except ValueError as error:       # an --init FILE that no network can be read from: its message says why
-            raise SystemExit(f"train.py: {error}") from None
-        network = config["preset"] if config["arch"] == "alexnet" else f"{config['arch']}-{config['preset']}"
-        out = args.out or os.path.join("runs", f"{network}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if os.path.exists(os.path.join(out, "last.npz")):
-            raise SystemExit(f"train.py: {out} already holds a run (last.npz); continue it with --resume {out} "
-                             f"or choose another --out")
-        resumed = None
+    config, out, saved = run_config(args)
     # Every rank must run the same training: an option given to one rank only (an MPMD launch, a node
     # with another copy of the checkpoint) would make the ranks train different replicas silently, or
     # run different numbers of steps and hang. The data is compared by its files, below.
     distributed.check_agreement(world, {**{key: value for key, value in config.items() if key != "data"},
                                         "device": args.device, "model_parallel": args.model_parallel,
-                                        "diagnose": args.diagnose, "resumed": resumed}, "the run's configuration")
+                                        "diagnose": args.diagnose, "resumed": saved and saved.fingerprint()},
+                                "the run's configuration")
     # comm: the data-parallel replicas (the whole job without --model-parallel); tower_comm: this
     # rank's partner towers, which see the same batch.
     if args.model_parallel > 1 and config.get("arch", "alexnet") != "alexnet":
@@ -290,29 +319,7 @@ def main(argv=None):
         files = [path for split in (train, val) for path, _ in split.samples]
         distributed.check_agreement(world, f"{len(files)} files, hash {distributed.file_list_hash(files)}",
                                     f"the list of readable image files (names and sizes) under --data {config['data']}")
-    if args.resume:
-        if train.classes != saved.classes:
-            raise SystemExit(f"train.py: the classes in {config['data']} are not those of the checkpoint")
-        try:
-            model, normalisation = saved.model(args.device, config["dtype"]), saved.normalisation()
-        except ValueError as error:
-            raise SystemExit(f"train.py: --resume: {error}") from None
-        history, best = saved.history, saved.record["best"]
-    else:
-        smaller = recipe.batch_size(config["batch_size"], len(train))
-        if args.batch_size is None and smaller != config["batch_size"]:
-            print(f"batch {smaller}: {len(train)} training images are fewer than 4 batches of {config['batch_size']}")
-            config["batch_size"] = smaller
-            distributed.check_global_batch(comm, smaller)
-        plan = recipe.plan(config["preset"], len(train), config["batch_size"], config["epochs"])
-        config.update(epochs=plan.epochs, plan=plan.to_dict())
-        print(plan.describe())
-        normalisation = data.Normalisation.fit(train, config["seed"], config["scale"])
-        model = models.from_config(config, len(train.classes))
-        if config["init"]:
-            config["init_loaded"] = finetune.start_from(model, config["init"])
-        model.to(args.device)
-        history, best = [], {"epoch": 0, "val_top1": -1.0}
+    model, normalisation, history, best = open_network(args, config, train, saved, comm)
     optimizer = mg.SGD(finetune.parameter_groups(model, config), lr=config["lr"], momentum=config["momentum"],
                        weight_decay=config["weight_decay"])
     # Section 5: divide the rate by 10 when the validation error stops improving, three times at most.
@@ -321,7 +328,7 @@ def main(argv=None):
         config["epochs"], len(train) // config["batch_size"], 1, config["patience"], "recorded without a plan")
     scheduler = mg.ReduceLROnPlateau(optimizer, mode="min", factor=0.1, patience=plan.patience,
                                      max_reductions=MAX_LR_REDUCTIONS)
-    if args.resume:
+    if saved:
         try:
             saved.restore(model, optimizer, scheduler)
         except ValueError as error:
