@@ -15,7 +15,6 @@ for this script only: without it minigrad's numbers are printed alone.
 """
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -50,7 +49,7 @@ import numpy as np  # noqa: E402  (after the thread variables are set)
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import minigrad as mg  # noqa: E402
 from minigrad.models import alexnet
-from timing import alternate, timed  # noqa: E402
+from timing import alternate, machine, timed, write_report  # noqa: E402
 from torch_twin import torch_twin  # noqa: E402
 
 try:
@@ -165,19 +164,11 @@ def tune_malloc():
     return "malloc: not glibc, left as it is"
 
 
-def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    flags = open("/proc/cpuinfo").read()
-    return (f"{cpu}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in flags else 'no AVX-512'}; "
-            f"Python {platform.python_version()}, NumPy {np.__version__}"
-            + (f", PyTorch {torch.__version__}" if torch else ", no PyTorch") + f"; {ARGS.threads} threads")
-
-
 def main():
     if ARGS.peak_memory_of:
         return report_peak_memory()
     lines = [f"# AlexNet (paper preset) training step on the CPU, batch {ARGS.batch}, float32", "",
-             f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M')}", tune_malloc(), ""]
+             f"Machine: {machine(ARGS.threads, **({'PyTorch': torch.__version__} if torch else {}))}", f"Date: {time.strftime('%Y-%m-%d %H:%M')}", tune_malloc(), ""]
     print("\n".join(lines), flush=True)
 
     def say(text=""):
@@ -244,9 +235,7 @@ def main():
         say(f"\nPeak RSS of a batch-{ARGS.memory_batch} step: minigrad {mem['minigrad']:.0f} MiB"
             + (f", PyTorch {mem['torch']:.0f} MiB, ratio {mem['minigrad'] / mem['torch']:.2f}x" if torch else ""))
 
-    out = ROOT / "benchmarks" / "results" / f"cpu_alexnet_{platform.node() or 'machine'}.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_report("cpu_alexnet", lines)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ The report is printed and written to benchmarks/results/onnx_inference_<host>.md
 """
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ import onnxruntime  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 from minigrad.models import alexnet  # noqa: E402
-from timing import alternate, machine  # noqa: E402
+from timing import alternate, machine, write_report  # noqa: E402
 
 
 def main():
@@ -63,9 +62,7 @@ def main():
         lines.append(f"| {batch} | {times['minigrad'] * 1e3:.1f} ms | {times['ort'] * 1e3:.1f} ms | "
                      f"{times['minigrad'] / times['ort']:.2f}x | {difference:.1e} |")
         print(lines[-1], flush=True)
-    out = ROOT / "benchmarks" / "results" / f"onnx_inference_{platform.node() or 'machine'}.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_report("onnx_inference", lines)
 
 
 if __name__ == "__main__":

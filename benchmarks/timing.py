@@ -4,6 +4,7 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -33,3 +34,18 @@ def machine(threads, **versions):
     peers = "".join(f", {name.replace('_', ' ')} {version}" for name, version in versions.items())
     return (f"{cpu}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in flags else 'no AVX-512'}; Python "
             f"{platform.python_version()}, NumPy {np.__version__}{peers}; {threads} threads")
+
+
+def write_report(name, lines):
+    """Write this run as the head of benchmarks/results/<name>_<host>.md, above the file's history.
+
+    The history is every section (from the first "## " heading on) that people wrote under an earlier
+    run: the before/after tables of each change. A fresh run replaces only the head above it."""
+    out = Path(__file__).resolve().parent / "results" / f"{name}_{platform.node() or 'machine'}.md"
+    history = ""
+    if out.exists():
+        text = out.read_text()
+        start = text.find("\n## ")
+        history = text[start:] if start >= 0 else ""
+    out.write_text("\n".join(lines) + "\n" + history)
+    print(f"\nwritten to {out.relative_to(out.parents[2])} (the history below the run kept)")

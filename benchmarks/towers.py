@@ -103,7 +103,6 @@ def main():
     args = parse()
     if args.worker:
         return worker(args)
-    import minigrad as mg
     from minigrad.distributed import towers
     from minigrad.models import alexnet
 

@@ -64,6 +64,21 @@ def test_maxpool_nan_windows_match_the_reference(case, share):
     np.testing.assert_array_equal(argmax, argmax_ref)
 
 
+@given(window_cases(pool=True), st.floats(0.0, 0.3))
+def test_maxpool_ties_and_infinities_match_the_reference(case, nan_share):
+    """Three values and -inf: most windows hold their maximum more than once, in any rows and columns
+    (the kernel finds it down the columns, then across), and some hold only -inf or NaN."""
+    x = draw_input(case)
+    rng = np.random.default_rng(case["seed"] + 3)
+    x[...] = rng.choice(np.array([-np.inf, 0, 1, 2], x.dtype), size=x.shape)
+    x[rng.random(x.shape) < nan_share] = np.nan
+    args = case["kernel"], case["stride"], case["padding"]
+    y, argmax = cpu.maxpool_forward(x, *args)
+    y_ref, argmax_ref = cpu.maxpool_forward_reference(x, *args)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+
+
 def test_maxpool_ties_pick_the_first_maximum():
     x = np.zeros((1, 1, 4, 4), np.float32)
     _, argmax = cpu.maxpool_forward(x, (3, 3), (1, 1), (1, 1))

@@ -77,6 +77,10 @@ def maxpool_forward_reference(x, kernel_size, stride, padding, ceil_mode=False):
     windows = _windows(_padded(x, fitting, -np.inf), kernel_size, stride, (OH, OW), (0, 1, 2, 3, 4, 5))
     windows = windows.reshape(N, C, OH, OW, kh * kw)
     argmax = windows.argmax(axis=-1)                       # first maximum in row-major order
+    # A window of -inf alone ties with its padding: its first position inside the input, as PyTorch.
+    inside = _windows(_padded(xp.ones((1, 1, H, W), bool), fitting, False), kernel_size, stride, (OH, OW),
+                      (0, 1, 2, 3, 4, 5)).reshape(1, 1, OH, OW, kh * kw)
+    argmax = xp.where(windows.max(axis=-1) == -np.inf, inside.argmax(axis=-1), argmax)
     nan = xp.isnan(windows)
     last_nan = kh * kw - 1 - nan[..., ::-1].argmax(axis=-1)
     argmax = xp.where(nan.any(axis=-1), last_nan, argmax).astype(np.int32)
