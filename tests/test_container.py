@@ -112,3 +112,32 @@ def test_building_a_long_sequential_compares_each_name_with_few_others():
     assert len(net) == layers and comparisons < layers
     with pytest.raises(ValueError, match="the name 'relu1' is used twice"):
         mg.Sequential(("relu1", mg.ReLU()), (Name("relu1"), mg.ReLU()))
+
+
+def test_backward_releases_what_forward_saved_and_a_second_backward_says_so(rng):
+    """After a container's backward no layer holds an array of the step (only its parameters and
+    buffers), so a step's activations are freed as the backward pass goes; a second backward refuses."""
+    x_in = mg.Input()
+    h = mg.Conv2d(4, 4, 3, padding=1)(x_in)
+    joined = mg.Multiply()(mg.Scale((4, 1, 1))(h), mg.Sigmoid()(h))
+    block = mg.Graph(x_in, joined)
+    net = mg.Sequential(mg.Conv2d(3, 4, 3, padding=1), mg.ReLU(), mg.LocalResponseNorm(3, groups=2),
+                        mg.BatchNorm2d(4), mg.MaxPool2d(2), block, mg.LeakyReLU(0.1), mg.Tanh(),
+                        mg.Clip(-0.5, 0.5), mg.Flatten(), mg.Dropout(0.5, seed=0), mg.Linear(36, 5), mg.Softmax(1))
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+
+    def step_arrays(layer):
+        kept = {id(p.data) for p in layer.parameters()} | {id(getattr(layer, b)) for b in layer.buffers}
+        return [name for name, value in vars(layer).items()
+                if isinstance(value, (np.ndarray, tuple)) and id(value) not in kept
+                and any(isinstance(v, np.ndarray) for v in (value if isinstance(value, tuple) else (value,)))]
+
+    net.forward(x)
+    holding = {name for name, layer in net.named_leaves() if step_arrays(layer)}
+    assert len(holding) >= 12                    # forward saved something in every layer that needs it
+    net.backward(np.ones((2, 5), np.float32))
+    assert {name: step_arrays(layer) for name, layer in net.named_leaves() if step_arrays(layer)} == {}
+    with pytest.raises(RuntimeError, match="released what forward saved"):
+        net.backward(np.ones((2, 5), np.float32))
+    net.forward(x)                               # a new forward, a new backward
+    net.backward(np.ones((2, 5), np.float32))

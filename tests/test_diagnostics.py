@@ -198,6 +198,7 @@ def test_diagnose_changes_no_weight_gradient_buffer_generator_or_optimiser_state
     loss.forward(net.forward(x), y)                    # a step already taken: gradients, velocity and
     net.backward(loss.backward())                      # running statistics are all non-trivial
     optimiser.step()
+    loss.forward(net.forward(x), y)                    # and the next forward, its backward still to come
     twin, twin_optimiser = copy.deepcopy((net, optimiser))
 
     mg.diagnose(net, x, y)

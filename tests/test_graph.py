@@ -115,10 +115,10 @@ def test_the_gradient_at_a_fork_is_the_sum_of_what_each_reader_sends_back():
     block = residual_block(3).astype(np.float64)
     x, dy = normal(2, 3, 4, 4), normal(2, 3, 4, 4)
     y = block.forward(x)
-    dx = block.backward(dy)
     after_add = dy * (y > 0)                              # through the last ReLU
     conv1, relu1, conv2 = block["conv1"], block["relu1"], block["conv2"]
     through_convolutions = conv1.backward(relu1.backward(conv2.backward(after_add)))
+    dx = block.backward(dy)              # (after its layers' own: the graph's backward releases what they saved)
     np.testing.assert_allclose(dx, through_convolutions + after_add, rtol=1e-12)
 
 

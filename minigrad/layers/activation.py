@@ -7,6 +7,7 @@ from .base import Layer
 
 class ReLU(Layer):
     """f(x) = max(0, x); its derivative is 1 where x > 0 and 0 elsewhere (0 at the kink itself)."""
+    SAVED = ("mask",)
 
     def __init__(self):
         self.mask = None
@@ -29,6 +30,7 @@ class ReLU(Layer):
 
 class LeakyReLU(Layer):
     """f(x) = x for x > 0, negative_slope * x otherwise: a unit that is never completely dead."""
+    SAVED = ("slope",)
 
     def __init__(self, negative_slope=0.01):
         self.negative_slope = negative_slope
@@ -54,6 +56,7 @@ class LeakyReLU(Layer):
 
 class Sigmoid(Layer):
     """s(x) = 1 / (1 + e^-x), s' = s (1 - s): at most 1/4, which is why deep sigmoid nets vanish."""
+    SAVED = ("y",)
 
     def __init__(self):
         self.y = None
@@ -76,6 +79,7 @@ class Sigmoid(Layer):
 
 class Tanh(Layer):
     """tanh(x), with derivative 1 - tanh(x)^2."""
+    SAVED = ("y",)
 
     def __init__(self):
         self.y = None
@@ -97,6 +101,7 @@ class Tanh(Layer):
 class Softmax(Layer):
     """softmax(x) along `axis`: the probabilities a classifier's graph often ends with (the BVLC AlexNet's
     "prob"). Training does not use it: SoftmaxCrossEntropy takes the logits, which is more stable."""
+    SAVED = ("y",)
 
     def __init__(self, axis=-1):
         if not isinstance(axis, (int, np.integer)):
@@ -130,6 +135,7 @@ class Softmax(Layer):
 class Clip(Layer):
     """f(x) = min(max(x, low), high); the derivative is 1 strictly between the bounds, 0 outside.
     Clip(0, 6) is ReLU6, the activation of MobileNet's inverted residuals (ONNX writes it as Clip)."""
+    SAVED = ("inside",)
 
     def __init__(self, low=None, high=None):
         for what, bound in (("low", low), ("high", high)):

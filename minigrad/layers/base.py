@@ -62,6 +62,7 @@ class Layer:
     """
 
     buffers = ()
+    SAVED = ()               # the attributes in which forward keeps what backward reads (see release)
     training = True
     arity = 1                # how many arrays forward() reads: joins (Add, Concat) read several (None: any number)
 
@@ -197,8 +198,18 @@ class Layer:
     def saved(self, *values):
         """Return what forward saved for backward, or raise if backward came first."""
         if any(v is None for v in values):
-            raise RuntimeError(f"{self.describe()}: backward called before forward")
+            raise RuntimeError(f"{self.describe()}: backward called before forward, or called again after "
+                               f"a container's backward had released what forward saved")
         return values if len(values) > 1 else values[0]
+
+    def release(self):
+        """Drop what forward saved for backward (the attributes named in SAVED). Sequential and Graph
+        call it once a layer's backward has run, so that a step's activations are freed as the backward
+        pass goes down the network, as PyTorch frees its graph, rather than kept until the next forward:
+        it is what keeps a batch-128 AlexNet step's peak memory below PyTorch's
+        (benchmarks/results/cpu_alexnet_vm.md). A second backward needs a second forward."""
+        for name in self.SAVED:
+            setattr(self, name, None)
 
     def check_grad(self, dy, shape):
         if tuple(dy.shape) != tuple(shape):

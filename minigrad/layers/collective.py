@@ -67,6 +67,7 @@ class GatherOutput(_Collective):
     Backward: every rank computed the same loss from the same y, so each holds the whole dL/dy; the
     gradient of its own x is its own slice (summing over the ranks would count the loss `size` times).
     """
+    SAVED = ("own",)
 
     def __init__(self, comm, axis=1):
         self.comm, self.axis = comm, axis

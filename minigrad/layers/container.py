@@ -203,6 +203,7 @@ class Sequential(Container):
             self._report("backward", name, layer, dy)
             if dy is not None:            # (None: the layer behind computed no input gradient, as conv1)
                 dy = layer.backward(dy)
+            layer.release()
             for hook in self.backward_hooks:
                 hook(layer)
         return dy

@@ -25,6 +25,7 @@ class Conv2d(Layer):
     multiplications (AlexNet's conv2-conv5, where it makes the CPU's training step much faster:
     benchmarks/results/cpu_alexnet_vm.md), else im2col.
     """
+    SAVED = ("saved_for_backward",)
 
     ALGORITHMS = ("auto", "im2col", "winograd")
     MODULES = {"im2col": im2col_gemm, "winograd": winograd}     # each algorithm's forward and backward
@@ -57,6 +58,7 @@ class Conv2d(Layer):
         self.algorithm = algorithm
         self.needs_input_grad = True
         self.algorithm_used = self.saved_for_backward = None    # what the last forward ran, and kept for backward
+        self.tile = None              # m of the Winograd F(m x m, r x r) the last forward ran; None after im2col
 
     def describe(self):
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -80,11 +82,6 @@ class Conv2d(Layer):
         kh, kw = self.kernel_size
         return math.prod(output_shape[1:]) * (self.in_channels // self.groups) * kh * kw
 
-    @property
-    def tile(self):
-        """m of the Winograd F(m x m, r x r) the last forward pass ran; None after im2col or before any."""
-        return self.saved_for_backward.tile if self.algorithm_used == "winograd" else None
-
     def _choose_algorithm(self, x):
         """The algorithm for this input: "auto" takes Winograd where it saves time at this output size and
         batch (fewer multiplications, its weight transform counted), on the CPU only (the GPU has kernels
@@ -107,6 +104,7 @@ class Conv2d(Layer):
         self.algorithm_used = self._choose_algorithm(x)
         y, self.saved_for_backward = self.MODULES[self.algorithm_used].forward(
             x, self.weight.data, None if self.bias is None else self.bias.data, self.stride, self.padding, self.groups)
+        self.tile = self.saved_for_backward.tile if self.algorithm_used == "winograd" else None
         return y
 
     def backward(self, dy):

@@ -19,6 +19,7 @@ class Dropout(Layer):
     Under several processes a layer may hold a share of the one-process layer's work: draw_share()
     makes it draw the whole layer's mask and keep its own part.
     """
+    SAVED = ("mask",)
 
     def __init__(self, p=0.5, mode="inverted", seed=None):
         if not isinstance(p, (int, float)) or not 0 <= p < 1:

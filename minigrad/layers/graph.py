@@ -281,11 +281,11 @@ class Graph(Container):
         for node in reversed(self.nodes):
             dy = gradients.pop(node.name, None)
             self._report("backward", node.name, node.layer, dy)
-            if dy is None:                         # no gradient reaches this node (an input no one needs)
-                continue
-            dxs = node.layer.backward(dy)
-            for name, dx in zip(node.inputs, dxs if len(node.inputs) > 1 else (dxs,)):
-                arrive(name, dx)
+            if dy is not None:                     # (None: no gradient reaches this node, an input no one needs)
+                dxs = node.layer.backward(dy)
+                for name, dx in zip(node.inputs, dxs if len(node.inputs) > 1 else (dxs,)):
+                    arrive(name, dx)
+            node.layer.release()
         return _one_or_tuple([gradients.get(name) for name in self.inputs])
 
 

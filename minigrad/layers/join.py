@@ -60,6 +60,7 @@ class Add(_Join):
 
 class Multiply(_Join):
     """y = x1 * x2 * ... (broadcast as Add). dy/dx_i is the product of the other inputs."""
+    SAVED = ("xs",)
 
     def __init__(self):
         self.xs = None

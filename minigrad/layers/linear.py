@@ -7,6 +7,7 @@ from .base import Layer, Parameter
 
 class Linear(Layer):
     """y = x @ W.T + b with W (out_features, in_features), as PyTorch lays it out."""
+    SAVED = ("x",)
 
     def __init__(self, in_features, out_features, bias=True):
         for what, value in [("in_features", in_features), ("out_features", out_features)]:

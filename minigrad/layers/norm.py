@@ -19,6 +19,7 @@ class LocalResponseNorm(Layer):
     3.2): in the authors' cuda-convnet2 configuration (layers-imagenet-2gpu-model.cfg) rnorm1a normalises
     conv1a's 48 maps and rnorm1b conv1b's. groups=G equals G separate LRNs, one per group.
     """
+    SAVED = ("a", "b", "scale")
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, groups=1):
         if not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0:
@@ -63,6 +64,7 @@ class _BatchNorm(Layer):
     (running = (1 - momentum) * running + momentum * batch, the variance unbiased, as PyTorch);
     eval mode normalises with the running estimates.
     """
+    SAVED = ("x_hat", "inv_std")
 
     buffers = ("running_mean", "running_var")
     ndim, layout, axes = None, None, None

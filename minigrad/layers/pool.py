@@ -61,6 +61,7 @@ class MaxPool2d(_Pool2d):
     imitated in ONNX by the asymmetric pads (0, 0, 1, 1) on pool5), dropping a window that would start
     in the trailing padding.
     """
+    SAVED = ("argmax",)
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__(kernel_size, stride, padding, ceil_mode)

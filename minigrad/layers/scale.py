@@ -31,6 +31,7 @@ class _Broadcast(Layer):
 
 class Scale(_Broadcast):
     """y = x * w, w broadcast (the per-channel scale of a graph's Mul by a constant); starts at 1."""
+    SAVED = ("x",)
 
     def __init__(self, shape):
         super().__init__(shape, 1.0)

@@ -201,6 +201,15 @@ def _weight_grouped(U, groups):
     return U.reshape(U.shape[0] * U.shape[1], groups, -1, U.shape[3])
 
 
+def _columns_per_image(tiles_h, tiles_w, tile, r):
+    """What one image weighs in cpu_runtime's chunks, which count im2col's columns (r*r values of every
+    channel each): its tiles' (m + r - 1)^2 transformed values of every channel, in units of r*r.
+    Counted as tiles alone, a chunk of a batch of 128 held 25 times im2col's: conv4's backward then
+    needed 380 MB at once (benchmarks/results/cpu_alexnet_vm.md). At batch 32 the chunks are the same."""
+    a = tile + r - 1
+    return -(-tiles_h * tiles_w * a * a // (r * r))
+
+
 def forward(x, weight, bias, stride, padding, groups):
     """The tile is tile_size's for this batch, or for one image where the weight transform outweighs
     the savings (Conv2d takes im2col there unless asked for Winograd), or 2 where no tile needs fewer
@@ -225,7 +234,7 @@ def forward(x, weight, bias, stride, padding, groups):
             y_channels_last += bias
         y[batch] = y_channels_last.transpose(0, 3, 1, 2)
 
-    map_batch(convolve, N, tiles_h * tiles_w)
+    map_batch(convolve, N, _columns_per_image(tiles_h, tiles_w, tile, r))
     return y, Saved(x, U, tile, r, bias is not None, padding, groups)
 
 
@@ -250,7 +259,7 @@ def backward(dy, saved, needs_input_grad):
         matmul(_grouped(dM, groups).transpose(0, 1, 3, 2), _grouped(V, groups), out=_weight_grouped(dU, groups))
         return dU, dy[batch].sum(axis=(0, 2, 3)) if has_bias else None
 
-    grads = map_batch(backpropagate, len(x), tiles_h * tiles_w)
+    grads = map_batch(backpropagate, len(x), _columns_per_image(tiles_h, tiles_w, tile, r))
     OC, C = U.shape[2:]
     if not grads:                                                                  # an empty batch
         return dx, np.zeros((OC, C, r, r), dy.dtype), np.zeros(OC, dy.dtype) if has_bias else None
