@@ -79,6 +79,23 @@ def test_maxpool_ties_and_infinities_match_the_reference(case, nan_share):
     np.testing.assert_array_equal(argmax, argmax_ref)
 
 
+@given(window_cases(), st.floats(0.0, 0.3))
+def test_relu_kernels_match_the_reference(case, special_share):
+    """One pass for y and the mask, and one for the gradient, against NumPy's passes: NaN stays NaN in y
+    and is masked out, -0 and -inf give 0, +inf passes; any layout in (a transposed view too)."""
+    x = draw_input(case)
+    rng = np.random.default_rng(case["seed"] + 4)
+    special = rng.random(x.shape) < special_share
+    x[special] = rng.choice(np.array([np.nan, -0.0, 0.0, np.inf, -np.inf], x.dtype), size=int(special.sum()))
+    y, mask = cpu.relu_forward(x)
+    y_ref, mask_ref = cpu.relu_forward_reference(x)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(mask, mask_ref)
+    assert y.dtype == x.dtype and mask.dtype == np.uint8
+    dy = rng.standard_normal(x.shape).astype(x.dtype).transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(cpu.relu_backward(dy, mask), cpu.relu_backward_reference(dy, mask_ref))
+
+
 def test_maxpool_ties_pick_the_first_maximum():
     x = np.zeros((1, 1, 4, 4), np.float32)
     _, argmax = cpu.maxpool_forward(x, (3, 3), (1, 1), (1, 1))

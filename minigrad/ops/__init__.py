@@ -43,6 +43,15 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mod
     return _impl(dy).maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mode)
 
 
+def relu_forward(x):
+    """max(x, 0), and where x > 0 as 0/1 bytes: all that the backward pass needs."""
+    return _impl(x).relu_forward(x)
+
+
+def relu_backward(dy, mask):
+    return _impl(dy).relu_backward(dy, mask)
+
+
 def lrn_forward(a, size, alpha, beta, k, groups=1):
     return _impl(a).lrn_forward(a, size, alpha, beta, k, groups)
 
@@ -71,4 +80,4 @@ def sgd_update(w, v, grad, lr, momentum, weight_decay):
 
 
 __all__ = ["matmul", "parallel_map", "sgd_update", "im2col", "col2im", "maxpool_forward", "maxpool_backward",
-           "lrn_forward", "lrn_backward", "output_size", "pool_geometry", "pool_padding"]
+           "relu_forward", "relu_backward", "lrn_forward", "lrn_backward", "output_size", "pool_geometry", "pool_padding"]

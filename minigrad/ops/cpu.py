@@ -130,6 +130,14 @@ def lrn_backward_reference(dy, a, b, scale, size, alpha, beta, groups=1):
     return dy * scale ** -beta - (2 * alpha * beta) * a * channel_window_sum(dy * b / scale, size, groups)
 
 
+def relu_forward_reference(x):
+    return np.maximum(x, 0), (x > 0).view(np.uint8)
+
+
+def relu_backward_reference(dy, mask):
+    return dy * mask
+
+
 def sgd_update_reference(w, v, grad, lr, momentum, weight_decay):
     """The paper's rule (section 5), in place: v <- momentum v - weight_decay lr w - lr grad; w <- w + v."""
     v *= momentum
@@ -178,6 +186,22 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mod
     (ph, pw), _ = pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
     dx = np.empty(x_shape, dtype=dy.dtype)
     kernels.maxpool_backward(_contiguous(dy), _contiguous(argmax), kh, kw, sh, sw, ph, pw, dx)
+    return dx
+
+
+def relu_forward(x):
+    _before_parallel_kernel("relu_forward")
+    x = _contiguous(x)
+    y, mask = np.empty_like(x), np.empty(x.shape, np.uint8)
+    kernels.relu_forward(x.reshape(-1), y.reshape(-1), mask.reshape(-1))
+    return y, mask
+
+
+def relu_backward(dy, mask):
+    _before_parallel_kernel("relu_backward")
+    dy = _contiguous(dy)
+    dx = np.empty_like(dy)
+    kernels.relu_backward(dy.reshape(-1), _contiguous(mask).reshape(-1), dx.reshape(-1))
     return dx
 
 
