@@ -33,9 +33,19 @@ def two_workers(monkeypatch):
     ((40, 3000), (3000, 1)),             # fewer columns than workers
     ((3000,), (3000, 50)),               # a vector, as np.matmul takes one
 ])
-def test_matmul_equals_numpys(a_shape, b_shape, rng):
+@pytest.mark.parametrize("split", ["columns", "rows"])
+def test_matmul_equals_numpys(a_shape, b_shape, split, rng):
     a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
-    np.testing.assert_allclose(cpu_runtime.matmul(a, b), np.matmul(a, b), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cpu_runtime.matmul(a, b, split=split), np.matmul(a, b), rtol=1e-12, atol=1e-12)
+
+
+def test_matmul_split_by_rows_writes_each_share_once_and_refuses_other_splits(rng):
+    a, b = rng.standard_normal((4097, 300)), rng.standard_normal((32, 300)).T      # Linear's W x^T
+    out = np.full((4097, 32), np.nan)
+    assert cpu_runtime.matmul(a, b, out=out, split="rows") is out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="split must be 'columns' or 'rows', got 'diagonal'"):
+        cpu_runtime.matmul(a, b, split="diagonal")
 
 
 def test_matmul_handles_transposed_views_and_writes_into_out(rng):

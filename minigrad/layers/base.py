@@ -38,13 +38,14 @@ class Parameter:
     def zero_grad(self):
         self._grad_is_zero = True
 
-    def accumulate_grad_product(self, a, b):
-        """grad += a @ b, the product written straight into grad when grad is zero."""
+    def accumulate_grad_product(self, a, b, split="columns"):
+        """grad += a @ b (ops.matmul, split among the CPU's workers as `split` says), the product written
+        straight into grad when grad is zero."""
         if self._grad_is_zero:
-            ops.matmul(a, b, out=self._grad)
+            ops.matmul(a, b, out=self._grad, split=split)
             self._grad_is_zero = False
         else:
-            self._grad += ops.matmul(a, b)
+            self._grad += ops.matmul(a, b, split=split)
 
     @property
     def shape(self):

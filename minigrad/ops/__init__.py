@@ -60,10 +60,13 @@ def lrn_backward(dy, a, b, scale, size, alpha, beta, groups=1):
     return _impl(dy).lrn_backward(dy, a, b, scale, size, alpha, beta, groups)
 
 
-def matmul(a, b, out=None):
+def matmul(a, b, out=None, split="columns"):
     """a @ b (stacked over leading axes): OpenBLAS through NumPy, cuBLAS through CuPy, or on the GPU the
-    hand-written tiled SGEMM when ops.gpu.use_custom_sgemm(True) selects it."""
-    return _impl(a).matmul(a, b, out)
+    hand-written tiled SGEMM when ops.gpu.use_custom_sgemm(True) selects it. On the CPU the output is
+    split among the workers by its columns, or by its rows (split="rows"); the GPU takes it whole."""
+    if is_gpu_array(a):
+        return _impl(a).matmul(a, b, out)
+    return cpu_runtime.matmul(a, b, out, split)
 
 
 def map_batch(fn, x, columns_per_image):

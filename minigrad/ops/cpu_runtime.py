@@ -207,18 +207,25 @@ def map_batch(fn, batch_size, columns_per_image):
 _SPLIT_MIN_MULTIPLY_ADDS = 1 << 22
 
 
-def matmul(a, b, out=None):
-    """a @ b (stacked over leading axes) with the output's columns split among the workers."""
+def matmul(a, b, out=None, split="columns"):
+    """a @ b (stacked over leading axes) with the output's columns split among the workers (each reads all
+    of a and its share of b), or its rows (split="rows": a share of a and all of b)."""
+    if split not in ("columns", "rows"):
+        raise ValueError(f"matmul: split must be 'columns' or 'rows', got {split!r}")
     if a.ndim < 2 or b.ndim < 2:
         return np.matmul(a, b, out=out)
     if out is None:
         out = np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]),
                        dtype=np.result_type(a, b))
-    columns, parts = b.shape[-1], WORKERS
+    by_rows, parts = split == "rows", WORKERS
+    length = a.shape[-2] if by_rows else b.shape[-1]
     overlapping = np.may_share_memory(out, a) or np.may_share_memory(out, b)   # np.matmul copies then
-    if in_worker() or overlapping or out.size * a.shape[-1] < _SPLIT_MIN_MULTIPLY_ADDS or columns < parts:
+    if in_worker() or overlapping or out.size * a.shape[-1] < _SPLIT_MIN_MULTIPLY_ADDS or length < parts:
         parts = 1
-    bounds = [columns * i // parts for i in range(parts + 1)]
+    bounds = [length * i // parts for i in range(parts + 1)]
     shares = [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
-    parallel_map(lambda share: np.matmul(a, b[..., share], out=out[..., share]), shares)
+    if by_rows:
+        parallel_map(lambda share: np.matmul(a[..., share, :], b, out=out[..., share, :]), shares)
+    else:
+        parallel_map(lambda share: np.matmul(a, b[..., share], out=out[..., share]), shares)
     return out
