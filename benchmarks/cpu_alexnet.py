@@ -101,22 +101,19 @@ def layer_times(net, tnet, x, repeats=3):
     rows = []
     mx, tx = x, torch.from_numpy(x) if torch else None
     for (name, layer), tlayer in zip(net.named_layers(), tnet if torch else [None] * len(net)):
-        y = layer.forward(mx)
-        dy = np.ones_like(y)
         forward = min(timed(lambda: layer.forward(mx)) for _ in range(repeats))
+        y = layer.forward(mx)            # (a layer's own backward keeps what its forward saved: only
+        dy = np.ones_like(y)             # containers release it, so it can be timed again and again)
         # zero_grad first, as in a step: the weight gradient is then written, not added to a temporary
-        backward = min(timed(lambda: (layer.zero_grad(), layer.forward(mx), layer.backward(dy)))
-                       for _ in range(repeats)) - forward
+        backward = min(timed(lambda: (layer.zero_grad(), layer.backward(dy))) for _ in range(repeats))
         row = [name, forward, backward]
         if torch:
             tin = tx.detach().requires_grad_(name != "conv1")
             tdy = torch.ones(tuple(y.shape))
             tforward = min(timed(lambda: tlayer(tin)) for _ in range(repeats))
-            def fb():
-                tlayer.zero_grad()
-                out = tlayer(tin)
-                out.backward(tdy)
-            tbackward = min(timed(fb) for _ in range(repeats)) - tforward
+            out = tlayer(tin)
+            tbackward = min(timed(lambda: (tlayer.zero_grad(), out.backward(tdy, retain_graph=True)))
+                            for _ in range(repeats))
             row += [tforward, tbackward]
             tx = tlayer(tin).detach()
         rows.append(row)

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..backend import array_module
 from .geometry import output_size, pool_geometry
 
 BLOCK = 256                         # threads per block of the one-thread-per-element kernels
@@ -282,7 +283,7 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mod
 
 def relu_forward(x):
     """CuPy's own elementwise kernels (memory-bound either way): y, and the mask as 0/1 bytes."""
-    return _cupy().maximum(x, 0), (x > 0).view(np.uint8)
+    return array_module(x).maximum(x, 0), (x > 0).view(np.uint8)
 
 
 def relu_backward(dy, mask):
