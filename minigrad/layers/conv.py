@@ -85,7 +85,7 @@ class Conv2d(Layer):
     def _choose_algorithm(self, x):
         """The algorithm for this input: "auto" takes Winograd where it saves time at this output size and
         batch (fewer multiplications, its weight transform counted), on the CPU only (the GPU has kernels
-        for im2col only): AlexNet's conv2-conv5 when it trains, its conv3-conv5 not at batch 1."""
+        for im2col only): AlexNet's conv2-conv5 when it trains, its conv3-conv5 not at batches 1 and 2."""
         if self.algorithm == "im2col" or not winograd.applies(self.kernel_size, self.stride):
             return "im2col"
         if is_gpu_array(x):

@@ -53,10 +53,10 @@ POINTS = [Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fra
 MAX_TILE = 8
 # The transformed weights U = G g G^T (a*a values per kernel) are written at every forward and read by
 # the GEMMs, whatever the batch: at a small batch they can cost more than the multiplications Winograd
-# saves (AlexNet's conv3 at batch 1: U alone took 4.7 ms, the whole im2col convolution 3.7 ms). One
-# transformed value costs about as much time as this many of the GEMMs' multiplications
-# (benchmarks/results/cpu_alexnet_vm.md, "Winograd at batch 1").
-TRANSFORMED_WEIGHT_COST = 80
+# saves. One transformed value costs about as much time as this many of the GEMMs' multiplications:
+# with it, AlexNet's 3 x 3 layers take im2col at batches 1 and 2 and Winograd from 3 on, as measured
+# (benchmarks/results/cpu_alexnet_vm.md, "Winograd at small batches").
+TRANSFORMED_WEIGHT_COST = 100
 
 
 def _polynomial_product(roots):
