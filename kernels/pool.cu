@@ -31,7 +31,8 @@ __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ y, int*
     const T* image = x + nc * H * W;
     const int h0 = oh * sh - ph, w0 = ow * sw - pw;
     T best = negative_infinity<T>();
-    int best_index = 0;                    // an all-padding (or all -inf) window keeps position 0
+    // A window of -inf alone keeps its first position inside the input (PyTorch's rule, and the CPU's).
+    int best_index = max(0, -h0) * kw + max(0, -w0);
     for (int i = 0; i < kh; ++i) {
         const int h = h0 + i;
         for (int j = 0; j < kw; ++j) {

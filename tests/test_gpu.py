@@ -130,8 +130,9 @@ def test_im2col_and_col2im_match_the_cpu(device, data, case, dtype, layout):
 def test_maxpool_forward_and_backward_match_the_cpu(device, data, case, dtype, layout, ties):
     shape, kernel, stride, padding = case
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    # With ties (few distinct values, zeros as after a ReLU) the first maximum must win, as on the CPU.
-    x = (rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)).astype(dtype)
+    # With ties (few distinct values, zeros as after a ReLU) the first maximum must win, as on the CPU;
+    # a window of -inf alone (in part padding) keeps its first position inside the input.
+    x = (rng.choice(np.array([-np.inf, 0, 1, 2]), shape) if ties else rng.standard_normal(shape)).astype(dtype)
     y, argmax = ops.maxpool_forward(x, kernel, stride, padding)
     y_gpu, argmax_gpu = gpu.maxpool_forward(scattered(device, x, layout), kernel, stride, padding)
     np.testing.assert_array_equal(device.get(y_gpu), y)

@@ -91,9 +91,32 @@ def test_relu_kernels_match_the_reference(case, special_share):
     y_ref, mask_ref = cpu.relu_forward_reference(x)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(mask, mask_ref)
-    assert y.dtype == x.dtype and mask.dtype == np.uint8
+    assert y.dtype == x.dtype and mask.dtype == bool
     dy = rng.standard_normal(x.shape).astype(x.dtype).transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2)
     np.testing.assert_array_equal(cpu.relu_backward(dy, mask), cpu.relu_backward_reference(dy, mask_ref))
+
+
+@pytest.mark.parametrize("x", [np.array([-1.0, 0.5, np.nan], np.float16), np.array(-2.0, np.float32),
+                               np.array(3.0, np.float64)])
+def test_relu_takes_numpys_passes_where_its_kernels_cannot_run(x):
+    """float16 (no arithmetic in Numba) and 0-d arrays keep their dtype and shape."""
+    y, mask = cpu.relu_forward(x)
+    y_ref, mask_ref = cpu.relu_forward_reference(x)
+    assert y.shape == x.shape and y.dtype == x.dtype and mask.shape == x.shape
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(cpu.relu_backward(np.ones_like(x), mask), mask_ref.astype(x.dtype))
+
+
+@pytest.mark.parametrize("kernel, padding", [((2, 2), (0, 0, 3, 3)), ((2, 2), (2, 0, 0, 0)), ((1, 1), (0, 0, 1, 1))])
+def test_maxpool_refuses_a_window_wholly_in_the_padding(kernel, padding):
+    """The kernel reads an input value in every window: a direct call whose pads leave one without any
+    is refused (the layers refuse such padding when they are made). In ceil_mode the window that would
+    start in the trailing padding is dropped, and the same pads are fine."""
+    x = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
+    with pytest.raises(ValueError, match="leaves a .* window with no input value"):
+        cpu.maxpool_forward(x, kernel, (1, 1), padding)
+    if kernel == (1, 1):
+        np.testing.assert_array_equal(cpu.maxpool_forward(x, kernel, (1, 1), padding, ceil_mode=True)[0], x)
 
 
 def test_maxpool_ties_pick_the_first_maximum():

@@ -18,7 +18,7 @@ class ReLU(Layer):
 
     def forward(self, x):
         self.check_input(x, None, "(any shape)")
-        y, self.mask = ops.relu_forward(x)   # the mask of x > 0 (as 0/1 bytes): all that backward needs
+        y, self.mask = ops.relu_forward(x)   # the mask x > 0: all that backward needs
         return y
 
     def backward(self, dy):

@@ -44,7 +44,7 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mod
 
 
 def relu_forward(x):
-    """max(x, 0), and where x > 0 as 0/1 bytes: all that the backward pass needs."""
+    """max(x, 0), and the mask x > 0: all that the backward pass needs."""
     return _impl(x).relu_forward(x)
 
 
@@ -64,9 +64,8 @@ def matmul(a, b, out=None, split="columns"):
     """a @ b (stacked over leading axes): OpenBLAS through NumPy, cuBLAS through CuPy, or on the GPU the
     hand-written tiled SGEMM when ops.gpu.use_custom_sgemm(True) selects it. On the CPU the output is
     split among the workers by its columns, or by its rows (split="rows"); the GPU takes it whole."""
-    if is_gpu_array(a):
-        return _impl(a).matmul(a, b, out)
-    return cpu_runtime.matmul(a, b, out, split)
+    impl = _impl(a)
+    return impl.matmul(a, b, out, split) if impl is cpu else impl.matmul(a, b, out)
 
 
 def map_batch(fn, x, columns_per_image):

@@ -22,7 +22,7 @@ from ..backend import array_module
 from . import cpu_kernels as kernels
 from .cpu_runtime import in_worker, use_numba_workqueue
 from .cpu_runtime import matmul  # noqa: F401  (the CPU's GEMM, split among the workers)
-from .geometry import output_size, pool_geometry, pool_padding
+from .geometry import check_every_window_holds_input, output_size, pool_geometry, pool_padding
 
 
 def _padded(x, padding, value=0.0):
@@ -131,7 +131,7 @@ def lrn_backward_reference(dy, a, b, scale, size, alpha, beta, groups=1):
 
 
 def relu_forward_reference(x):
-    return np.maximum(x, 0), (x > 0).view(np.uint8)
+    return np.maximum(x, 0), x > 0
 
 
 def relu_backward_reference(dy, mask):
@@ -174,7 +174,7 @@ def maxpool_forward(x, kernel_size, stride, padding, ceil_mode=False):
     _before_parallel_kernel("maxpool_forward")
     N, C, H, W = x.shape
     (kh, kw), (sh, sw) = kernel_size, stride
-    (ph, pw), (OH, OW) = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    (ph, pw), (OH, OW) = check_every_window_holds_input(x.shape, kernel_size, stride, padding, ceil_mode)
     y, argmax = np.empty((N, C, OH, OW), x.dtype), np.empty((N, C, OH, OW), np.int32)
     kernels.maxpool_forward(_contiguous(x), kh, kw, sh, sw, ph, pw, y, argmax)
     return y, argmax
@@ -189,16 +189,26 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mod
     return dx
 
 
+def _numpy_passes_for_relu(x):
+    """Where the kernels cannot run: dtypes Numba has no arithmetic for (float16), a 0-d array, or one
+    of minigrad's workers (no parallel kernel there)."""
+    return x.dtype not in (np.float32, np.float64) or x.ndim == 0 or in_worker()
+
+
 def relu_forward(x):
-    _before_parallel_kernel("relu_forward")
+    if _numpy_passes_for_relu(x):
+        return relu_forward_reference(x)
+    use_numba_workqueue()
     x = _contiguous(x)
-    y, mask = np.empty_like(x), np.empty(x.shape, np.uint8)
+    y, mask = np.empty_like(x), np.empty(x.shape, bool)
     kernels.relu_forward(x.reshape(-1), y.reshape(-1), mask.reshape(-1))
     return y, mask
 
 
 def relu_backward(dy, mask):
-    _before_parallel_kernel("relu_backward")
+    if _numpy_passes_for_relu(dy):
+        return relu_backward_reference(dy, mask)
+    use_numba_workqueue()
     dy = _contiguous(dy)
     dx = np.empty_like(dy)
     kernels.relu_backward(dy.reshape(-1), _contiguous(mask).reshape(-1), dx.reshape(-1))

@@ -169,8 +169,8 @@ def lrn_backward(dy, a, b, scale, size, group_channels, alpha, beta, ratio, da):
 
 @njit(parallel=True, cache=True)
 def relu_forward(x, y, mask):
-    """y = max(x, 0) and mask = (x > 0) as 0/1 bytes, in one pass over flat arrays (NumPy takes one pass
-    for each, on one core). A NaN stays NaN in y, as np.maximum keeps it, and is 0 in the mask."""
+    """y = max(x, 0) and mask = (x > 0), in one pass over flat arrays (NumPy takes one pass for each, on
+    one core). A NaN stays NaN in y, as np.maximum keeps it, and is False in the mask."""
     for i in prange(x.size):
         value = x[i]
         y[i] = 0 if value <= 0 else value

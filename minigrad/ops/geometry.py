@@ -37,6 +37,19 @@ def pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
                          pool_output_size(W, kernel_size[1], stride[1], left, right, ceil_mode))
 
 
+def check_every_window_holds_input(x_shape, kernel_size, stride, padding, ceil_mode):
+    """Raise ValueError if a pooling window would lie wholly in the padding: the max-pool kernels need
+    an input value in every window (the layers refuse such padding when they are made; this guards a
+    direct call of the ops). Returns pool_geometry's ((top, left), (OH, OW))."""
+    (top, left), (OH, OW) = pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
+    for size, out, kernel, step, lead in zip(x_shape[2:], (OH, OW), kernel_size, stride, (top, left)):
+        # The first and the last window are the ones that can lie wholly in the padding.
+        if out > 0 and (lead >= kernel or (out - 1) * step - lead >= size):
+            raise ValueError(f"max pool: padding {tuple(padding)} leaves a {tuple(kernel_size)} window with no "
+                             f"input value (input {tuple(x_shape)}, stride {tuple(stride)})")
+    return (top, left), (OH, OW)
+
+
 def pool_padding(x_shape, kernel_size, stride, padding, ceil_mode):
     """The leading pads, the output size, and the padding ((top, bottom), (left, right)) that makes every
     window fit (the trailing side extended or cut to what the last window reaches)."""

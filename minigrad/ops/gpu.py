@@ -282,8 +282,8 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mod
 
 
 def relu_forward(x):
-    """CuPy's own elementwise kernels (memory-bound either way): y, and the mask as 0/1 bytes."""
-    return array_module(x).maximum(x, 0), (x > 0).view(np.uint8)
+    """CuPy's own elementwise kernels (memory-bound either way): y, and the mask x > 0."""
+    return array_module(x).maximum(x, 0), x > 0
 
 
 def relu_backward(dy, mask):
