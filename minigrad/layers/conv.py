@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import init, ops
 from ..backend import is_gpu_array
-from ..ops import im2col_gemm, winograd
+from ..ops import im2col_gemm, space_to_depth, winograd
 from .base import Layer, Parameter, pair
 
 
@@ -21,14 +21,17 @@ class Conv2d(Layer):
 
     algorithm: "im2col" unfolds the input and runs one GEMM per group (every stride, every kernel, CPU
     and GPU; ops/im2col_gemm.py); "winograd" runs stride-1 square kernels through Winograd's minimal
-    filtering on the CPU (ops/winograd.py); "auto" takes Winograd on the CPU wherever it needs fewer
-    multiplications (AlexNet's conv2-conv5, where it makes the CPU's training step much faster:
+    filtering on the CPU (ops/winograd.py); "space_to_depth" turns a square kernel at stride s >= 2 into
+    a stride-1 one over s*s times the channels and gives that to Winograd (ops/space_to_depth.py:
+    AlexNet's conv1). "auto" takes Winograd on the CPU wherever it saves time (AlexNet's conv2-conv5
+    directly, its conv1 through space-to-depth, which makes the CPU's training step much faster:
     benchmarks/results/cpu_alexnet_vm.md), else im2col.
     """
     SAVED = ("saved_for_backward",)
 
-    ALGORITHMS = ("auto", "im2col", "winograd")
-    MODULES = {"im2col": im2col_gemm, "winograd": winograd}     # each algorithm's forward and backward
+    ALGORITHMS = ("auto", "im2col", "winograd", "space_to_depth")
+    # each algorithm's forward and backward
+    MODULES = {"im2col": im2col_gemm, "winograd": winograd, "space_to_depth": space_to_depth}
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True,
                  algorithm="auto"):
@@ -47,6 +50,10 @@ class Conv2d(Layer):
         if algorithm == "winograd" and not winograd.applies(self.kernel_size, self.stride):
             raise ValueError(f"{name}: the Winograd algorithm needs stride 1 and a square kernel of "
                              f"2 to {winograd.MAX_TILE - 1}, got stride {self.stride}, kernel {self.kernel_size}")
+        if algorithm == "space_to_depth" and not space_to_depth.applies(self.kernel_size, self.stride):
+            raise ValueError(f"{name}: space-to-depth needs a square kernel at an equal stride of 2 or more, "
+                             f"cut into blocks of 2 to {winograd.MAX_TILE - 1} per side (ceil(kernel / "
+                             f"stride)), got stride {self.stride}, kernel {self.kernel_size}")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
@@ -57,7 +64,8 @@ class Conv2d(Layer):
         init.he_normal(self)
         self.algorithm = algorithm
         self.needs_input_grad = True
-        self.algorithm_used = self.saved_for_backward = None    # what the last forward ran, and kept for backward
+        # what the last forward ran, its output's shape, and what it kept for backward
+        self.algorithm_used = self.y_shape = self.saved_for_backward = None
         self.tile = None              # m of the Winograd F(m x m, r x r) the last forward ran; None after im2col
 
     def describe(self):
@@ -85,31 +93,37 @@ class Conv2d(Layer):
     def _choose_algorithm(self, x):
         """The algorithm for this input: "auto" takes Winograd where it saves time at this output size and
         batch (fewer multiplications, its weight transform counted), on the CPU only (the GPU has kernels
-        for im2col only): AlexNet's conv2-conv5 when it trains, its conv3-conv5 not at batches 1 and 2."""
-        if self.algorithm == "im2col" or not winograd.applies(self.kernel_size, self.stride):
+        for im2col only): AlexNet's conv2-conv5 when it trains, its conv3-conv5 not at batches 1 and 2, and
+        its conv1 through space-to-depth from batch 2 on."""
+        if self.algorithm == "im2col":
             return "im2col"
         if is_gpu_array(x):
-            if self.algorithm == "winograd":
-                raise ValueError(f"{self.describe()}: the Winograd algorithm runs on the CPU only; "
+            if self.algorithm != "auto":
+                raise ValueError(f"{self.describe()}: the {self.algorithm} algorithm runs on the CPU only; "
                                  f"use algorithm='im2col' or 'auto' for GPU arrays")
             return "im2col"
-        out_h, out_w = self.output_shape(x.shape)[2:]
-        if self.algorithm == "auto" and winograd.tile_size(self.kernel_size[0], out_h, out_w, len(x)) is None:
-            return "im2col"
-        return "winograd"
+        if self.algorithm != "auto":
+            return self.algorithm                           # checked against the geometry in __init__
+        if winograd.applies(self.kernel_size, self.stride):
+            out_h, out_w = self.y_shape[2:]
+            return "im2col" if winograd.tile_size(self.kernel_size[0], out_h, out_w, len(x)) is None else "winograd"
+        if space_to_depth.applies(self.kernel_size, self.stride) and \
+                space_to_depth.saves_time(x.shape, self.weight.data.shape, self.stride, self.padding, self.groups):
+            return "space_to_depth"
+        return "im2col"
 
     def forward(self, x):
         self.check_input(x, 4, "(N, C, H, W)")
-        self.output_shape(x.shape)
+        self.y_shape = self.output_shape(x.shape)
         self.algorithm_used = self._choose_algorithm(x)
         y, self.saved_for_backward = self.MODULES[self.algorithm_used].forward(
             x, self.weight.data, None if self.bias is None else self.bias.data, self.stride, self.padding, self.groups)
-        self.tile = self.saved_for_backward.tile if self.algorithm_used == "winograd" else None
+        self.tile = None if self.algorithm_used == "im2col" else self.saved_for_backward.tile
         return y
 
     def backward(self, dy):
         saved = self.saved(self.saved_for_backward)
-        self.check_grad(dy, self.output_shape(saved.x.shape))
+        self.check_grad(dy, self.y_shape)
         dx, weight_grad, bias_grad = self.MODULES[self.algorithm_used].backward(dy, saved, self.needs_input_grad)
         self.weight.grad += weight_grad
         if self.bias is not None:

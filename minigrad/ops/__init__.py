@@ -13,6 +13,8 @@ into its parameters: dx None unless needs_input_grad, dbias None without a bias.
 
 - im2col_gemm.py: im2col and one GEMM per group; every stride and kernel, on the CPU and the GPU.
 - winograd.py: Winograd's minimal filtering; stride-1 square kernels, on the CPU.
+- space_to_depth.py: square kernels at a stride of 2 or more, cut into stride-1 ones over more channels
+  and given to winograd.py, on the CPU.
 """
 import importlib
 

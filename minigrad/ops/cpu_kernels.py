@@ -205,6 +205,24 @@ def sgd_update(w, v, grad, lr, momentum, weight_decay):
 
 
 
+@njit(parallel=True, cache=True)
+def space_to_depth(x, s, ph, pw, out):
+    """out[n, u, v, (c*s + i)*s + j] = x[n, c, u*s + i - ph, v*s + j - pw], zero outside x: the s x s
+    blocks of the padded input stacked as channels, channels last (ops/space_to_depth.py). One output
+    row per task; its reads stay within C*s input rows."""
+    N, C, H, W = x.shape
+    _, rows, columns, _ = out.shape
+    for task in prange(N * rows):
+        n, u = task // rows, task % rows
+        for v in range(columns):
+            for c in range(C):
+                for i in range(s):
+                    h = u * s + i - ph
+                    for j in range(s):
+                        w = v * s + j - pw
+                        out[n, u, v, (c * s + i) * s + j] = x[n, c, h, w] if 0 <= h < H and 0 <= w < W else 0
+
+
 @njit(nogil=True, cache=True)
 def winograd_tiles(x, mat, step, ph, pw, tiles_h, tiles_w, out):
     """out[i, j, (n, ty, tx), :] = (mat @ window @ mat^T)[i, j, :], window the t x t block of x[n]

@@ -99,13 +99,20 @@ def tile_size(kernel, out_h, out_w, batch=None):
     (ceil(out/m)^2 tiles of (m + r - 1)^2 each), or None where none beats direct convolution. Given the
     batch, the weight transform's cost (TRANSFORMED_WEIGHT_COST per transformed value, once per batch)
     counts too, per (input, output) channel pair: Winograd then wins only where it saves time."""
-    images, fixed = (1, 0) if batch is None else (batch, TRANSFORMED_WEIGHT_COST)
-    best, best_count = None, images * out_h * out_w * kernel * kernel
+    best, best_count = None, (batch or 1) * out_h * out_w * kernel * kernel
     for m in range(2, MAX_TILE - kernel + 2):
-        count = (images * -(-out_h // m) * -(-out_w // m) + fixed) * (m + kernel - 1) ** 2
+        count = multiplications(kernel, out_h, out_w, batch, m)
         if count < best_count:
             best, best_count = m, count
     return best
+
+
+def multiplications(kernel, out_h, out_w, batch, tile):
+    """Winograd's multiplications per (input, output) channel pair with tile m: (m + r - 1)^2 per tile,
+    and, given the batch, TRANSFORMED_WEIGHT_COST per transformed weight value (None: one image, the
+    weight transform not counted)."""
+    images, fixed = (1, 0) if batch is None else (batch, TRANSFORMED_WEIGHT_COST)
+    return (images * -(-out_h // tile) * -(-out_w // tile) + fixed) * (tile + kernel - 1) ** 2
 
 
 def weight_transform(weight, m):
