@@ -49,7 +49,7 @@ import glob
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 import numpy as np
@@ -115,14 +115,14 @@ _local = threading.local()
 _pool, _pool_pid, _pool_lock = None, None, threading.Lock()
 
 
-def _workers():
-    """The pool of workers (None with one worker), started on first use. A forked child (multiprocessing's
-    default on Linux) inherits the pool but not its threads, and would wait forever on it: it starts one
-    of its own."""
+def _helpers():
+    """The pool of the WORKERS - 1 helper threads (None with one worker), started on first use: the thread
+    that calls parallel_map is the other worker. A forked child (multiprocessing's default on Linux)
+    inherits the pool but not its threads, and would wait forever on it: it starts one of its own."""
     global _pool, _pool_pid
     with _pool_lock:
         if _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="minigrad") if WORKERS > 1 else None
+            _pool = ThreadPoolExecutor(WORKERS - 1, thread_name_prefix="minigrad") if WORKERS > 1 else None
             _pool_pid = os.getpid()
         return _pool
 
@@ -158,25 +158,50 @@ def in_worker():
     return getattr(_local, "in_worker", False)
 
 
-def _as_worker(fn):
-    def run(item):
-        _local.in_worker = True
-        return fn(item)
-    return run
+def _as_worker(work):
+    """work(), with this thread marked as a worker until it returns."""
+    before = in_worker()
+    _local.in_worker = True
+    try:
+        return work()
+    finally:
+        _local.in_worker = before
 
 
 def parallel_map(fn, items):
     """[fn(item) for item in items], spread over the workers (in order). fn must only write to memory
     no other item writes to, and must not call minigrad's parallel Numba kernels (LRN, pooling, SGD).
-    Inside a worker, or with one worker or one item, it runs inline."""
+    Inside a worker, or with one worker or one item, it runs inline.
+
+    The calling thread is one of the workers: it takes items from the same counter as the helper
+    threads, rather than handing every item to a pool and waiting. Each hand-off wakes a sleeping
+    thread, about 30 us on a VM, and a batch-1 forward pass makes a dozen of these calls
+    (benchmarks/results/cpu_alexnet_vm.md, "Launch costs")."""
     items = list(items)
     if in_worker():
         return [fn(item) for item in items]
-    pool = _workers() if len(items) > 1 else None
+    helpers = _helpers() if len(items) > 1 else None
     with _single_threaded_blas():
-        if pool is None:
+        if helpers is None:
             return [fn(item) for item in items]
-        return list(pool.map(_as_worker(fn), items))
+        results, claimed, claim_lock = [None] * len(items), iter(range(len(items))), threading.Lock()
+
+        def work():
+            while True:
+                with claim_lock:
+                    index = next(claimed, None)
+                if index is None:
+                    return
+                results[index] = fn(items[index])
+
+        started = [helpers.submit(_as_worker, work) for _ in range(min(WORKERS, len(items)) - 1)]
+        try:
+            _as_worker(work)
+        finally:
+            wait(started)
+        for helper in started:
+            helper.result()                  # a helper's exception, raised here
+        return results
 
 
 # About 2k GEMM columns per chunk: the GEMMs stay large enough for BLAS while a chunk's column matrix
