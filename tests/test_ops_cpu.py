@@ -1,4 +1,6 @@
 """Each Numba kernel against its NumPy reference (ops/cpu.py), on drawn shapes and both dtypes."""
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
@@ -39,15 +41,26 @@ def test_col2im(case):
                                rtol=1e-5, atol=1e-5)
 
 
+def assert_max_pool_matches_the_reference(x, *args):
+    """maxpool_forward and maxpool_values against the reference, on one core and on all of them (inputs
+    this small would otherwise take the serial kernels only). Returns argmax."""
+    y_ref, argmax_ref = cpu.maxpool_forward_reference(x, *args)
+    for threshold in (cpu.POOL_PARALLEL_MIN, 0):
+        with mock.patch.object(cpu, "POOL_PARALLEL_MIN", threshold):
+            y, argmax = cpu.maxpool_forward(x, *args)
+            values = cpu.maxpool_values(x, *args)
+        np.testing.assert_array_equal(y, y_ref)                # (NaN equals NaN here)
+        np.testing.assert_array_equal(argmax, argmax_ref)
+        np.testing.assert_array_equal(values, y_ref)
+    return argmax
+
+
 @given(window_cases(pool=True))
 def test_maxpool_forward_and_backward(case):
     x = draw_input(case)
     args = case["kernel"], case["stride"], case["padding"]
-    y, argmax = cpu.maxpool_forward(x, *args)
-    y_ref, argmax_ref = cpu.maxpool_forward_reference(x, *args)
-    np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_array_equal(argmax, argmax_ref)
-    dy = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape).astype(x.dtype)
+    argmax = assert_max_pool_matches_the_reference(x, *args)
+    dy = np.random.default_rng(case["seed"] + 1).standard_normal(argmax.shape).astype(x.dtype)
     np.testing.assert_allclose(cpu.maxpool_backward(dy, argmax, x.shape, *args),
                                cpu.maxpool_backward_reference(dy, argmax, x.shape, *args), rtol=1e-6, atol=1e-6)
 
@@ -57,11 +70,7 @@ def test_maxpool_nan_windows_match_the_reference(case, share):
     """A window holding NaN gives NaN and points at its last NaN, in the kernel as in the reference."""
     x = draw_input(case)
     x[np.random.default_rng(case["seed"] + 2).random(x.shape) < share] = np.nan
-    args = case["kernel"], case["stride"], case["padding"]
-    y, argmax = cpu.maxpool_forward(x, *args)
-    y_ref, argmax_ref = cpu.maxpool_forward_reference(x, *args)
-    np.testing.assert_array_equal(y, y_ref)               # (NaN equals NaN here)
-    np.testing.assert_array_equal(argmax, argmax_ref)
+    assert_max_pool_matches_the_reference(x, case["kernel"], case["stride"], case["padding"])
 
 
 @given(window_cases(pool=True), st.floats(0.0, 0.3))
@@ -72,11 +81,7 @@ def test_maxpool_ties_and_infinities_match_the_reference(case, nan_share):
     rng = np.random.default_rng(case["seed"] + 3)
     x[...] = rng.choice(np.array([-np.inf, 0, 1, 2], x.dtype), size=x.shape)
     x[rng.random(x.shape) < nan_share] = np.nan
-    args = case["kernel"], case["stride"], case["padding"]
-    y, argmax = cpu.maxpool_forward(x, *args)
-    y_ref, argmax_ref = cpu.maxpool_forward_reference(x, *args)
-    np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_array_equal(argmax, argmax_ref)
+    assert_max_pool_matches_the_reference(x, case["kernel"], case["stride"], case["padding"])
 
 
 @given(window_cases(), st.floats(0.0, 0.3))
@@ -117,6 +122,19 @@ def test_maxpool_refuses_a_window_wholly_in_the_padding(kernel, padding):
         cpu.maxpool_forward(x, kernel, (1, 1), padding)
     if kernel == (1, 1):
         np.testing.assert_array_equal(cpu.maxpool_forward(x, kernel, (1, 1), padding, ceil_mode=True)[0], x)
+
+
+def test_relu_and_max_pool_run_their_kernels_on_minigrads_workers_too(rng):
+    """ReLU's kernels are serial, and max pooling has serial ones: a worker gets the same answers."""
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    inside = cpu_runtime.parallel_map(lambda _: (cpu.relu_forward(x), cpu.maxpool_forward(x, (3, 3), (2, 2), (0, 0)),
+                                                 cpu.maxpool_values(x, (3, 3), (2, 2), (0, 0))), range(2))
+    y_ref, argmax_ref = cpu.maxpool_forward_reference(x, (3, 3), (2, 2), (0, 0))
+    for (relu, mask), (y, argmax), values in inside:
+        np.testing.assert_array_equal(relu, np.maximum(x, 0))
+        np.testing.assert_array_equal(mask, x > 0)
+        for a, b in [(y, y_ref), (argmax, argmax_ref), (values, y_ref)]:
+            np.testing.assert_array_equal(a, b)
 
 
 def test_maxpool_ties_pick_the_first_maximum():

@@ -243,3 +243,21 @@ def test_transpose_permutes_and_its_backward_permutes_back(rng):
         mg.Transpose((1, 0, 2, 3))
     with pytest.raises(ValueError, match=r"Transpose\(\(0, 2, 3, 1\)\): expected a 4-D input"):
         to_nhwc.forward(np.zeros((2, 3)))
+
+
+def test_an_eval_forward_finds_the_maxima_alone_and_the_positions_when_asked(rng):
+    """Eval mode keeps the input instead of argmax; argmax and backward then agree with training mode's."""
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    dy = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    trained, evaluated = mg.MaxPool2d(3, 2), mg.MaxPool2d(3, 2).eval()
+    assert evaluated.argmax is None
+    y_train, y_eval = trained.forward(x), evaluated.forward(x)
+    np.testing.assert_array_equal(y_train, y_eval)
+    assert evaluated._argmax is None and evaluated._x is x           # nothing found yet
+    np.testing.assert_array_equal(evaluated.argmax, trained.argmax)
+    assert evaluated._x is None                                       # the input is let go once it is used
+    np.testing.assert_array_equal(evaluated.backward(dy), trained.backward(dy))
+    evaluated.forward(x)
+    evaluated.release()
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        evaluated.backward(dy)

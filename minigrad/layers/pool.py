@@ -60,16 +60,33 @@ class MaxPool2d(_Pool2d):
     win the max. Output sizes round down; ceil_mode=True rounds them up, as Caffe does (its bvlc_alexnet
     imitated in ONNX by the asymmetric pads (0, 0, 1, 1) on pool5), dropping a window that would start
     in the trailing padding.
+
+    A forward in eval mode finds the maxima alone, which takes half the time, and keeps its input; the
+    positions (`argmax`) are found from it when first asked for, by a backward (saliency maps, the
+    deconvnet) or by the reader.
     """
-    SAVED = ("argmax",)
+    SAVED = ("_argmax", "_x")
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__(kernel_size, stride, padding, ceil_mode)
-        self.argmax = None
+        self._argmax = self._x = None        # argmax, or the input to find it from (eval mode)
+
+    @property
+    def argmax(self):
+        """(N, C, OH, OW) int32: the window-local index i*kw + j of each window's maximum (its first in
+        row-major order; its last NaN where it holds NaN), None before a forward."""
+        if self._argmax is None and self._x is not None:
+            _, self._argmax = ops.maxpool_forward(self._x, self.kernel_size, self.stride, self.pads, self.ceil_mode)
+            self._x = None
+        return self._argmax
 
     def forward(self, x):
         self.check_fits(x)
-        y, self.argmax = ops.maxpool_forward(x, self.kernel_size, self.stride, self.pads, self.ceil_mode)
+        if self.training:
+            y, self._argmax = ops.maxpool_forward(x, self.kernel_size, self.stride, self.pads, self.ceil_mode)
+            self._x = None
+        else:
+            y, self._argmax, self._x = ops.maxpool_values(x, self.kernel_size, self.stride, self.pads, self.ceil_mode), None, x
         self.x_shape = x.shape
         return y
 

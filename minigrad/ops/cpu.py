@@ -170,14 +170,33 @@ def col2im(cols, x_shape, kernel_size, stride, padding):
     return dx
 
 
+# Below this many input values max pooling runs on one core: a parallel launch costs 70-100 us, more than
+# it saves on a batch-1 AlexNet's pools (benchmarks/results/cpu_alexnet_vm.md, "Launch costs").
+POOL_PARALLEL_MIN = 1 << 20
+
+
+def _max_pool(parallel_kernel, serial_kernel, x, kernel_size, stride, leading_pads, *outputs):
+    """Run a max-pool kernel into `outputs`: on one core for a small input, or on one of the workers."""
+    if x.size < POOL_PARALLEL_MIN or in_worker():
+        serial_kernel(_contiguous(x), *kernel_size, *stride, *leading_pads, *outputs)
+    else:
+        use_numba_workqueue()
+        parallel_kernel(_contiguous(x), *kernel_size, *stride, *leading_pads, *outputs)
+
+
 def maxpool_forward(x, kernel_size, stride, padding, ceil_mode=False):
-    _before_parallel_kernel("maxpool_forward")
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw) = kernel_size, stride
-    (ph, pw), (OH, OW) = check_every_window_holds_input(x.shape, kernel_size, stride, padding, ceil_mode)
-    y, argmax = np.empty((N, C, OH, OW), x.dtype), np.empty((N, C, OH, OW), np.int32)
-    kernels.maxpool_forward(_contiguous(x), kh, kw, sh, sw, ph, pw, y, argmax)
+    leading_pads, out_hw = check_every_window_holds_input(x.shape, kernel_size, stride, padding, ceil_mode)
+    y, argmax = np.empty(x.shape[:2] + out_hw, x.dtype), np.empty(x.shape[:2] + out_hw, np.int32)
+    _max_pool(kernels.maxpool_forward, kernels.maxpool_forward_serial, x, kernel_size, stride, leading_pads, y, argmax)
     return y, argmax
+
+
+def maxpool_values(x, kernel_size, stride, padding, ceil_mode=False):
+    """maxpool_forward's y alone, twice as fast (MaxPool2d's eval forward)."""
+    leading_pads, out_hw = check_every_window_holds_input(x.shape, kernel_size, stride, padding, ceil_mode)
+    y = np.empty(x.shape[:2] + out_hw, x.dtype)
+    _max_pool(kernels.maxpool_values, kernels.maxpool_values_serial, x, kernel_size, stride, leading_pads, y)
+    return y
 
 
 def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mode=False):
@@ -190,15 +209,13 @@ def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mod
 
 
 def _numpy_passes_for_relu(x):
-    """Where the kernels cannot run: dtypes Numba has no arithmetic for (float16), a 0-d array, or one
-    of minigrad's workers (no parallel kernel there)."""
-    return x.dtype not in (np.float32, np.float64) or x.ndim == 0 or in_worker()
+    """Where the kernels cannot run: dtypes Numba has no arithmetic for (float16), or a 0-d array."""
+    return x.dtype not in (np.float32, np.float64) or x.ndim == 0
 
 
 def relu_forward(x):
     if _numpy_passes_for_relu(x):
         return relu_forward_reference(x)
-    use_numba_workqueue()
     x = _contiguous(x)
     y, mask = np.empty_like(x), np.empty(x.shape, bool)
     kernels.relu_forward(x.reshape(-1), y.reshape(-1), mask.reshape(-1))
@@ -208,7 +225,6 @@ def relu_forward(x):
 def relu_backward(dy, mask):
     if _numpy_passes_for_relu(dy):
         return relu_backward_reference(dy, mask)
-    use_numba_workqueue()
     dy = _contiguous(dy)
     dx = np.empty_like(dy)
     kernels.relu_backward(dy.reshape(-1), _contiguous(mask).reshape(-1), dx.reshape(-1))

@@ -45,10 +45,11 @@ def col2im(cols, kh, kw, sh, sw, ph, pw, OH, OW, dx):
                         dx_flat[to + t * uintp(sw)] += cols_flat[start + t]
 
 
-@njit(parallel=True, cache=True)
-def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
-    """Each window's maximum and the window-local index i*kw + j of its first occurrence in row-major
-    order; NaN, and the index of the last NaN, for a window that holds NaN (PyTorch's rule, ops/cpu.py).
+@njit(cache=True, inline="always")
+def _maxpool_planes(x, kh, kw, sh, sw, ph, pw, first, last, y, argmax):
+    """For the (n, c) planes first to last - 1: each window's maximum and the window-local index i*kw + j
+    of its first occurrence in row-major order; NaN, and the index of the last NaN, for a window that
+    holds NaN (PyTorch's rule, ops/cpu.py).
 
     Separable, one row of outputs at a time, every loop along a contiguous row so that LLVM vectorises
     it: first down the columns (each input column's maximum over the window's kh rows, and the row it
@@ -62,11 +63,11 @@ def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     OH, OW = y.shape[2], y.shape[3]
     places = ((OW - 1) * sw + kw + sw - 1) // sw          # per phase, to the last window's last column
     padding_row = np.int32(kh)
-    for plane in prange(N * C):
+    column_max, column_row = np.empty(W, x.dtype), np.empty(W, np.int32)
+    phase_max, phase_row = np.empty((sw, places), x.dtype), np.empty((sw, places), np.int32)
+    best, best_i, best_j = np.empty(OW, x.dtype), np.empty(OW, np.int32), np.empty(OW, np.int32)
+    for plane in range(first, last):
         n, c = plane // C, plane % C
-        column_max, column_row = np.empty(W, x.dtype), np.empty(W, np.int32)
-        phase_max, phase_row = np.empty((sw, places), x.dtype), np.empty((sw, places), np.int32)
-        best, best_i, best_j = np.empty(OW, x.dtype), np.empty(OW, np.int32), np.empty(OW, np.int32)
         for oh in range(OH):
             i_first, i_last = max(0, ph - oh * sh), min(kh, H + ph - oh * sh)
             top = x[n, c, oh * sh - ph + i_first]
@@ -102,6 +103,69 @@ def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
             for ow in range(uintp(OW)):
                 out[ow] = best[ow]
                 index[ow] = best_i[ow] * kw + best_j[ow]
+
+
+@njit(parallel=True, cache=True)
+def maxpool_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
+    """_maxpool_planes on the cores, one plane per task."""
+    for plane in prange(x.shape[0] * x.shape[1]):
+        _maxpool_planes(x, kh, kw, sh, sw, ph, pw, plane, plane + 1, y, argmax)
+
+
+@njit(nogil=True, cache=True)
+def maxpool_forward_serial(x, kh, kw, sh, sw, ph, pw, y, argmax):
+    """_maxpool_planes on one core, for small inputs (a parallel launch costs more than it saves there,
+    ops/cpu.py) and for minigrad's workers."""
+    _maxpool_planes(x, kh, kw, sh, sw, ph, pw, 0, x.shape[0] * x.shape[1], y, argmax)
+
+
+@njit(cache=True, inline="always")
+def _max_planes(x, kh, kw, sh, sw, ph, pw, first, last, y):
+    """The maxima of _maxpool_planes (NaN where a window holds one) without their positions: half its
+    time (benchmarks/results/cpu_alexnet_vm.md, "Launch costs"), for a forward pass that no backward may
+    follow (MaxPool2d in eval mode)."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    places = ((OW - 1) * sw + kw + sw - 1) // sw
+    column_max, best, phase_max = np.empty(W, x.dtype), np.empty(OW, x.dtype), np.empty((sw, places), x.dtype)
+    for plane in range(first, last):
+        n, c = plane // C, plane % C
+        for oh in range(OH):
+            i_first, i_last = max(0, ph - oh * sh), min(kh, H + ph - oh * sh)
+            top = x[n, c, oh * sh - ph + i_first]
+            for w in range(uintp(W)):
+                column_max[w] = top[w]
+            for i in range(i_first + 1, i_last):
+                row = x[n, c, oh * sh - ph + i]
+                for w in range(uintp(W)):
+                    value, b = row[w], column_max[w]
+                    column_max[w] = value if (value > b) | (value != value) else b
+            for q in range(sw):                       # the column maxima in phases, as above
+                for m in range(places):
+                    w = m * sw + q - pw
+                    phase_max[q, m] = column_max[min(max(w, 0), W - 1)] if 0 <= w < W else -np.inf
+            for ow in range(uintp(OW)):
+                best[ow] = phase_max[0, ow]
+            for j in range(1, kw):
+                source, shift = phase_max[j % sw], uintp(j // sw)
+                for ow in range(uintp(OW)):
+                    value, b = source[ow + shift], best[ow]
+                    best[ow] = value if (value > b) | (value != value) else b
+            out = y[n, c, oh]
+            for ow in range(uintp(OW)):
+                out[ow] = best[ow]
+
+
+@njit(parallel=True, cache=True)
+def maxpool_values(x, kh, kw, sh, sw, ph, pw, y):
+    """_max_planes on the cores, one plane per task."""
+    for plane in prange(x.shape[0] * x.shape[1]):
+        _max_planes(x, kh, kw, sh, sw, ph, pw, plane, plane + 1, y)
+
+
+@njit(nogil=True, cache=True)
+def maxpool_values_serial(x, kh, kw, sh, sw, ph, pw, y):
+    _max_planes(x, kh, kw, sh, sw, ph, pw, 0, x.shape[0] * x.shape[1], y)
 
 
 @njit(parallel=True, cache=True)
@@ -180,19 +244,21 @@ def lrn_backward(dy, a, b, scale, size, group_channels, alpha, beta, ratio, da):
             da[i] = dy[i] * _power(scale[i], -beta) - 2 * alpha * beta * a[i] * da[i]
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def relu_forward(x, y, mask):
-    """y = max(x, 0) and mask = (x > 0), in one pass over flat arrays (NumPy takes one pass for each, on
-    one core). A NaN stays NaN in y, as np.maximum keeps it, and is False in the mask."""
-    for i in prange(x.size):
+    """y = max(x, 0) and mask = (x > 0), in one pass over flat arrays (NumPy takes one pass for each). A
+    NaN stays NaN in y, as np.maximum keeps it, and is False in the mask. Serial: one core streams as fast
+    as two here, and a parallel launch costs 70-100 us, more than a batch-1 ReLU takes (measured from
+    4 thousand to 9 million values, benchmarks/results/cpu_alexnet_vm.md); so it runs on a worker too."""
+    for i in range(x.size):
         value = x[i]
         y[i] = 0 if value <= 0 else value
         mask[i] = value > 0
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def relu_backward(dy, mask, dx):
-    for i in prange(dy.size):
+    for i in range(dy.size):
         dx[i] = dy[i] * mask[i]
 
 

@@ -274,6 +274,11 @@ def maxpool_forward(x, kernel_size, stride, padding, ceil_mode=False):
     return y, argmax
 
 
+def maxpool_values(x, kernel_size, stride, padding, ceil_mode=False):
+    """The GPU has one max-pool kernel, which finds the positions with the maxima."""
+    return maxpool_forward(x, kernel_size, stride, padding, ceil_mode)[0]
+
+
 def maxpool_backward(dy, argmax, x_shape, kernel_size, stride, padding, ceil_mode=False):
     dy, argmax = _contiguous(dy, argmax.astype(np.int32, copy=False))
     dx = empty(tuple(x_shape), dy.dtype)
