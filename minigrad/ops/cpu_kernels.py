@@ -1,4 +1,5 @@
-"""Numba kernels for the CPU primitives, parallel over the cores with `prange` (col2im excepted).
+"""Numba kernels for the CPU primitives: parallel over the cores with `prange`, or serial (col2im, ReLU,
+Winograd's tile passes, max pooling's small inputs), which can run on minigrad's workers.
 
 Each kernel writes every element of its output (no reliance on zeroed memory) and mirrors a NumPy
 reference in ops/cpu.py that the tests compare it with. `cache=True` stores the compiled machine code
