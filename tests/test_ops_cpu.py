@@ -55,6 +55,16 @@ def assert_max_pool_matches_the_reference(x, *args):
     return argmax
 
 
+@pytest.mark.parametrize("shape, kernel", [((1, 3, 23, 23), (11, 11)), ((2, 7, 9, 8), (3, 2))])
+def test_im2col_in_shares_on_the_workers_equals_one_copy(shape, kernel, rng):
+    """Split by the kernel's rows (3 channels, 11 rows) or by the channels (7 channels, 3 rows), in
+    three uneven shares."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    whole = cpu.im2col(x, kernel, (2, 2), (1, 1))
+    with mock.patch.object(cpu, "IM2COL_PARALLEL_MIN", 0), mock.patch.object(cpu_runtime, "WORKERS", 3):
+        np.testing.assert_array_equal(cpu.im2col(x, kernel, (2, 2), (1, 1)), whole)
+
+
 @given(window_cases(pool=True))
 def test_maxpool_forward_and_backward(case):
     x = draw_input(case)

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..backend import array_module
 from . import cpu_kernels as kernels
-from .cpu_runtime import in_worker, use_numba_workqueue
+from . import cpu_runtime
+from .cpu_runtime import in_worker, parallel_map, use_numba_workqueue
 from .cpu_runtime import matmul  # noqa: F401  (the CPU's GEMM, split among the workers)
 from .geometry import check_every_window_holds_input, output_size, pool_geometry, pool_padding
 
@@ -44,15 +45,28 @@ def _windows(x_padded, kernel_size, stride, out_hw, order):
     return view.transpose(order)
 
 
+# Outside the workers (a batch-1 convolution's one chunk), im2col copies this many values or more in
+# shares on the workers: conv1's 0.52 -> 0.39 ms, conv4's 0.33 -> 0.27 ms at batch 1 (benchmarks/results/
+# cpu_alexnet_vm.md, "Launch costs"); below it the launch costs more than it saves.
+IM2COL_PARALLEL_MIN = 1 << 18
+
+
 def im2col(x, kernel_size, stride, padding):
-    """One strided view of every window, copied once by reshape: measured faster than a Numba kernel
-    at every AlexNet layer (benchmarks/results/cpu_alexnet_vm.md), so the layers use it."""
+    """One strided view of every window, copied once: measured faster than a Numba kernel at every
+    AlexNet layer (benchmarks/results/cpu_alexnet_vm.md), so the layers use it."""
     N, C, H, W = x.shape
     (kh, kw), (sh, sw) = kernel_size, stride
     OH, OW = output_size(H, kh, sh, padding[0]), output_size(W, kw, sw, padding[1])
-    # (C, kh, kw, N, OH, OW): one reshape copies the windows into the column matrix.
+    # (C, kh, kw, N, OH, OW): one copy of the windows makes the column matrix.
     windows = _windows(_padded(x, padding), kernel_size, stride, (OH, OW), (1, 4, 5, 0, 2, 3))
-    return windows.reshape(C * kh * kw, N * OH * OW)
+    if windows.size < IM2COL_PARALLEL_MIN or in_worker():
+        return windows.reshape(C * kh * kw, N * OH * OW)
+    cols = np.empty(windows.shape, x.dtype)
+    axis = 0 if C >= kh else 1                       # shares of the channels, or of the kernel's rows
+    bounds = np.linspace(0, windows.shape[axis], cpu_runtime.WORKERS + 1).astype(int)
+    shares = [(slice(None),) * axis + (slice(start, stop),) for start, stop in zip(bounds, bounds[1:])]
+    parallel_map(lambda share: np.copyto(cols[share], windows[share]), shares)
+    return cols.reshape(C * kh * kw, N * OH * OW)
 
 
 def col2im_reference(cols, x_shape, kernel_size, stride, padding):
