@@ -7,6 +7,7 @@ from hypothesis import assume, given, strategies as st
 
 import minigrad as mg
 import reference
+from test_winograd import make_conv
 from minigrad.ops import parallel_map, space_to_depth, winograd
 
 
@@ -56,19 +57,9 @@ def strided_conv_cases(draw):
                 bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
 
 
-def make_strided_conv(case):
-    conv = mg.Conv2d(case["C"], case["OC"], case["kernel"], case["stride"], case["padding"], case["groups"],
-                     bias=case["bias"], algorithm="space_to_depth").astype(np.float64)
-    rng = np.random.default_rng(case["seed"])
-    conv.weight.data = rng.standard_normal(conv.weight.shape)
-    if conv.bias is not None:
-        conv.bias.data = rng.standard_normal(conv.bias.shape)
-    return conv, rng.standard_normal((case["N"], case["C"], case["H"], case["W"]))
-
-
 @given(strided_conv_cases())
 def test_space_to_depth_forward_matches_loop_reference(case):
-    conv, x = make_strided_conv(case)
+    conv, x = make_conv(case, "space_to_depth")
     y = conv.forward(x)
     assert conv.algorithm_used == "space_to_depth" and conv.tile is not None
     expected = reference.conv2d(x, conv.weight.data, conv.bias and conv.bias.data, (case["stride"],) * 2,
@@ -78,7 +69,7 @@ def test_space_to_depth_forward_matches_loop_reference(case):
 
 @given(strided_conv_cases())
 def test_space_to_depth_backward_matches_gradcheck(case):
-    conv, x = make_strided_conv(case)
+    conv, x = make_conv(case, "space_to_depth")
     result = mg.gradcheck(conv, x, eps=1e-3)     # linear in x and the weights: see test_conv_algorithms.py
     assert result.passed, result
 

@@ -75,9 +75,10 @@ def winograd_conv_cases(draw):
                 bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
 
 
-def make_winograd_conv(case):
-    conv = mg.Conv2d(case["C"], case["OC"], case["kernel"], 1, case["padding"], case["groups"],
-                     bias=case["bias"], algorithm="winograd").astype(np.float64)
+def make_conv(case, algorithm="winograd"):
+    """A float64 Conv2d of the drawn case (stride 1 unless the case says), random weights, and an input."""
+    conv = mg.Conv2d(case["C"], case["OC"], case["kernel"], case.get("stride", 1), case["padding"], case["groups"],
+                     bias=case["bias"], algorithm=algorithm).astype(np.float64)
     rng = np.random.default_rng(case["seed"])
     conv.weight.data = rng.standard_normal(conv.weight.shape)
     if conv.bias is not None:
@@ -87,7 +88,7 @@ def make_winograd_conv(case):
 
 @given(winograd_conv_cases())
 def test_winograd_forward_matches_loop_reference(case):
-    conv, x = make_winograd_conv(case)
+    conv, x = make_conv(case)
     y = conv.forward(x)
     assert conv.tile is not None
     expected = reference.conv2d(x, conv.weight.data, conv.bias and conv.bias.data, (1, 1), case["padding"], case["groups"])
@@ -96,7 +97,7 @@ def test_winograd_forward_matches_loop_reference(case):
 
 @given(winograd_conv_cases())
 def test_winograd_backward_matches_gradcheck(case):
-    conv, x = make_winograd_conv(case)
+    conv, x = make_conv(case)
     result = mg.gradcheck(conv, x, eps=1e-3)     # linear in x and the weights: see test_conv_algorithms.py
     assert result.passed, result
 
