@@ -14,15 +14,17 @@ which is usually before minigrad is. So every GEMM minigrad runs is a single-thr
 worker's share of the output, and OpenBLAS's own threads never wake: `parallel_map` sets BLAS to one
 thread from the first entry into a parallel section until the last exit, and then restores the count
 it found, so the host's own NumPy calls outside minigrad see BLAS as they left it. The workers are
-as many as the threads BLAS was given (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else all the cores).
+as many as the threads BLAS was given (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, else all the cores):
+the thread that calls `parallel_map` and WORKERS - 1 helper threads.
 The same workers run a convolution's batch chunks (`map_batch`), which also puts every core on
 im2col and Winograd's tile passes (NumPy copies and serial kernels, single-threaded by themselves).
 
 Where NumPy's BLAS is not an OpenBLAS that exports its thread controls (conda's MKL, Apple's
 Accelerate), minigrad cannot set BLAS's thread count, leaves it alone and runs everything on the
 calling thread. Workers must never launch a parallel Numba kernel: Numba's workqueue layer aborts the
-process when entered from two threads at once, so the kernels they call (col2im, Winograd's tiles) are
-serial ones, and ops.cpu refuses the parallel ones inside a worker with an error instead.
+process when entered from two threads at once, so the kernels they call (col2im, Winograd's tiles,
+ReLU, max pooling's serial kernels) are serial ones, and ops.cpu refuses the parallel ones (LRN, max
+pooling's backward, SGD) inside a worker with an error instead.
 
 Numba's threading layer. Numba's OpenMP layer keeps its threads spinning after each parallel loop, and
 they fight OpenBLAS's threads for the cores (conv1's alternating im2col and GEMM ran several times
