@@ -300,6 +300,18 @@ def test_graphs_that_cannot_be_are_refused_naming_the_node_and_the_shapes(nodes,
         mg_onnx.load(model)
 
 
+@pytest.mark.parametrize("opset", [13, 18])
+def test_a_split_of_a_free_axis_is_refused_naming_it(opset):
+    """Equal parts of a height the graph leaves free (found by the fuzzer: a TypeError before)."""
+    model = fork(helper.make_node("Split", ["a"], ["s1", "s2"], name="halves", axis=2,
+                                  **({"num_outputs": 2} if opset >= 18 else {})),
+                 helper.make_node("Add", ["s1", "s2"], ["y"]), shape=("N", 4, "H", 6))
+    model.opset_import[0].version = opset
+    with pytest.raises(ValueError, match=r"node 2 'halves' \(Split\): Split along axis 2 of an input of shape "
+                                         r"\[None, 4, None, 6\]: only an axis of a known size is supported"):
+        mg_onnx.load(model)
+
+
 def test_an_output_the_graph_does_not_compute_is_refused():
     model = fork(helper.make_node("Add", ["a", "a"], ["y"]), output="w")
     with pytest.raises(ValueError, match=r"expected the graph's outputs to be computed from its input, got \['w'\]"):

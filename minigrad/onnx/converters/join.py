@@ -54,6 +54,9 @@ def split(network, node, args):
     a = node.take({"axis": 0, "split": None, "num_outputs": None})
     axis = _not_the_batch(network, node, int(a["axis"]), "Split")
     size, outputs = network.shape()[axis], list(node.proto.output)
+    if size is None:
+        raise node.error(f"Split along axis {axis} of an input of shape {network.shape()}: only an axis of a "
+                         f"known size is supported")
     if len(node.proto.input) > 1 and node.proto.input[1] and args[0] is None:
         raise node.error("its sizes must be a constant")
     given = args[0] if args and args[0] is not None else a["split"]
