@@ -330,6 +330,27 @@ def test_a_branch_no_output_needs_is_left_out_and_a_chain_is_a_sequential():
     assert (result := mg.gradcheck(doubled.astype(np.float64), x.astype(np.float64))).passed, result
 
 
+@pytest.mark.parametrize("opset", [9, 13])
+def test_a_slice_of_several_axes_is_one_slice_layer_per_axis(opset):
+    """A crop of channels and width in one node, as tf2onnx writes a strided slice: Slice layers in
+    turn, agreeing with ONNX Runtime, their gradients checked. Starts and ends from the end and past it."""
+    starts, ends, axes = [1, -5], [3, 100], [1, 3]
+    limits = [numpy_helper.from_array(np.array(v, np.int64), name) for v, name in
+              ((starts, "starts"), (ends, "ends"), (axes, "axes"))]
+    slicer = (helper.make_node("Slice", ["a"], ["y"], name="crop", starts=starts, ends=ends, axes=axes) if opset < 10
+              else helper.make_node("Slice", ["a", "starts", "ends", "axes"], ["y"], name="crop"))
+    model = fork(slicer)
+    model.opset_import[0].version = opset
+    model.graph.initializer.extend(limits if opset >= 10 else [])
+    chain = mg_onnx.load(model)
+    assert [type(layer).__name__ for layer in chain] == ["Conv2d", "Slice", "Slice"]
+    x = large_input((2, 4, 6, 6))
+    y = chain.forward(x)
+    assert y.shape == (2, 2, 6, 5)
+    assert_agree(y, run_ort(model, x))
+    assert (result := mg.gradcheck(chain.astype(np.float64), x.astype(np.float64))).passed, result
+
+
 # --- onnx's backend test cases of the operators graphs add ---------------------------------------------
 JOIN_OPS = {"Add", "Sum", "Mul", "Concat", "Split", "Slice", "Clip", "Identity"}
 # The node tests give every operand as a graph input; minigrad reads the first as the input and the others

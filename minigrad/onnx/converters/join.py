@@ -1,6 +1,7 @@
 """Where a graph forks and joins: Add and Sum (of computed tensors an Add layer; of a constant the bias
 of the layer before it, or a Bias layer), Mul (Multiply; by a constant classic dropout's 1 - p, or a
-Scale layer), Concat, and the parts of a tensor that Split and Slice take (Slice layers)."""
+Scale layer), Concat, and the parts of a tensor that Split and Slice take (Slice layers, one per
+axis)."""
 import math
 
 from ... import layers as L
@@ -77,11 +78,12 @@ def split(network, node, args):
         start += length
 
 
-@converter("Slice", note="of one axis after the batch, step 1")
+@converter("Slice", note="of axes after the batch, step 1")
 def slice_of(network, node, args):
-    """A Slice layer where the graph slices what it computes (a Slice of constants is evaluated): one part
-    of one axis after the batch, step 1; starts and ends as ONNX reads them (from the end where negative,
-    clamped to the axis)."""
+    """Slice layers where the graph slices what it computes (a Slice of constants is evaluated): a part
+    of each axis it names after the batch, step 1, one Slice layer per axis in turn (tf2onnx writes the
+    crop of a map's height and width as one node); starts and ends as ONNX reads them (from the end
+    where negative, clamped to the axis)."""
     a = node.take({"starts": None, "ends": None, "axes": None})   # attributes up to opset 9, then inputs
     if any(name and value is None for name, value in zip(node.proto.input[1:], args)):
         raise node.error("its starts, ends, axes and steps must be constants")
@@ -107,10 +109,8 @@ def slice_of(network, node, args):
         start, end = (min(max(v + size if v < 0 else v, 0), size) for v in (start, end))
         if (start, end) != (0, size):
             parts.append((start, end, axis))
-    if len(parts) > 1:
-        raise node.error(f"slices {parts} (start, end, axis): only a part of one axis is supported")
-    if parts:
-        network.append(node, L.Slice(*parts[0]))
+    for part in parts:
+        network.append(node, L.Slice(*part))
 
 def _join(network, node, layer):
     """`layer` reading the values of all the node's inputs."""
