@@ -136,7 +136,7 @@ def test_the_fine_tuned_graphs_gradients_are_pytorchs(pytorch_graph):
     respect to the input and to every parameter are PyTorch autograd's through the same network with the
     same new classifier."""
     torch = pytest.importorskip("torch", reason="the comparison needs torch")
-    from test_onnx_graphs import assert_same_gradients, same_parameters
+    from test_onnx_torch_exports import assert_same_gradients, same_parameters
     from minigrad.models import imported
 
     path, net = pytorch_graph

@@ -5,7 +5,7 @@ bottleneck blocks (He et al. 2016), SqueezeNet's fire modules (Iandola et al. 20
 2018), ShuffleNetV2's units with their channel split and shuffle (Ma et al. 2018) and an inception
 module (Szegedy et al. 2015); each ends with a global average pool before its classifier. Their weights
 and BatchNorm statistics are random (seeded), so that every channel differs. Used by
-tests/test_onnx_graphs.py and tests/test_finetune.py."""
+tests/test_onnx_torch_exports.py and tests/test_finetune.py."""
 import torch
 from torch import nn
 
