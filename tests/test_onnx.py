@@ -464,6 +464,17 @@ def test_weights_and_shapes_computed_by_the_graph_load_for_any_batch(opset):
         assert_agree(net.forward(x), run_ort(model, x))
 
 
+@pytest.mark.parametrize("to", [0, 10**9])
+def test_a_cast_to_no_tensor_type_is_refused_naming_the_node(to):
+    """The Cast of a shape computed by the graph (opset 7 writes integer constants as floats and Casts
+    them) to 0 (UNDEFINED) or to no type at all: found by the fuzzer, a KeyError from onnx before."""
+    model = exporter_style_graph(7)
+    cast = next(node for node in model.graph.node if node.op_type == "Cast")
+    cast.attribute[0].i = to
+    with pytest.raises(ValueError, match=rf"\(Cast\): Cast to {to}: not an ONNX tensor type"):
+        mg_onnx.load(model)
+
+
 def single_node_graph(op, inputs, shape, opset=14, initializers=(), **attributes):
     f32 = onnx.TensorProto.FLOAT
     graph = helper.make_graph([helper.make_node(op, ["x"] + list(inputs), ["y"], name="n", **attributes)], "g",

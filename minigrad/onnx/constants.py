@@ -238,7 +238,10 @@ def cast(node, budget, x):
     to = node.take({"to": None, "saturate": 1})["to"]
     if x.dtype == object:                       # a shape with the batch: its sizes are ints already
         return x
-    dtype = onnx_package().helper.tensor_dtype_to_np_dtype(to)
+    try:
+        dtype = onnx_package().helper.tensor_dtype_to_np_dtype(to)
+    except (KeyError, TypeError):
+        raise node.error(f"Cast to {to!r}: not an ONNX tensor type") from None
     budget.check(node, "its output", x.shape, dtype)
     return x.astype(dtype)
 
