@@ -9,8 +9,10 @@ join again: shortcuts, concatenations, splits) and at the byte level.
 The contract checked on every input: load(path) returns a Sequential or an mg.Graph, or raises ValueError
 whose message names the file ("ONNX model <path>: ..."); a loaded model, given an input of the shape its
 graph declares (free sizes 8, the batch 2) where its layers' output_shape() says that every activation
-fits in 64 MiB, returns arrays of the shapes output_shape() gives or raises ValueError. Nothing else: no other exception, no crash, no more
-memory or time than the engine allows an input.
+fits in 64 MiB and all of them together in 1 GiB (the layers keep for backward what they read, a ReLU
+its mask: a chain of 20,000 ReLUs keeps 20,000 masks), returns arrays of the shapes output_shape() gives
+or raises ValueError. Nothing else: no other exception, no crash, no more memory or time than the engine
+allows an input.
 """
 import math
 from pathlib import Path
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "fuzz" / "corpus" / "onnx_load"
 MAX_BYTES = 64 << 20        # load's budget here (its default is 1 GiB): every input stays small and quick
 MAX_ACTIVATION = 64 << 20   # the largest activation a forward pass may make here
+MAX_ACTIVATIONS = 1 << 30   # all of its activations together (within the engine's 2 GiB by default)
 
 INTS = [0, 1, -1, 2, 3, 5, 7, 255, 2**31 - 1, -2**31, 2**62, 10**6, 10**9]
 FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-45, 1e38, math.inf, -math.inf, math.nan]
@@ -76,7 +79,8 @@ def _forward(net, shape):
         expected = net.output_shape(shape)
     except ValueError:                                       # this input does not fit: forward refuses it
         return "loaded"
-    if any(None in s or math.prod(s) * 4 > MAX_ACTIVATION for s in sizes):
+    if any(None in s or math.prod(s) * 4 > MAX_ACTIVATION for s in sizes) or \
+            sum(math.prod(s) for s in sizes) * 4 > MAX_ACTIVATIONS:
         return "loaded, too large to run"
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     try:
