@@ -228,6 +228,14 @@ def test_a_slice_of_several_axes_is_one_slice_layer_per_axis(opset):
     assert (result := mg.gradcheck(chain.astype(np.float64), x.astype(np.float64))).passed, result
 
 
+def test_a_slice_naming_an_axis_twice_is_refused():
+    model = fork(helper.make_node("Slice", ["a"], ["y"], name="crop", starts=[1, 2], ends=[3, 5], axes=[2, -2]))
+    model.opset_import[0].version = 9
+    with pytest.raises(ValueError, match=r"node 2 'crop' \(Slice\): starts \[1, 2\], ends \[3, 5\], axes \[2, -2\].* "
+                                         r"each axis once"):
+        mg_onnx.load(model)
+
+
 # --- onnx's backend test cases of the operators graphs add ---------------------------------------------
 JOIN_OPS = {"Add", "Sum", "Mul", "Concat", "Split", "Slice", "Clip", "Identity"}
 # The node tests give every operand as a graph input; minigrad reads the first as the input and the others

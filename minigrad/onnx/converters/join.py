@@ -95,8 +95,10 @@ def slice_of(network, node, args):
         raise node.error(f"needs starts, ends and an input of known rank, got {starts}, {ends}, input shape {shape}")
     axes = list(range(len(starts))) if axes is None else axes
     steps = [1] * len(starts) if steps is None else steps
-    if not len(starts) == len(ends) == len(axes) == len(steps) or not all(-len(shape) <= x < len(shape) for x in axes):
-        raise node.error(f"starts {starts}, ends {ends}, axes {axes}, steps {steps} do not fit an input of shape {shape}")
+    if not len(starts) == len(ends) == len(axes) == len(steps) or not all(-len(shape) <= x < len(shape) for x in axes) \
+            or len({x % len(shape) for x in axes}) < len(axes):
+        raise node.error(f"starts {starts}, ends {ends}, axes {axes}, steps {steps} do not fit an input of shape {shape} "
+                         f"(one start, end and step for each axis, each axis once)")
     parts = []
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis = axis % len(shape)
