@@ -114,6 +114,7 @@ def slice_of(network, node, args):
     for part in parts:
         network.append(node, L.Slice(*part))
 
+
 def _join(network, node, layer):
     """`layer` reading the values of all the node's inputs."""
     network.append(node, layer, reads=[network.value_of(tensor) for tensor in node.proto.input])
